@@ -1,0 +1,512 @@
+"""Reading an untrusted CSV file into a table of strings, or saying why not.
+
+The fast path reads values with ``polars.read_csv`` and checks every record's
+field count with one streaming pass over the file's lines: polars pads a short
+row with the same null it uses for an empty cell and drops extra fields with
+``truncate_ragged_lines``, so the count is not in its output. For a line with no
+quote character, the line is exactly its values joined by commas, so its byte
+length must equal the sum of the parsed values' lengths plus the commas; any
+short or long row breaks that equation. Lines with quotes (a minority in real
+exports) are parsed one by one with the csv module.
+
+The slow path parses the whole file with the csv module. It runs when polars
+refuses the file (an unclosed quote, text after a closing quote, a quote inside
+an unquoted value) or when the line walk and polars disagree about where
+records begin, and it turns quoting errors into a message with a line number.
+Neither path ever shows a parser's own message: polars quotes other rows' data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import dataclasses
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from watcher.codes import Code
+from watcher.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+_SLOW_CHUNK_ROWS = 100_000
+_SAVE_AS = "Save it from your spreadsheet as 'CSV UTF-8 (comma delimited)' and upload it again."
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Table:
+    """A CSV file read into strings.
+
+    ``frame`` has one String column per header cell, named ``c0``, ``c1``, ...
+    in file order, and one row per data record (blank lines included, so row
+    ``i`` is spreadsheet row ``i + 2``). ``ragged`` lists the records whose
+    field count breaks the header's: fewer fields, or values beyond the last
+    column (extra fields that are all empty are harmless and not listed).
+    ``blank`` marks the records with no value at all, which are skipped.
+    """
+
+    headers: tuple[str, ...]
+    frame: pl.DataFrame
+    encoding: str
+    ragged: pl.DataFrame
+    blank: pl.Series
+    notes: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """How many columns the header names."""
+        return len(self.headers)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Unreadable:
+    """A file that cannot be read as CSV, with a reason a customer can act on."""
+
+    code: Code
+    message: str
+    encoding: str | None = None
+
+
+def column(index: int) -> str:
+    """The frame's name for the column at ``index``."""
+    return f"c{index}"
+
+
+def read_table(source: Path | bytes) -> Table | Unreadable:
+    """Read ``source`` (a file path or the file's bytes) as a CSV table."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            head = handle.read(HEAD_SIZE + 1)
+    else:
+        head = source[: HEAD_SIZE + 1]
+    whole = len(head) <= HEAD_SIZE
+    head = head[:HEAD_SIZE]
+    if not head:
+        return Unreadable(code=Code.FILE_EMPTY, message="The file is empty.")
+    verdict = sniff(head)
+    if verdict.binary is not None:
+        return Unreadable(
+            code=Code.FILE_BINARY,
+            message=f"This is not a CSV file: it looks like {verdict.binary}. {_SAVE_AS}",
+        )
+    notes: list[str] = []
+    data: bytes | None = None
+    if verdict.encoding is not None:
+        decoded = _transcode(_all_bytes(source), verdict.encoding)
+        if decoded is None:
+            return _bad_encoding(verdict.encoding)
+        data, encoding = (
+            decoded,
+            verdict.encoding.removesuffix("-le").removesuffix("-be"),
+        )
+    elif not utf8_prefix_ok(head, complete=whole):
+        data = _transcode(_all_bytes(source), "cp1252")
+        if data is None:
+            return _bad_encoding("windows-1252")
+        encoding = "windows-1252"
+    else:
+        encoding = "utf-8-sig" if verdict.bom else "utf-8"
+    if data is not None:
+        head = data[:HEAD_SIZE]
+        whole = len(data) <= HEAD_SIZE
+    if b"\r" in head and b"\n" not in head:
+        data = (data if data is not None else _all_bytes(source)).replace(b"\r", b"\n")
+        head = data[:HEAD_SIZE]
+        notes.append("line endings were bare CR (old Mac style) and were read as line breaks")
+    body: Path | bytes = source if data is None else data
+    return _Reader(body, encoding, tuple(notes)).read(head, whole=whole)
+
+
+def _all_bytes(source: Path | bytes) -> bytes:
+    return source.read_bytes() if isinstance(source, Path) else source
+
+
+def _transcode(raw: bytes, codec: str) -> bytes | None:
+    """``raw`` re-encoded from ``codec`` to UTF-8 without a BOM, or None."""
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    return text.removeprefix("\ufeff").encode("utf-8")
+
+
+def _bad_encoding(codec: str) -> Unreadable:
+    return Unreadable(
+        code=Code.FILE_ENCODING,
+        message=(
+            "The file's characters cannot be read: it is not UTF-8 text and not "
+            f"valid {codec} either. {_SAVE_AS}"
+        ),
+    )
+
+
+class _Reader:
+    """One read of one file; holds what both paths share."""
+
+    def __init__(self, body: Path | bytes, encoding: str, notes: tuple[str, ...]) -> None:
+        self.body = body
+        self.encoding = encoding
+        self.notes = notes
+
+    def read(self, head: bytes, *, whole: bool) -> Table | Unreadable:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
+        header = _parse_header(text.removeprefix("\ufeff"), whole=whole)
+        if isinstance(header, Unreadable):
+            return dataclasses.replace(header, encoding=self.encoding)
+        headers, header_lines = header
+        if not any(cell.strip() for cell in headers):
+            return self.unreadable(
+                Code.HEADER_MISSING_ROW,
+                "The first line is empty. The first line must be the header row "
+                "that names the columns, such as: unique_id,first_name,last_name,email",
+            )
+        fast = self.read_fast(headers, header_lines)
+        return fast if fast is not None else self.read_slowly(headers)
+
+    def unreadable(self, code: Code, message: str) -> Unreadable:
+        return Unreadable(code=code, message=message, encoding=self.encoding)
+
+    def polars_source(self) -> str | bytes:
+        return str(self.body) if isinstance(self.body, Path) else self.body
+
+    def read_fast(self, headers: list[str], header_lines: int) -> Table | Unreadable | None:
+        """The polars read, or None when only the slow path can tell.
+
+        The line pass runs first: it memory-maps the file, and doing that while
+        the parsed frame is also in memory would add the file's size to the
+        peak. What it keeps is small: a length per line and the few quoted lines.
+        """
+        source = self.polars_source()
+        try:
+            lines = _line_facts(source, header_lines)
+        except pl.exceptions.ComputeError:
+            return None
+        if lines.first_nul is not None:
+            return self.unreadable(
+                Code.FILE_BINARY,
+                f"This is not a CSV file: line {lines.first_nul + header_lines + 1} "
+                f"contains NUL bytes, which text never has. {_SAVE_AS}",
+            )
+        try:
+            frame = pl.read_csv(
+                source,
+                has_header=True,
+                infer_schema=False,
+                truncate_ragged_lines=True,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.ComputeError:
+            return None
+        if frame.width != len(headers):
+            return None
+        frame.columns = [column(i) for i in range(frame.width)]
+        value_bytes = _value_bytes(frame)
+        ragged = _ragged_fast(
+            frame,
+            value_bytes,
+            lines,
+            lambda wanted: _line_texts(self.body, header_lines, wanted),
+        )
+        if ragged is None:
+            return None
+        return self.table(headers, frame, ragged, value_bytes)
+
+    def table(
+        self,
+        headers: list[str],
+        frame: pl.DataFrame,
+        ragged: pl.DataFrame,
+        value_bytes: pl.Series,
+    ) -> Table:
+        blank = value_bytes == 0
+        # A long row may hold its only values beyond the header's columns.
+        beyond = ragged.filter(pl.col("fields") > len(headers))["record"]
+        if beyond.len():
+            blank = blank.scatter(beyond, values=False)
+        return Table(
+            headers=tuple(headers),
+            frame=frame,
+            encoding=self.encoding,
+            ragged=ragged,
+            blank=blank.rename("blank"),
+            notes=self.notes,
+        )
+
+    def read_slowly(self, headers: list[str]) -> Table | Unreadable:
+        """Parse every record with the csv module; exact, and slow."""
+        width = len(headers)
+        chunks: list[pl.DataFrame] = []
+        ragged_records: list[int] = []
+        ragged_fields: list[int] = []
+        columns: list[list[str]] = [[] for _ in range(width)]
+        schema = dict.fromkeys((column(i) for i in range(width)), pl.String)
+        with self.text_stream() as stream:
+            reader = csv.reader(stream, strict=True)
+            record = -1
+            start = 1
+            try:
+                next(reader)
+                start = reader.line_num + 1
+                for record, row in enumerate(reader):
+                    fields = row or [""]
+                    if len(fields) != width and (
+                        len(fields) < width or any(f.strip() for f in fields[width:])
+                    ):
+                        ragged_records.append(record)
+                        ragged_fields.append(len(fields))
+                    for i in range(width):
+                        columns[i].append(fields[i] if i < len(fields) else "")
+                    if len(columns[0]) == _SLOW_CHUNK_ROWS:
+                        chunks.append(pl.DataFrame(dict(zip(schema, columns, strict=True))))
+                        columns = [[] for _ in range(width)]
+                    start = reader.line_num + 1
+            except csv.Error as exc:
+                return self.malformed(exc, start=start, line=reader.line_num)
+        chunks.append(pl.DataFrame(dict(zip(schema, columns, strict=True)), schema=schema))
+        frame = pl.concat(chunks)
+        return self.table(
+            headers,
+            frame,
+            _ragged_frame(ragged_records, ragged_fields),
+            _value_bytes(frame),
+        )
+
+    def text_stream(self) -> io.TextIOWrapper:
+        raw = self.body.open("rb") if isinstance(self.body, Path) else io.BytesIO(self.body)
+        # The body is UTF-8 by now (others were transcoded); a BOM is skipped.
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+    def malformed(self, exc: csv.Error, *, start: int, line: int) -> Unreadable:
+        reason = str(exc)
+        if "NUL" in reason:
+            return self.unreadable(
+                Code.FILE_BINARY,
+                f"This is not a CSV file: line {line} contains NUL bytes, which text "
+                f"never has. {_SAVE_AS}",
+            )
+        if "unexpected end of data" in reason:
+            message = (
+                f'A quoted value that starts on line {start} is never closed: a " is '
+                "missing, so the rest of the file would be read as one value."
+            )
+        elif "expected after" in reason:
+            message = (
+                f"Line {line}: text follows the closing quote of a value. Inside a "
+                'quoted value, write a quote character as two quotes ("").'
+            )
+        elif "field larger than field limit" in reason:
+            message = f"Line {line}: a value is longer than {csv.field_size_limit()} characters."
+        else:
+            message = f"Line {line}: the row is not valid CSV."
+        return self.unreadable(Code.CSV_MALFORMED, message)
+
+
+def _parse_header(text: str, *, whole: bool) -> tuple[list[str], int] | Unreadable:
+    """The first record's cells and how many physical lines it spans."""
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            taken.append(line)
+            yield line
+
+    reader = csv.reader(lines(), strict=True)
+    try:
+        row = next(reader, None)
+    except csv.Error:
+        if not whole:
+            return _header_too_long()
+        return Unreadable(
+            code=Code.CSV_MALFORMED,
+            message="The header row (line 1) is not valid CSV: check its quote characters.",
+        )
+    if not whole and (not taken or not taken[-1].endswith(("\n", "\r"))):
+        return _header_too_long()
+    return (row or [""]), len(taken)
+
+
+def _header_too_long() -> Unreadable:
+    return Unreadable(
+        code=Code.CSV_MALFORMED,
+        message=(
+            f"The header row is longer than {HEAD_SIZE // 1024} KiB, which no list "
+            "of column names needs: is this really a CSV file?"
+        ),
+    )
+
+
+def _ragged_frame(records: list[int], fields: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"record": records, "fields": fields},
+        schema={"record": pl.UInt32, "fields": pl.UInt32},
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _LineFacts:
+    """What the line pass learned about every line after the header.
+
+    ``lengths`` is each line's length in bytes (line break excluded) and
+    ``quotes`` how many quote characters it holds.
+    """
+
+    lengths: pl.Series
+    quotes: pl.Series
+    first_nul: int | None
+
+
+def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
+    """One streaming pass over the file's lines.
+
+    Raises:
+        polars.exceptions.ComputeError: the file is not valid UTF-8.
+    """
+    line = pl.col("line")
+    facts = (
+        pl.scan_lines(source)
+        .slice(header_lines)
+        .select(
+            n=line.str.len_bytes(),
+            q=line.str.count_matches('"', literal=True),
+            nul=line.str.contains("\x00", literal=True),
+        )
+        .collect(engine="streaming")
+    )
+    nul = facts["nul"].arg_true()
+    return _LineFacts(
+        lengths=facts["n"],
+        quotes=facts["q"],
+        first_nul=int(nul[0]) if nul.len() else None,
+    )
+
+
+def _value_bytes(frame: pl.DataFrame) -> pl.Series:
+    """Each record's total bytes of values: zero for a blank record."""
+    if frame.width == 0:
+        return pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64)
+    return frame.select(
+        pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0)).cast(pl.Int64)
+    ).to_series()
+
+
+def _ragged_fast(
+    frame: pl.DataFrame,
+    value_bytes: pl.Series,
+    lines: _LineFacts,
+    fetch: Callable[[list[int]], dict[int, str]],
+) -> pl.DataFrame | None:
+    """Records with a wrong field count, or None when lines and records disagree.
+
+    A record on one line is its values joined by commas, each quote character
+    inside a value doubled, and quoted values wrapped in two more; so its
+    field count is ``length - value bytes - quotes in line + quotes in values
+    + 1``, exactly. Records spanning lines, and rows the sum says are long
+    (to see whether their extra fields hold anything), are read as text.
+
+    Args:
+        frame: the values polars parsed, one column per header cell.
+        value_bytes: each record's total bytes of values.
+        lines: the facts of the line pass.
+        fetch: reads the text of the given lines (numbered after the header).
+    """
+    width = frame.width
+    total = lines.lengths.len()
+    quoted_at = (lines.quotes > 0).arg_true()
+    # A record spans lines from a line with an odd number of quotes to the
+    # next such line; the lines between hold none.
+    odd_at = (lines.quotes % 2 == 1).arg_true().to_list()
+    if len(odd_at) % 2:
+        return None
+    spans = list(zip(odd_at[0::2], odd_at[1::2], strict=True))
+    if spans:
+        starts = pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean)
+        inner = pl.select(
+            pl.int_ranges(
+                pl.Series([first + 1 for first, _ in spans]),
+                pl.Series([last + 1 for _, last in spans]),
+            ).explode()
+        ).to_series()
+        starts = starts.scatter(inner, values=False)
+        if int(starts.sum()) != frame.height:
+            return None
+        record_of_line = starts.cast(pl.Int64).cum_sum() - 1
+        single = starts.clone().scatter([first for first, _ in spans], values=False)
+        line_bytes = value_bytes.gather(record_of_line)
+    elif total != frame.height:
+        return None
+    else:
+        # The usual case: every record is one line, so lines are records.
+        record_of_line = pl.int_range(0, total, eager=True, dtype=pl.Int64)
+        single = pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean)
+        line_bytes = value_bytes
+    fields = lines.lengths.cast(pl.Int64) - line_bytes - lines.quotes.cast(pl.Int64) + 1
+    quoted_records = record_of_line.gather(quoted_at).unique()
+    if quoted_records.len():
+        in_values = (
+            frame.gather(quoted_records)
+            .select(
+                pl.sum_horizontal(pl.all().str.count_matches('"', literal=True).fill_null(0)).cast(
+                    pl.Int64
+                )
+            )
+            .to_series()
+        )
+        # Quote characters inside values appear twice in the line but once in
+        # the value, so they add back what the line's count took away.
+        extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
+            quoted_records, in_values
+        )
+        fields = fields + (extra if not spans else extra.gather(record_of_line))
+    odd = (
+        pl.DataFrame({"record": record_of_line, "fields": fields, "single": single})
+        .with_row_index("line")
+        .filter(pl.col("single") & (pl.col("fields") != width))
+    )
+    found = dict(odd.filter(pl.col("fields") < width).select("record", "fields").iter_rows())
+    # Spanning records and long rows are parsed from their text.
+    long = odd.filter(pl.col("fields") > width)
+    wanted = {line: [line] for line in long["line"].to_list()}
+    for first, last in spans:
+        wanted[first] = [first, last]
+    texts = fetch(sorted({n for numbers in wanted.values() for n in numbers}))
+    for first, numbers in wanted.items():
+        cells = _cells("\n".join(texts[n] for n in numbers))
+        if cells is None:
+            return None
+        if len(cells) < width or any(c.strip() for c in cells[width:]):
+            found[int(record_of_line[first])] = len(cells)
+    records = sorted(found)
+    return _ragged_frame(records, [found[r] for r in records])
+
+
+def _cells(text: str) -> list[str] | None:
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), strict=True), [""])
+    except csv.Error:
+        return None
+
+
+def _line_texts(body: Path | bytes, header_lines: int, wanted: list[int]) -> dict[int, str]:
+    """The text of the given lines (numbered from 0 after the header).
+
+    A plain walk over the file: it holds one line at a time, unlike a polars
+    scan, which would map the whole file while the parsed frame is in memory.
+    """
+    if not wanted:
+        return {}
+    left = set(wanted)
+    texts: dict[int, str] = {}
+    raw = body.open("rb") if isinstance(body, Path) else io.BytesIO(body)
+    with raw:
+        for number, line in enumerate(raw, start=-header_lines):
+            if number in left:
+                text = line.removesuffix(b"\n").removesuffix(b"\r")
+                texts[number] = text.decode("utf-8", errors="replace")
+                left.discard(number)
+                if not left:
+                    break
+    return texts
