@@ -1,0 +1,437 @@
+"""Validating a table against a schema: one vectorised pass, then the failures.
+
+The work happens in two phases so a large file costs little more than reading
+it. First every rule's cheap *screen* runs over the raw text of every row
+(see :mod:`watcher.rules`), together with a hash-based search for repeated
+keys. Then the exact rules run on clean values, but only for the rows some
+screen flagged. Messages are constant per rule and column, so building the
+failure list is a few filters and a concat; only repeated keys need a message
+per row, because each names the other rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from watcher import rules
+from watcher.codes import Code, Problem
+from watcher.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
+from watcher.reading import Table, Unreadable, column
+from watcher.schema import Field, Schema
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+FIRST_DATA_ROW = 2
+_NAMED_ROWS = 5
+
+FAILURE_SCHEMA = {
+    "row": pl.Int64,
+    "field": pl.String,
+    "code": pl.String,
+    "message": pl.String,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RowFailure:
+    """One reason one row cannot be imported."""
+
+    row: int
+    field: str | None
+    code: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationReport:
+    """Everything validation learned about one file.
+
+    ``failures`` is a frame with columns ``row`` (as a spreadsheet numbers it),
+    ``field`` (the API attribute, null for a whole-row problem), ``code`` and
+    ``message``, sorted by row. When ``file_errors`` is not empty every row
+    failed for those reasons and ``failures`` is empty. Blank rows are not
+    counted: ``rows_total == rows_valid + rows_failed`` always holds.
+    """
+
+    schema: Schema
+    encoding: str | None
+    columns: tuple[Column, ...]
+    file_errors: tuple[Problem, ...]
+    failures: pl.DataFrame
+    rows_total: int
+    rows_valid: int
+    rows_failed: int
+    rows_blank: int
+    notes: tuple[str, ...] = ()
+    table: Table | None = None
+    valid: pl.Series | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every row of the file can be imported."""
+        return not self.file_errors and self.rows_failed == 0
+
+    def row_failures(self) -> Iterator[RowFailure]:
+        """The row failures as values, in row order."""
+        for row, field, code, message in self.failures.iter_rows():
+            yield RowFailure(row=row, field=field, code=code, message=message)
+
+    def api_rows(self) -> pl.DataFrame:
+        """The valid rows as the API receives them.
+
+        One row per valid record: ``row`` (the spreadsheet row number), then
+        one String column per field the file or a default supplies, named by
+        API attribute, holding the clean value in normal form; null means the
+        cell was empty, and the user's current value should be left alone.
+        """
+        if self.table is None or self.valid is None:
+            return pl.DataFrame(schema={"row": pl.Int64})
+        missing = self.schema.missing_values
+        present = {c.field: c for c in self.columns if c.field is not None}
+        exprs: list[pl.Expr] = []
+        for field in self.schema.fields:
+            default = None if field.default is None else _normal_default(field)
+            if field.name in present:
+                value = rules.api_text(
+                    field,
+                    rules.clean(pl.col(column(present[field.name].index)), missing),
+                )
+                if default is not None:
+                    value = value.fill_null(default)
+            elif default is not None:
+                value = pl.lit(default, dtype=pl.String)
+            else:
+                continue
+            exprs.append(value.alias(field.name))
+        return (
+            self.table.frame.with_row_index("record")
+            .filter(self.valid)
+            .select((pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW).alias("row"), *exprs)
+        )
+
+
+def _normal_default(field: Field) -> str | None:
+    frame = pl.DataFrame({"v": [field.default]})
+    result = frame.select(rules.api_text(field, pl.col("v"))).item()
+    return None if result is None else str(result)
+
+
+def empty_failures() -> pl.DataFrame:
+    """A failure frame with no rows."""
+    return pl.DataFrame(schema=FAILURE_SCHEMA)
+
+
+def validate(table: Table | Unreadable, schema: Schema) -> ValidationReport:
+    """Check every row of ``table`` against ``schema``."""
+    if isinstance(table, Unreadable):
+        return ValidationReport(
+            schema=schema,
+            encoding=table.encoding,
+            columns=(),
+            file_errors=(Problem(code=table.code, message=table.message),),
+            failures=empty_failures(),
+            rows_total=0,
+            rows_valid=0,
+            rows_failed=0,
+            rows_blank=0,
+        )
+    return _Validation(table, schema).run()
+
+
+Plan = list[tuple[str, Field, tuple[rules.Check, ...]]]
+
+
+class _Validation:
+    """The state of one validation run."""
+
+    def __init__(self, table: Table, schema: Schema) -> None:
+        self.table = table
+        self.schema = schema
+        self.frame = table.frame
+        self.match: HeaderMatch = match_headers(table.headers, schema)
+        self.ragged = pl.repeat(value=False, n=self.frame.height, eager=True, dtype=pl.Boolean)
+        if table.ragged.height:
+            self.ragged = self.ragged.scatter(table.ragged["record"], values=True)
+
+    def report(
+        self,
+        *,
+        file_errors: tuple[Problem, ...] = (),
+        failures: pl.DataFrame | None = None,
+        rows_failed: int,
+        valid: pl.Series | None = None,
+    ) -> ValidationReport:
+        rows_blank = int(self.table.blank.sum())
+        rows_total = self.frame.height - rows_blank
+        return ValidationReport(
+            schema=self.schema,
+            encoding=self.table.encoding,
+            columns=self.match.columns,
+            file_errors=file_errors,
+            failures=empty_failures() if failures is None else failures,
+            rows_total=rows_total,
+            rows_valid=rows_total - rows_failed,
+            rows_failed=rows_failed,
+            rows_blank=rows_blank,
+            notes=self.table.notes,
+            table=self.table,
+            valid=valid,
+        )
+
+    def run(self) -> ValidationReport:
+        blank = self.table.blank
+        problems = (*self.match.problems, *self.unnamed_problems())
+        if problems:
+            rows = self.frame.height - int(blank.sum())
+            return self.report(file_errors=problems, rows_failed=rows)
+        plan = self.plan()
+        groups = self.key_groups()
+        suspect, candidates = self.screen(plan, groups, blank)
+        failures = pl.concat(
+            [
+                self.exact_failures(plan, suspect & ~self.ragged),
+                self.ragged_failures(blank),
+                *(
+                    self.repeated_key_failures(code, names, found)
+                    for (code, names), found in zip(groups, candidates, strict=True)
+                ),
+            ]
+        ).sort("row", maintain_order=True)
+        failed_rows = failures["row"].unique()
+        valid = ~blank
+        if failed_rows.len():
+            valid = valid.scatter(failed_rows - FIRST_DATA_ROW, values=False)
+        return self.report(failures=failures, rows_failed=failed_rows.len(), valid=valid)
+
+    def unnamed_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        for index in self.match.unnamed:
+            used = self.frame.select((pl.col(column(index)).str.strip_chars() != "").sum()).item()
+            if used:
+                problems.append(
+                    Problem(
+                        code=Code.HEADER_UNNAMED,
+                        message=(
+                            f"Column {spreadsheet_letter(index)} has no header but holds "
+                            f"values in {used} rows: give it a header or delete it."
+                        ),
+                    )
+                )
+        return problems
+
+    def plan(self) -> Plan:
+        """The checks of every imported column: (frame column, field, checks)."""
+        plan: Plan = []
+        for col in self.match.imported():
+            if col.field is None:
+                continue
+            field = self.schema.field(col.field)
+            checks = rules.field_checks(
+                field, label=col.header, missing_values=self.schema.missing_values
+            )
+            plan.append((column(col.index), field, checks))
+        return plan
+
+    def key_groups(self) -> list[tuple[Code, tuple[str, ...]]]:
+        """The column sets whose values must not repeat, with the code to use."""
+        present = {c.field: column(c.index) for c in self.match.imported() if c.field}
+        groups: list[tuple[Code, tuple[str, ...]]] = []
+        key = self.schema.primary_key
+        if key and all(name in present for name in key):
+            groups.append((Code.DUPLICATE_KEY, tuple(present[name] for name in key)))
+        groups.extend(
+            (Code.DUPLICATE_VALUE, (present[f.name],))
+            for f in self.schema.fields
+            if f.constraints.unique and f.name in present and (f.name,) != key
+        )
+        return groups
+
+    def screen(
+        self, plan: Plan, groups: list[tuple[Code, tuple[str, ...]]], blank: pl.Series
+    ) -> tuple[pl.Series, list[pl.Series]]:
+        """Phase one over every row: suspect rows, and repeated-key candidates.
+
+        The candidates of each key group are the rows whose key hash repeats,
+        a superset of the rows whose key repeats.
+
+        All screens and key hashes go into one ``select`` so polars spreads
+        them over the cores. Sorting the 64-bit hashes and comparing
+        neighbours is several times faster than ``is_duplicated`` on strings;
+        a hash collision only adds a candidate, which phase two clears.
+        """
+        height = self.frame.height
+        nothing = pl.repeat(value=False, n=height, eager=True, dtype=pl.Boolean)
+        missing = self.schema.missing_values
+        screens = [
+            (
+                check.screen(pl.col(name))
+                if check.screen is not None
+                else check.bad(rules.clean(pl.col(name), missing))
+            )
+            .fill_null(value=False)
+            .alias(f"s{i}.{j}")
+            for i, (name, _, checks) in enumerate(plan)
+            for j, check in enumerate(checks)
+        ]
+        hashes: list[pl.Expr] = []
+        for g, (_, names) in enumerate(groups):
+            # Stripped text, not the full clean value: a conditional per row
+            # costs three times the hash. Missing keys are dropped by "k".
+            keys = [pl.col(n).str.strip_chars() for n in names]
+            hashes.append(
+                (pl.struct(keys).hash() if len(keys) > 1 else keys[0].hash()).alias(f"h{g}")
+            )
+            # A cheap test on the raw text; keys that are only whitespace or a
+            # missing value pass it, and the exact phase drops them.
+            hashes.append(
+                pl.all_horizontal(
+                    [pl.col(n).is_not_null() & (pl.col(n) != "") for n in names]
+                ).alias(f"k{g}")
+            )
+        if height == 0 or not (screens or hashes):
+            return nothing, [nothing for _ in groups]
+        found = self.frame.select(*screens, *hashes)
+        usable = ~blank & ~self.ragged
+        suspect = (
+            found.select(pl.any_horizontal(pl.col(r"^s.*$"))).to_series() if screens else nothing
+        )
+        repeats = pl.collect_all(
+            [
+                found.lazy()
+                .select(pl.col(f"h{g}").filter(usable & found[f"k{g}"]).sort())
+                .filter(pl.col(f"h{g}") == pl.col(f"h{g}").shift(1))
+                .unique()
+                for g in range(len(groups))
+            ]
+        )
+        candidates = [
+            usable & found[f"k{g}"] & found[f"h{g}"].is_in(repeated.to_series().implode())
+            for g, repeated in enumerate(repeats)
+        ]
+        for found_rows in candidates:
+            suspect = suspect | found_rows
+        return (suspect | self.ragged) & ~blank, candidates
+
+    def key_exprs(self, names: tuple[str, ...]) -> list[pl.Expr]:
+        return [rules.clean(pl.col(n), self.schema.missing_values) for n in names]
+
+    def exact_failures(self, plan: Plan, rows_mask: pl.Series) -> pl.DataFrame:
+        """Phase two: every rule, exactly, on the suspect rows that are whole."""
+        rows = rows_mask.arg_true()
+        if rows.is_empty() or not any(checks for _, _, checks in plan):
+            return empty_failures()
+        missing = self.schema.missing_values
+        described = [
+            (f"{i}.{j}", field.name, check.code.value, check.message)
+            for i, (_, field, checks) in enumerate(plan)
+            for j, check in enumerate(checks)
+        ]
+        flags = self.frame.gather(rows).select(
+            (rows.cast(pl.Int64) + FIRST_DATA_ROW).alias("row"),
+            *(
+                check.bad(rules.clean(pl.col(name), missing))
+                .fill_null(value=False)
+                .alias(f"{i}.{j}")
+                for i, (name, _, checks) in enumerate(plan)
+                for j, check in enumerate(checks)
+            ),
+        )
+        checks = pl.DataFrame(
+            {
+                "check": [d[0] for d in described],
+                "field": [d[1] for d in described],
+                "code": [d[2] for d in described],
+                "message": [d[3] for d in described],
+            },
+            schema={
+                "check": pl.String,
+                "field": pl.String,
+                "code": pl.String,
+                "message": pl.String,
+            },
+        )
+        return (
+            flags.unpivot(index="row", variable_name="check")
+            .filter(pl.col("value"))
+            .join(checks, on="check", maintain_order="left")
+            .select(list(FAILURE_SCHEMA))
+        )
+
+    def ragged_failures(self, blank: pl.Series) -> pl.DataFrame:
+        ragged = self.table.ragged.filter(~blank.gather(self.table.ragged["record"]))
+        width = self.table.width
+        counts = ragged["fields"].to_list()
+        return pl.DataFrame(
+            {
+                "row": (ragged["record"].cast(pl.Int64) + FIRST_DATA_ROW).to_list(),
+                "field": [None] * len(counts),
+                "code": [
+                    (Code.TOO_FEW_FIELDS if n < width else Code.TOO_MANY_FIELDS).value
+                    for n in counts
+                ],
+                "message": [_ragged_message(n, width) for n in counts],
+            },
+            schema=FAILURE_SCHEMA,
+        )
+
+    def repeated_key_failures(
+        self, code: Code, names: tuple[str, ...], candidates: pl.Series
+    ) -> pl.DataFrame:
+        """Each row whose key another row repeats, naming the other rows."""
+        rows = candidates.arg_true()
+        if rows.is_empty():
+            return empty_failures()
+        keys = self.frame.gather(rows).select(
+            *(k.alias(f"k{i}") for i, k in enumerate(self.key_exprs(names))),
+            row=rows.cast(pl.Int64) + FIRST_DATA_ROW,
+        )
+        groups = (
+            keys.drop_nulls()
+            .group_by([f"k{i}" for i in range(len(names))])
+            .agg(pl.col("row").sort())
+            .filter(pl.col("row").list.len() > 1)
+        )
+        by_name = {column(c.index): c for c in self.match.columns}
+        label = " + ".join(f'"{by_name[n].header}"' for n in names)
+        field = ",".join(by_name[n].field or "" for n in names)
+        out_rows: list[int] = []
+        messages: list[str] = []
+        for group in groups["row"].to_list():
+            # Each message names at most a few rows, so take them from the head.
+            head = group[: _NAMED_ROWS + 1]
+            for row in group:
+                others = [r for r in head if r != row][:_NAMED_ROWS]
+                out_rows.append(row)
+                messages.append(
+                    f"{label} repeats the value of {_rows_phrase(others, len(group) - 1)}"
+                )
+        return pl.DataFrame(
+            {
+                "row": out_rows,
+                "field": [field] * len(out_rows),
+                "code": [code.value] * len(out_rows),
+                "message": messages,
+            },
+            schema=FAILURE_SCHEMA,
+        )
+
+
+def _ragged_message(count: int, width: int) -> str:
+    values = "1 value" if count == 1 else f"{count} values"
+    if count < width:
+        return f"This row has {values} but the header names {width} columns."
+    return (
+        f"This row has {values} but the header names {width} columns: the values "
+        "after the last column would be lost."
+    )
+
+
+def _rows_phrase(shown: list[int], total: int) -> str:
+    noun = "row" if total == 1 else "rows"
+    more = total - len(shown)
+    listed = ", ".join(str(r) for r in shown)
+    return f"{noun} {listed}" + (f" and {more} more" if more > 0 else "")
