@@ -236,7 +236,26 @@ def test_a_path_and_its_bytes_read_the_same(tmp_path: Path) -> None:
 
 # Lone CRs are left out on purpose: the csv module ends a line at one and
 # polars does not, and read_table converts files whose only breaks are CRs.
-_PIECES = st.sampled_from(["a", "bc", "", " ", ",", ",", '"', '""', "\n", "\r\n", "é", "x,y"])
+_PIECES = st.sampled_from(
+    [
+        "a",
+        "bc",
+        "",
+        " ",
+        ",",
+        ",,,",
+        '"',
+        '""',
+        'a""b',
+        '"\n',
+        "\n",
+        "\n\n",
+        "\r\n",
+        "é",
+        "x,y",
+        "'",
+    ]
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -34,6 +34,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 _SLOW_CHUNK_ROWS = 100_000
+# A line of fields, each quoted by the rules (a quote inside written "") or
+# unquoted and not starting with a quote, which the csv module then keeps as
+# text (5'10" stays as written).
+_FIELD = r'(?:"(?:[^"]|"")*"|[^",][^,]*|)'
+_WHOLE_LINE = rf"^{_FIELD}(?:,{_FIELD})*$"
+# The first, last and inner lines of a quoted value that spans lines.
+_OPENING_LINE = rf'^(?:{_FIELD},)*"(?:[^"]|"")*$'
+_CLOSING_LINE = rf'^(?:[^"]|"")*"(?:,{_FIELD})*$'
+_INSIDE_LINE = r'^(?:[^"]|"")*$'
 _SAVE_AS = "Save it from your spreadsheet as 'CSV UTF-8 (comma delimited)' and upload it again."
 
 
@@ -184,6 +193,8 @@ class _Reader:
         try:
             lines = _line_facts(source, header_lines)
         except pl.exceptions.ComputeError:
+            return None
+        if not _quoting_is_regular(lines):
             return None
         if lines.first_nul is not None:
             return self.unreadable(
@@ -351,12 +362,16 @@ class _LineFacts:
     """What the line pass learned about every line after the header.
 
     ``lengths`` is each line's length in bytes (line break excluded) and
-    ``quotes`` how many quote characters it holds.
+    ``quotes`` how many quote characters it holds. ``shapes`` has one row per
+    line holding a quote, in order, saying which roles its text allows: a
+    whole record (``alone``), the first or last line of a value that spans
+    lines (``opens``, ``closes``), or a line inside such a value (``inside``).
     """
 
     lengths: pl.Series
     quotes: pl.Series
     first_nul: int | None
+    shapes: pl.DataFrame
 
 
 def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
@@ -366,21 +381,58 @@ def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
         polars.exceptions.ComputeError: the file is not valid UTF-8.
     """
     line = pl.col("line")
-    facts = (
-        pl.scan_lines(source)
-        .slice(header_lines)
-        .select(
-            n=line.str.len_bytes(),
-            q=line.str.count_matches('"', literal=True),
-            nul=line.str.contains("\x00", literal=True),
-        )
-        .collect(engine="streaming")
+    lines = pl.scan_lines(source).slice(header_lines)
+    every, quoted = pl.collect_all(
+        [
+            lines.select(
+                n=line.str.len_bytes(),
+                q=line.str.count_matches('"', literal=True),
+                nul=line.str.contains("\x00", literal=True),
+            ),
+            # Only the few lines that hold quotes meet the patterns.
+            lines.filter(line.str.contains('"', literal=True)).select(
+                alone=line.str.contains(_WHOLE_LINE),
+                opens=line.str.contains(_OPENING_LINE),
+                closes=line.str.contains(_CLOSING_LINE),
+                inside=line.str.contains(_INSIDE_LINE),
+            ),
+        ],
+        engine="streaming",
     )
-    nul = facts["nul"].arg_true()
+    nul = every["nul"].arg_true()
     return _LineFacts(
-        lengths=facts["n"],
-        quotes=facts["q"],
+        lengths=every["n"],
+        quotes=every["q"],
         first_nul=int(nul[0]) if nul.len() else None,
+        shapes=quoted,
+    )
+
+
+def _quoting_is_regular(lines: _LineFacts) -> bool:
+    """Whether every quoted line has the shape its place demands.
+
+    polars reads some broken quoting its own way (``""a""`` becomes ``a``)
+    and a quote inside an unquoted value can look like the start of a value
+    spanning lines, so each line holding quotes must fit its role: a whole
+    record, the opening or closing line of a spanning value (alternately,
+    by the parity of quotes before it), or a line inside one.
+    """
+    if lines.shapes.height == 0:
+        return True
+    q = lines.quotes.filter(lines.quotes > 0)
+    odd = (q % 2 == 1).alias("odd")
+    checked = lines.shapes.with_columns(odd, before=odd.cast(pl.Int64).cum_sum() - odd)
+    return bool(
+        checked.select(
+            pl.when(pl.col("odd") & (pl.col("before") % 2 == 0))
+            .then(pl.col("opens"))
+            .when(pl.col("odd"))
+            .then(pl.col("closes"))
+            .when(pl.col("before") % 2 == 1)
+            .then(pl.col("inside"))
+            .otherwise(pl.col("alone"))
+            .all()
+        ).item()
     )
 
 
@@ -393,6 +445,88 @@ def _value_bytes(frame: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Layout:
+    """How lines make records.
+
+    ``record_of_line`` is the record of each line; ``single`` says which lines
+    are whole records (the others belong to a value spanning lines).
+    """
+
+    record_of_line: pl.Series
+    single: pl.Series
+    spans: list[tuple[int, int]]
+
+
+def _layout(lines: _LineFacts, height: int) -> _Layout | None:
+    """Lines to records, or None when the lines cannot make ``height`` records.
+
+    A record spans lines from a line with an odd number of quotes to the next
+    such line; the lines between hold none or only doubled ones.
+    """
+    total = lines.lengths.len()
+    odd_at = (lines.quotes % 2 == 1).arg_true().to_list()
+    if len(odd_at) % 2:
+        return None
+    spans = list(zip(odd_at[0::2], odd_at[1::2], strict=True))
+    if not spans:
+        # The usual case: every record is one line.
+        if total != height:
+            return None
+        return _Layout(
+            record_of_line=pl.int_range(0, total, eager=True, dtype=pl.Int64),
+            single=pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean),
+            spans=[],
+        )
+    inner = pl.select(
+        pl.int_ranges(
+            pl.Series([first + 1 for first, _ in spans]),
+            pl.Series([last + 1 for _, last in spans]),
+        ).explode()
+    ).to_series()
+    starts = pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean).scatter(
+        inner, values=False
+    )
+    if int(starts.sum()) != height:
+        return None
+    return _Layout(
+        record_of_line=starts.cast(pl.Int64).cum_sum() - 1,
+        single=starts.clone().scatter([first for first, _ in spans], values=False),
+        spans=spans,
+    )
+
+
+def _field_counts(
+    frame: pl.DataFrame, value_bytes: pl.Series, lines: _LineFacts, layout: _Layout
+) -> tuple[pl.Series, set[int]]:
+    """Each line's field count by arithmetic, and the records it cannot judge.
+
+    A record on one line is its values joined by commas, each quote inside a
+    quoted value doubled, and quoted values wrapped in two more; so its field
+    count is ``length - value bytes - quotes in line + quotes in values + 1``.
+    That holds only where every quote in a value was doubled: one written
+    bare, as in 5'10", is not, so records whose values hold quotes are
+    returned to be read as text.
+    """
+    spanning = bool(layout.spans)
+    line_bytes = value_bytes.gather(layout.record_of_line) if spanning else value_bytes
+    fields = lines.lengths.cast(pl.Int64) - line_bytes - lines.quotes.cast(pl.Int64) + 1
+    quoted_records = layout.record_of_line.filter(lines.quotes > 0).unique()
+    if quoted_records.is_empty():
+        return fields, set()
+    in_values = (
+        frame.gather(quoted_records)
+        .select(pl.sum_horizontal(pl.all().str.count_matches('"', literal=True).fill_null(0)))
+        .to_series()
+        .cast(pl.Int64)
+    )
+    extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
+        quoted_records, in_values
+    )
+    fields = fields + (extra.gather(layout.record_of_line) if spanning else extra)
+    return fields, set(quoted_records.filter(in_values > 0).to_list())
+
+
 def _ragged_fast(
     frame: pl.DataFrame,
     value_bytes: pl.Series,
@@ -401,11 +535,10 @@ def _ragged_fast(
 ) -> pl.DataFrame | None:
     """Records with a wrong field count, or None when lines and records disagree.
 
-    A record on one line is its values joined by commas, each quote character
-    inside a value doubled, and quoted values wrapped in two more; so its
-    field count is ``length - value bytes - quotes in line + quotes in values
-    + 1``, exactly. Records spanning lines, and rows the sum says are long
-    (to see whether their extra fields hold anything), are read as text.
+    Counts come from arithmetic on line lengths (see :func:`_field_counts`).
+    Records spanning lines, records whose values hold quotes, and rows the
+    arithmetic says are long (to see whether their extra fields hold
+    anything) are parsed from their text.
 
     Args:
         frame: the values polars parsed, one column per header cell.
@@ -414,71 +547,32 @@ def _ragged_fast(
         fetch: reads the text of the given lines (numbered after the header).
     """
     width = frame.width
-    total = lines.lengths.len()
-    quoted_at = (lines.quotes > 0).arg_true()
-    # A record spans lines from a line with an odd number of quotes to the
-    # next such line; the lines between hold none.
-    odd_at = (lines.quotes % 2 == 1).arg_true().to_list()
-    if len(odd_at) % 2:
+    layout = _layout(lines, frame.height)
+    if layout is None:
         return None
-    spans = list(zip(odd_at[0::2], odd_at[1::2], strict=True))
-    if spans:
-        starts = pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean)
-        inner = pl.select(
-            pl.int_ranges(
-                pl.Series([first + 1 for first, _ in spans]),
-                pl.Series([last + 1 for _, last in spans]),
-            ).explode()
-        ).to_series()
-        starts = starts.scatter(inner, values=False)
-        if int(starts.sum()) != frame.height:
-            return None
-        record_of_line = starts.cast(pl.Int64).cum_sum() - 1
-        single = starts.clone().scatter([first for first, _ in spans], values=False)
-        line_bytes = value_bytes.gather(record_of_line)
-    elif total != frame.height:
-        return None
-    else:
-        # The usual case: every record is one line, so lines are records.
-        record_of_line = pl.int_range(0, total, eager=True, dtype=pl.Int64)
-        single = pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean)
-        line_bytes = value_bytes
-    fields = lines.lengths.cast(pl.Int64) - line_bytes - lines.quotes.cast(pl.Int64) + 1
-    quoted_records = record_of_line.gather(quoted_at).unique()
-    if quoted_records.len():
-        in_values = (
-            frame.gather(quoted_records)
-            .select(
-                pl.sum_horizontal(pl.all().str.count_matches('"', literal=True).fill_null(0)).cast(
-                    pl.Int64
-                )
-            )
-            .to_series()
-        )
-        # Quote characters inside values appear twice in the line but once in
-        # the value, so they add back what the line's count took away.
-        extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
-            quoted_records, in_values
-        )
-        fields = fields + (extra if not spans else extra.gather(record_of_line))
-    odd = (
-        pl.DataFrame({"record": record_of_line, "fields": fields, "single": single})
+    fields, unjudged = _field_counts(frame, value_bytes, lines, layout)
+    counted = (
+        pl.DataFrame({"record": layout.record_of_line, "fields": fields, "single": layout.single})
         .with_row_index("line")
-        .filter(pl.col("single") & (pl.col("fields") != width))
+        .filter(pl.col("single"))
     )
-    found = dict(odd.filter(pl.col("fields") < width).select("record", "fields").iter_rows())
-    # Spanning records and long rows are parsed from their text.
-    long = odd.filter(pl.col("fields") > width)
-    wanted = {line: [line] for line in long["line"].to_list()}
-    for first, last in spans:
-        wanted[first] = [first, last]
+    off = counted.filter(pl.col("fields") != width)
+    found = dict(
+        off.filter((pl.col("fields") < width) & ~pl.col("record").is_in(list(unjudged)))
+        .select("record", "fields")
+        .iter_rows()
+    )
+    to_read = off.filter(pl.col("fields") > width)["line"].to_list()
+    to_read += counted.filter(pl.col("record").is_in(list(unjudged)))["line"].to_list()
+    wanted = {line: [line] for line in to_read}
+    wanted.update({first: list(range(first, last + 1)) for first, last in layout.spans})
     texts = fetch(sorted({n for numbers in wanted.values() for n in numbers}))
     for first, numbers in wanted.items():
         cells = _cells("\n".join(texts[n] for n in numbers))
         if cells is None:
             return None
         if len(cells) < width or any(c.strip() for c in cells[width:]):
-            found[int(record_of_line[first])] = len(cells)
+            found[int(layout.record_of_line[first])] = len(cells)
     records = sorted(found)
     return _ragged_frame(records, [found[r] for r in records])
 
