@@ -1,0 +1,345 @@
+"""Taking files out of a drop folder without trusting anything in it.
+
+Customers can create symbolic links and hard links in their chroot, replace
+``.bak`` with a link, or leave a FIFO where a file should be. Every operation
+here is relative to an open directory descriptor and never follows a link:
+files are opened with ``O_NOFOLLOW`` and checked with ``fstat`` on the open
+descriptor (a regular file, one link, within the size limit) before a byte is
+read. A claimed file is copied into the service's spool, so whatever the
+customer does to the drop folder afterwards cannot change what is imported.
+Archiving links the original into ``.bak/`` under a name no earlier archive
+has (``link`` fails rather than overwrite), then unlinks it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import os
+import stat
+import time
+from typing import TYPE_CHECKING, Self
+
+from watcher.codes import Code
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+BAK = ".bak"
+_CHUNK = 1024 * 1024
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """What a file was when it was looked at: inode, size and change time."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> Identity:
+        """The identity of a stat result."""
+        return cls(dev=info.st_dev, ino=info.st_ino, size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Claimed:
+    """A file copied into the spool, with the identity and hash it had."""
+
+    name: str
+    identity: Identity
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """A drop-folder entry that is not read, and why, in words for the customer."""
+
+    name: str
+    code: Code
+    kind: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Busy:
+    """A file that changed while it was copied: not claimed, try again later."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Gone:
+    """A file that was no longer there."""
+
+    name: str
+
+
+ClaimResult = Claimed | Refused | Busy | Gone
+
+
+def archive_name(name: str, file_id: str, when: float) -> str:
+    """A ``.bak`` name for ``name`` that no other archive has."""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    return f"{stem}.{stamp}.{file_id[:8]}" + (f".{suffix}" if suffix else "")
+
+
+class DropFolder:
+    """One tenant's drop folder, held open by a directory descriptor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, _OPEN_DIR)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the directory descriptor."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def entries(self) -> list[tuple[str, os.stat_result]]:
+        """Every entry but ``.bak``, with its own (not a link target's) status."""
+        found: list[tuple[str, os.stat_result]] = []
+        for name in os.listdir(self.fd):  # noqa: PTH208 - by descriptor, never by path
+            if name == BAK:
+                continue
+            try:
+                found.append((name, os.stat(name, dir_fd=self.fd, follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
+        return found
+
+    def lstat(self, name: str) -> os.stat_result | None:
+        """The entry's own status, or None when it is gone."""
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def claim(self, name: str, spool: Path, max_size: int) -> ClaimResult:
+        """Copy ``name`` into ``spool`` if it is a plain file of allowed size.
+
+        The checks run on the open descriptor, so a link swapped in between
+        looking and opening is still refused. A file that changes while it is
+        copied is left for later (:class:`Busy`).
+        """
+        try:
+            fd = os.open(name, _OPEN_FILE, dir_fd=self.fd)
+        except FileNotFoundError:
+            return Gone(name=name)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return _refused(name, "symlink")
+            if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):
+                return _refused(name, "special")
+            raise
+        try:
+            before = os.fstat(fd)
+            refusal = _check(name, before, max_size)
+            if refusal is not None:
+                return refusal
+            digest = _copy(fd, spool, max_size)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if digest is None:
+            spool.unlink(missing_ok=True)
+            return _refused(name, "too_large", max_size=max_size)
+        if Identity.of(before) != Identity.of(after):
+            spool.unlink(missing_ok=True)
+            return Busy(name=name)
+        return Claimed(name=name, identity=Identity.of(before), sha256=digest)
+
+    def bak(self) -> int:
+        """A descriptor for ``.bak``, created if missing, never through a link.
+
+        A ``.bak`` that is anything but a real folder (a customer can replace
+        it with a symbolic link) is renamed aside and a new folder made.
+        """
+        for _ in range(3):
+            try:
+                return os.open(BAK, _OPEN_DIR, dir_fd=self.fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(BAK, mode=0o755, dir_fd=self.fd)
+                except FileExistsError:
+                    continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                aside = f"{BAK}.not-a-folder.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+                os.rename(BAK, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        raise FileExistsError(errno.EEXIST, "cannot make a .bak folder", str(self.path))
+
+    def archive(self, name: str, identity: Identity, target: str, spool: Path) -> None:
+        """Move the claimed file into ``.bak/target``; idempotent.
+
+        When the drop folder still holds the very file that was claimed (same
+        inode), it is linked into ``.bak`` and unlinked. When the customer
+        removed or replaced it meanwhile, the spool copy is written instead, so
+        ``.bak`` holds what was processed and a new upload stays to be processed.
+        """
+        bak = self.bak()
+        try:
+            current = self.lstat(name)
+            same = current is not None and (current.st_dev, current.st_ino) == (
+                identity.dev,
+                identity.ino,
+            )
+            if not _exists(target, bak):
+                if same:
+                    with contextlib.suppress(FileExistsError):
+                        os.link(
+                            name, target, src_dir_fd=self.fd, dst_dir_fd=bak, follow_symlinks=False
+                        )
+                else:
+                    _write_copy(spool, target, bak)
+            if same:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=self.fd)
+        finally:
+            os.close(bak)
+
+    def quarantine(self, name: str, target: str) -> bool:
+        """Move a refused entry itself (never its target) into ``.bak``.
+
+        Returns whether it was moved; an entry already gone is not an error.
+        """
+        bak = self.bak()
+        try:
+            os.link(name, target, src_dir_fd=self.fd, dst_dir_fd=bak, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            # Directories cannot be linked; rename moves the entry itself.
+            if exc.errno not in (errno.EPERM, errno.EXDEV):
+                raise
+            os.rename(name, target, src_dir_fd=self.fd, dst_dir_fd=bak)
+            return True
+        finally:
+            os.close(bak)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+        return True
+
+    def write_bak(self, target: str, data: bytes) -> None:
+        """Write ``data`` as ``.bak/target`` atomically (a report beside an archive)."""
+        bak = self.bak()
+        temporary = f".{target}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(temporary, _CREATE, 0o644, dir_fd=bak)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temporary, target, src_dir_fd=bak, dst_dir_fd=bak)
+        finally:
+            os.close(bak)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[:_CHUNK])
+        view = view[written:]
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _write_copy(spool: Path, target: str, bak: int) -> None:
+    with spool.open("rb") as source:
+        fd = os.open(target, _CREATE, 0o644, dir_fd=bak)
+        try:
+            while chunk := source.read(_CHUNK):
+                _write_all(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_REASONS = {
+    "symlink": (
+        "This is a symbolic link, not a file. Links are never followed; upload the file itself."
+    ),
+    "hardlink": (
+        "This file has other names (hard links) elsewhere, so it was not read; upload a copy of it."
+    ),
+    "special": "This is not a regular file (a pipe, socket or device), so it was not read.",
+    "folder": "This is a folder; only files directly in the drop folder are imported.",
+}
+
+
+def _refused(name: str, kind: str, *, max_size: int = 0) -> Refused:
+    if kind == "too_large":
+        return Refused(
+            name=name,
+            code=Code.FILE_TOO_LARGE,
+            kind=kind,
+            message=(
+                f"The file is larger than the limit of {max_size / 1024**2:,.0f} MiB; split "
+                "it into smaller files and upload them one by one."
+            ),
+        )
+    return Refused(name=name, code=Code.FILE_REFUSED, kind=kind, message=_REASONS[kind])
+
+
+def _check(name: str, info: os.stat_result, max_size: int) -> Refused | None:
+    if stat.S_ISDIR(info.st_mode):
+        return _refused(name, "folder")
+    if not stat.S_ISREG(info.st_mode):
+        return _refused(name, "special")
+    if info.st_nlink != 1:
+        return _refused(name, "hardlink")
+    if info.st_size > max_size:
+        return _refused(name, "too_large", max_size=max_size)
+    return None
+
+
+def _copy(fd: int, spool: Path, max_size: int) -> str | None:
+    """Copy the open file into ``spool`` (synced); its SHA-256, or None if too large."""
+    digest = hashlib.sha256()
+    copied = 0
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    out = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            copied += len(chunk)
+            if copied > max_size:
+                return None
+            digest.update(chunk)
+            _write_all(out, chunk)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    return digest.hexdigest()
