@@ -1,0 +1,283 @@
+"""Importing users through the User Import API: one JSON POST per user.
+
+The Push API takes one user per request, upserted by ``unique_id``, with the
+``apiToken`` in the body. Requests run concurrently up to the tenant's limit,
+paced by an optional rate limit. Network errors, timeouts, 408, 429 and 5xx
+are retried with exponential backoff and jitter (a ``Retry-After`` is
+honoured), up to a number of attempts and a total time; if a request still
+fails the API is taken as unavailable and the batch stops with its rows
+pending. 401 and 403 mean the token is wrong: the batch stops at once, rows
+stay pending, nobody is told their users failed. Any other 4xx, and a 2xx
+whose body says it failed, refuses that one user with the API's own message.
+
+A row whose outcome was not yet journaled when the service died is sent again
+on restart; the API's upsert by ``unique_id`` makes that the same effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+import tenacity
+
+from watcher.codes import Code
+from watcher.config import SecretUnavailableError
+from watcher.sinks import Outcome, SinkUnavailableError
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import ApiConfig
+
+_MESSAGE_LIMIT = 300
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """What a response means for its user."""
+
+    kind: Literal["imported", "rejected", "transient", "auth"]
+    status: int | None = None
+    message: str | None = None
+    retry_after: float | None = None
+
+
+def classify(status: int, headers: Mapping[str, str], body: str, now: dt.datetime) -> Verdict:
+    """Read one response of the Push API.
+
+    The API's response format is not public, so a 2xx is a success unless its
+    JSON body says otherwise (``"success": false``, or an ``error`` or
+    ``errors`` member with something in it).
+    """
+    if 200 <= status < 300:  # noqa: PLR2004 - the 2xx range
+        document = _json(body)
+        if isinstance(document, dict) and (
+            document.get("success") is False or document.get("error") or document.get("errors")
+        ):
+            return Verdict(kind="rejected", status=status, message=_message(document, body))
+        return Verdict(kind="imported", status=status)
+    if status in (401, 403):
+        return Verdict(kind="auth", status=status, message=_message(_json(body), body))
+    if status in _TRANSIENT_STATUSES or status >= 500:  # noqa: PLR2004 - server errors
+        return Verdict(
+            kind="transient",
+            status=status,
+            retry_after=retry_after(headers.get("retry-after"), now),
+        )
+    return Verdict(kind="rejected", status=status, message=_message(_json(body), body))
+
+
+def retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _json(body: str) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _message(document: object, body: str) -> str:
+    """The API's own words about a refusal, short and on one line."""
+    found: object = None
+    if isinstance(document, dict):
+        for key in ("message", "error", "errors", "detail"):
+            if document.get(key):
+                found = document[key]
+                break
+    if found is None:
+        found = body
+    if isinstance(found, dict):
+        found = "; ".join(f"{k}: {v}" for k, v in found.items())
+    elif isinstance(found, list):
+        found = "; ".join(str(item) for item in found)
+    text = " ".join(str(found).split())
+    if not text:
+        return "The API refused this user without saying why."
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+class _TransientError(Exception):
+    """A failure worth retrying, with any Retry-After the server gave."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Exponential backoff with jitter, or the server's Retry-After if longer."""
+
+    def __init__(self, backoff: tenacity.wait.wait_base) -> None:
+        self.backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _TransientError) and error.retry_after is not None:
+            return max(wait, error.retry_after)
+        return wait
+
+
+class ApiSink:
+    """Pushes users to one tenant's User Import API endpoint."""
+
+    kind = "api"
+
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        log: FilteringBoundLogger,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
+        backoff: tenacity.wait.wait_base | None = None,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.transport = transport
+        self.sleep = sleep
+        self.clock = clock
+        self.stop = stop
+        self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
+        self._next_slot = 0.0
+        self._pace_lock = asyncio.Lock()
+
+    async def push(
+        self,
+        rows: Iterable[Mapping[str, str | int | None]],
+        report: Callable[[Outcome], None],
+    ) -> None:
+        """Send every row, ``concurrency`` at a time; see the module docstring."""
+        try:
+            token = self.config.token.reveal()
+        except SecretUnavailableError as exc:
+            self.log.error("import.token_unavailable", detail=str(exc))
+            raise SinkUnavailableError("auth", "the API token is unavailable") from exc
+        source = iter(rows)
+        halted: list[SinkUnavailableError] = []
+        limits = httpx.Limits(
+            max_connections=self.config.concurrency,
+            max_keepalive_connections=self.config.concurrency,
+        )
+        async with httpx.AsyncClient(
+            timeout=self.config.timeout, limits=limits, transport=self.transport
+        ) as client:
+
+            async def worker() -> None:
+                for row in source:
+                    if halted or (self.stop is not None and self.stop.is_set()):
+                        return
+                    try:
+                        report(await self.send(client, token, row))
+                    except SinkUnavailableError as exc:
+                        halted.append(exc)
+                        return
+
+            await asyncio.gather(*(worker() for _ in range(self.config.concurrency)))
+        if halted:
+            raise halted[0]
+        if self.stop is not None and self.stop.is_set():
+            raise SinkUnavailableError("unavailable", "the service is stopping")
+
+    async def send(
+        self, client: httpx.AsyncClient, token: str, row: Mapping[str, str | int | None]
+    ) -> Outcome:
+        """Send one user, retrying what is transient; its outcome."""
+        number = int(row["row"] or 0)
+        body: dict[str, Any] = {"apiToken": token}
+        body.update((k, v) for k, v in row.items() if k != "row" and v is not None)
+        stop = tenacity.stop_after_attempt(self.config.max_attempts) | tenacity.stop_after_delay(
+            self.config.max_retry_time
+        )
+        if self.stop is not None:
+            stop = stop | tenacity.stop_when_event_set(self.stop)
+        retrying = tenacity.AsyncRetrying(
+            stop=stop,
+            wait=_WaitRetryAfter(self.backoff),
+            retry=tenacity.retry_if_exception_type(_TransientError),
+            sleep=self.sleep,
+            before_sleep=self._log_retry(number),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    verdict = await self._attempt(client, body)
+        except _TransientError as exc:
+            self.log.error("import.api_unavailable", row=number, reason=exc.reason)
+            raise SinkUnavailableError("unavailable", exc.reason) from exc
+        if verdict.kind == "auth":
+            self.log.critical("import.auth_failed", status=verdict.status)
+            raise SinkUnavailableError("auth", f"the API answered {verdict.status}")
+        if verdict.kind == "rejected":
+            self.log.info("import.rejected", row=number, status=verdict.status)
+            return Outcome(
+                row=number, imported=False, code=Code.API_REJECTED.value, message=verdict.message
+            )
+        return Outcome(row=number, imported=True)
+
+    async def _attempt(self, client: httpx.AsyncClient, body: dict[str, Any]) -> Verdict:
+        await self._pace()
+        try:
+            response = await client.post(self.config.url, json=body)
+        except httpx.TransportError as exc:
+            raise _TransientError(type(exc).__name__) from exc
+        verdict = classify(
+            response.status_code, response.headers, response.text, dt.datetime.now(dt.UTC)
+        )
+        if verdict.kind == "transient":
+            raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
+        return verdict
+
+    async def _pace(self) -> None:
+        """Wait for the next request slot when a rate limit is set."""
+        if self.config.rate_limit is None:
+            return
+        async with self._pace_lock:
+            now = self.clock()
+            wait = self._next_slot - now
+            self._next_slot = max(now, self._next_slot) + 1.0 / self.config.rate_limit
+        if wait > 0:
+            await self.sleep(wait)
+
+    def _log_retry(self, row: int) -> Callable[[tenacity.RetryCallState], None]:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self.log.warning(
+                "import.retry_scheduled",
+                row=row,
+                attempt=state.attempt_number,
+                wait=round(state.upcoming_sleep, 3),
+                reason=getattr(error, "reason", type(error).__name__),
+            )
+
+        return before_sleep

@@ -1,0 +1,56 @@
+"""Where valid users go: the User Import API, or the embedded user store.
+
+A sink takes rows (the spreadsheet row number under ``"row"`` and the API
+attributes, empty ones left out) and reports one :class:`Outcome` per row as
+it learns it. When it cannot go on (the API is down after every retry, or the
+tenant's token is refused) it raises :class:`SinkUnavailableError`; rows it has
+not reported stay pending and are sent again on the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from watcher.errors import WatcherError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+Row = dict[str, str | int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What became of one row: imported, or refused with the API's own words."""
+
+    row: int
+    imported: bool
+    code: str | None = None
+    message: str | None = None
+
+
+class SinkUnavailableError(WatcherError):
+    """The sink cannot take users now; unreported rows stay pending.
+
+    ``reason`` is ``"unavailable"`` (the API kept failing, or timed out, past
+    every retry) or ``"auth"`` (the API refused the tenant's token: an
+    operator must fix it, and no customer is told their users failed).
+    """
+
+    def __init__(self, reason: Literal["unavailable", "auth"], detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class Sink(Protocol):
+    """Something that takes users."""
+
+    kind: str
+
+    async def push(
+        self, rows: Iterable[Mapping[str, str | int | None]], report: Callable[[Outcome], None]
+    ) -> None:
+        """Send ``rows``, calling ``report`` once per row as its outcome is known."""
+        ...  # pragma: no cover - a protocol
