@@ -1,0 +1,81 @@
+"""Structured logs: one JSON object per line for the log pipeline.
+
+Configured once, by the command line. Events have stable dotted names
+(``batch.completed``, ``import.retry_scheduled``) with key/value fields; the
+tenant and batch id are bound with contextvars, so every line of a batch
+carries them. When standard output is a terminal the lines are rendered for
+people instead. Logs carry counts, row numbers, codes and file names, never a
+value from a customer's file: the failure report is the only place for those.
+``deploy/EVENTS.md`` lists every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
+
+_SECRET_KEYS = frozenset({"token", "apitoken", "password", "secret", "authorization"})
+
+
+def _drop_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """Remove any field named like a secret, whatever put it there."""
+    for key in [k for k in event if k.lower() in _SECRET_KEYS]:
+        event[key] = "[removed]"
+    return event
+
+
+def configure(
+    *, stream: TextIO | None = None, json: bool | None = None, level: str = "info"
+) -> None:
+    """Set up structlog for this process.
+
+    Args:
+        stream: where lines go (standard output by default).
+        json: JSON lines, or readable console lines; by default JSON unless
+            the stream is a terminal.
+        level: the lowest level written.
+    """
+    out = stream or sys.stdout
+    as_json = json if json is not None else not out.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> FilteringBoundLogger:
+    """The package's logger."""
+    logger: FilteringBoundLogger = structlog.get_logger("watcher")
+    return logger
+
+
+def bind(**values: str) -> None:
+    """Attach fields (tenant, batch id) to every event of this context."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def unbind(*keys: str) -> None:
+    """Detach fields bound with :func:`bind`."""
+    structlog.contextvars.unbind_contextvars(*keys)

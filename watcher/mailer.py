@@ -1,0 +1,181 @@
+"""Delivering failure reports: the outbox, and SMTP.
+
+Every report is first written to ``STATE/outbox/<id>.eml`` and recorded in the
+journal; only then is it sent. Without an ``[email]`` section it stays there:
+a real, readable file. With one, each queued message is sent over SMTP (plain,
+STARTTLS or TLS, optional login) with retries; once the server accepts it, the
+journal records it as sent and the file moves to ``STATE/sent/``. A server
+that stays down leaves the message queued for the next run; a server that
+refuses the message for good (5xx) marks it rejected and an operator decides.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import time
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import tenacity
+
+from watcher import faults
+from watcher.config import SecretUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from email.message import EmailMessage
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import EmailConfig
+    from watcher.journal import Journal
+
+Verdict = Literal["retry", "defer", "reject"]
+
+
+def write_outbox(outbox: Path, message_id: str, message: EmailMessage) -> Path:
+    """Write ``message`` as ``outbox/<id>.eml`` atomically; its path."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{message_id}.eml"
+    temporary = outbox / f".{message_id}.{os.getpid()}.tmp"
+    with temporary.open("wb") as handle:
+        handle.write(message.as_bytes(policy=policy.SMTP))
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+    return path
+
+
+def classify(error: BaseException) -> Verdict:
+    """What to do after an SMTP failure: retry now, leave for later, or give up."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return "retry" if codes and all(400 <= c < 500 for c in codes) else "reject"  # noqa: PLR2004
+    if isinstance(error, smtplib.SMTPAuthenticationError | SecretUnavailableError | ssl.SSLError):
+        return "defer"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return "retry" if 400 <= error.smtp_code < 500 else "reject"  # noqa: PLR2004
+    if isinstance(error, smtplib.SMTPException | OSError):
+        return "retry"
+    return "defer"
+
+
+class _RetryNowError(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class Mailer:
+    """Sends what waits in the outbox, when an SMTP server is configured."""
+
+    def __init__(
+        self,
+        config: EmailConfig | None,
+        *,
+        log: FilteringBoundLogger,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.sleep = sleep
+        self.clock = clock
+
+    def deliver(self, journal: Journal, sent_dir: Path) -> int:
+        """Send every queued message; how many remain queued afterwards."""
+        queued = journal.messages("queued")
+        if self.config is None:
+            for record in queued:
+                self.log.info("mail.kept_in_outbox", message_id=record.id, path=record.path)
+            return len(queued)
+        waiting = 0
+        for record in queued:
+            path = Path(record.path)
+            try:
+                message = BytesParser(policy=policy.default).parse(path.open("rb"))
+            except OSError as exc:
+                self.log.error("mail.unreadable", message_id=record.id, error=exc.strerror)
+                journal.mark_message(record.id, "rejected", self.clock(), error=str(exc))
+                continue
+            verdict, detail = self._try(message)
+            if verdict is None:
+                journal.mark_message(record.id, "sent", self.clock())
+                faults.checkpoint("mail-sent")
+                sent_dir.mkdir(parents=True, exist_ok=True)
+                path.replace(sent_dir / path.name)
+                self.log.info("mail.sent", message_id=record.id, attempts=record.attempts + 1)
+            elif verdict == "reject":
+                journal.mark_message(record.id, "rejected", self.clock(), error=detail)
+                self.log.error("mail.rejected", message_id=record.id, error=detail)
+            else:
+                journal.mark_message(record.id, "queued", self.clock(), error=detail)
+                self.log.warning("mail.deferred", message_id=record.id, error=detail)
+                waiting += 1
+        return waiting
+
+    def _try(self, message: EmailMessage) -> tuple[Verdict | None, str]:
+        """Send with retries; (None, "") when sent, else the verdict and why."""
+        assert self.config is not None  # noqa: S101 - deliver checked it
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.config.max_attempts),
+            wait=tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1),
+            retry=tenacity.retry_if_exception_type(_RetryNowError),
+            sleep=self.sleep,
+            before_sleep=lambda state: self.log.warning(
+                "mail.retry_scheduled",
+                attempt=state.attempt_number,
+                wait=round(state.upcoming_sleep, 3),
+                error=str(state.outcome.exception() if state.outcome else ""),
+            ),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        self._send(message)
+                    except Exception as exc:  # classified below; unknown ones defer
+                        verdict = classify(exc)
+                        if verdict == "retry":
+                            raise _RetryNowError(exc) from exc
+                        return verdict, _describe(exc)
+        except _RetryNowError as exc:
+            return "defer", _describe(exc.cause)
+        return None, ""
+
+    def _send(self, message: EmailMessage) -> None:
+        config = self.config
+        assert config is not None  # noqa: S101 - deliver checked it
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        smtp: smtplib.SMTP
+        if config.ssl:
+            smtp = smtplib.SMTP_SSL(
+                config.host, config.port, timeout=config.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        with smtp:
+            if config.starttls:
+                smtp.starttls(context=context)
+            if config.username is not None and config.password is not None:
+                smtp.login(config.username, config.password.reveal())
+            smtp.send_message(message)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, smtplib.SMTPResponseException):
+        text = (
+            error.smtp_error.decode(errors="replace")
+            if isinstance(error.smtp_error, bytes)
+            else str(error.smtp_error)
+        )
+        return f"{error.smtp_code} {text}"
+    if isinstance(error, socket.timeout | TimeoutError):
+        return "timed out"
+    return f"{type(error).__name__}: {error}"

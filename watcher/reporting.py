@@ -1,0 +1,202 @@
+"""The failure report a customer receives: a CSV of failed users and an email.
+
+Pure: values in, bytes and messages out. The CSV holds the customer's own
+header and values for each failed row, then four columns of ours (row number,
+codes, fields, reasons); a customer fixes the values and uploads the file as
+it is, and the reader skips our columns. A cell a spreadsheet would run as a
+formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
+gets a leading apostrophe; when our report comes back, the validator removes
+exactly that apostrophe again (see :func:`restore`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import time
+from collections import Counter
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING
+
+from watcher.schema import RESERVED_COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from watcher.journal import Counts
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+ATTACHMENT_LIMIT = 10 * 1024 * 1024
+_REASONS_SHOWN = 5
+
+Failure = tuple[str | None, str, str]  # field, code, message
+
+
+def neutralise(cell: str) -> str:
+    """``cell`` made inert for a spreadsheet."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def restore(cell: str) -> str:
+    """Undo :func:`neutralise` for a cell of a report sent back to us."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def failure_csv(
+    headers: Sequence[str],
+    rows: Iterable[tuple[int, Sequence[str | None]]],
+    reasons: Mapping[int, list[Failure]],
+) -> bytes:
+    """The failed rows as CSV: the customer's columns, then ours.
+
+    Args:
+        headers: the file's header cells as written.
+        rows: each failed row's spreadsheet number and values, in file order.
+        reasons: each failed row's failures (field, code, message).
+    """
+    reserved = {name.casefold() for name in RESERVED_COLUMNS}
+    keep = [i for i, h in enumerate(headers) if h.strip().casefold() not in reserved]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([neutralise(headers[i]) for i in keep] + list(RESERVED_COLUMNS))
+    for number, values in rows:
+        failures = reasons.get(number, [])
+        writer.writerow(
+            [neutralise(values[i] or "") if i < len(values) else "" for i in keep]
+            + [
+                str(number),
+                "; ".join(code for _, code, _ in failures),
+                "; ".join(field or "" for field, _, _ in failures),
+                neutralise("; ".join(message for _, _, message in failures)),
+            ]
+        )
+    # A BOM makes spreadsheets read UTF-8 as UTF-8; the reader strips it.
+    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FileSummary:
+    """What happened to one file of a batch, for the report."""
+
+    name: str
+    received_at: float
+    counts: Counts
+    file_error: str | None = None
+    failures: tuple[Failure, ...] = ()
+    archive_name: str | None = None
+    failures_name: str | None = None
+
+
+def needs_report(files: Sequence[FileSummary]) -> bool:
+    """Whether a batch has anything to tell the customer about."""
+    return any(f.file_error is not None or f.counts.failed for f in files)
+
+
+def common_reasons(failures: Iterable[Failure]) -> list[tuple[int, str]]:
+    """The most frequent reasons: (count, a sentence with an example)."""
+    by_kind: Counter[tuple[str | None, str]] = Counter()
+    example: dict[tuple[str | None, str], str] = {}
+    for field, code, message in failures:
+        by_kind[field, code] += 1
+        example.setdefault((field, code), message)
+    return [
+        (count, example[kind] if count == 1 else f"{example[kind]} (and similar)")
+        for kind, count in by_kind.most_common(_REASONS_SHOWN)
+    ]
+
+
+def subject(files: Sequence[FileSummary]) -> str:
+    """The report's subject line."""
+    parts: list[str] = []
+    unreadable = sum(1 for f in files if f.file_error is not None)
+    if unreadable:
+        parts.append(f"{unreadable} file{'s' if unreadable != 1 else ''} not imported")
+    rows = [f for f in files if f.file_error is None]
+    failed = sum(f.counts.failed for f in rows)
+    if failed:
+        total = sum(f.counts.total for f in rows)
+        parts.append(f"{failed:,} of {total:,} users not imported")
+    return "User import: " + "; ".join(parts)
+
+
+def body(
+    files: Sequence[FileSummary], *, reply_to: str, attached: Sequence[str], now: float
+) -> str:
+    """The report's text: per file, counts and reasons; then how to fix."""
+    when = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(now))
+    lines = [
+        "Hello,",
+        "",
+        f"The user import that finished on {when} could not import everything.",
+        "Users that are not listed below were imported.",
+        "",
+    ]
+    for f in files:
+        lines.append(f.name)
+        if f.file_error is not None:
+            lines.append(f"  Not imported: {f.file_error}")
+        else:
+            c = f.counts
+            lines.append(
+                f"  {c.total:,} rows: {c.imported:,} imported, {c.failed:,} not imported"
+                + (f", {c.pending:,} still waiting" if c.pending else "")
+                + "."
+            )
+            if f.failures:
+                lines.append("  Most common reasons:")
+                lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.failures))
+            if f.failures_name in attached:
+                lines.append(f"  The rows not imported are attached as {f.failures_name}.")
+            elif f.failures_name is not None:
+                lines.append(
+                    f"  The list of rows not imported is too large to attach: it is in the "
+                    f".bak folder as {f.failures_name}."
+                )
+        if f.archive_name is not None:
+            lines.append(f"  The file you uploaded is kept as .bak/{f.archive_name}.")
+        lines.append("")
+    lines += [
+        "To fix rows: open the attached file, correct the values its import_error column",
+        "describes, and upload it again as it is. The columns import_row,",
+        "import_error_code, import_error_field and import_error are ignored on upload.",
+        "Each processed file has a .result.json beside it in .bak for scripts.",
+        "",
+        f"This report was sent by the user import service; replies go to {parseaddr(reply_to)[1]}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def report_message(
+    *,
+    tenant: str,
+    batch_id: str,
+    sender: str,
+    recipient: str,
+    files: Sequence[FileSummary],
+    attachments: Mapping[str, bytes],
+    now: float,
+) -> EmailMessage:
+    """The whole failure report as an email, attachments within the size limit."""
+    attached: dict[str, bytes] = {}
+    size = 0
+    for name, data in attachments.items():
+        if size + len(data) <= ATTACHMENT_LIMIT:
+            attached[name] = data
+            size += len(data)
+    message = EmailMessage()
+    message["From"] = sender
+    message["Reply-To"] = sender
+    message["To"] = recipient
+    message["Subject"] = subject(files)
+    message["Date"] = formatdate(now, usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    # One id per batch: a report rebuilt after a crash is the same message.
+    message["Message-ID"] = f"<{batch_id}.{tenant}@{domain}>"
+    message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
+    for name, data in attached.items():
+        message.add_attachment(data, maintype="text", subtype="csv", filename=name)
+    return message
