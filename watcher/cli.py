@@ -2,7 +2,9 @@
 
 Exit statuses follow one rule across commands: 0 when everything worked, 1 when
 the command ran but found failures (rows that cannot be imported), 2 for a
-usage mistake, an invalid schema or an invalid configuration.
+usage mistake, an invalid schema or an invalid configuration, 3 when a batch
+could not be completed (the API is unavailable or refused the token: its rows
+stay pending and the next run resumes them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
 
 
 def default_schema_path() -> Path:
@@ -67,7 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_schema.add_argument("paths", type=Path, nargs="+", metavar="PATH")
     check_schema.set_defaults(handler=_check_schema)
+
+    check_config = commands.add_parser(
+        "check-config", help="check the service configuration and what it refers to"
+    )
+    _config_argument(check_config)
+    check_config.set_defaults(handler=_check_config)
+
+    process = commands.add_parser(
+        "process", help="process files of one tenant now, as one batch, as the service does"
+    )
+    _config_argument(process)
+    process.add_argument("--tenant", required=True, metavar="NAME")
+    process.add_argument("files", type=Path, nargs="*", metavar="FILE")
+    process.set_defaults(handler=_process)
     return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the service configuration (TOML)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,3 +160,56 @@ def _check_schema(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: ok, {len(schema.fields)} fields, version {schema.label}")
     return status
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from watcher.config import load_config, preflight  # noqa: PLC0415 - keeps start-up lean
+
+    config = load_config(args.config)
+    problems = preflight(config)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        print(f"watcher: {args.config}:\n{listing}", file=sys.stderr)
+        return EXIT_USAGE
+    names = ", ".join(t.name for t in config.tenants) or "none"
+    print(f"{args.config}: ok, {len(config.tenants)} tenants ({names})")
+    return EXIT_OK
+
+
+def _process(args: argparse.Namespace) -> int:
+    from watcher import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.config import load_config  # noqa: PLC0415
+    from watcher.journal import Journal  # noqa: PLC0415
+    from watcher.pipeline import Pipeline  # noqa: PLC0415
+    from watcher.schema import load_schema  # noqa: PLC0415
+
+    config = load_config(args.config)
+    try:
+        tenant = config.tenant(args.tenant)
+    except KeyError as exc:
+        print(f"watcher: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    load_schema(tenant.schema)
+    names: list[str] = []
+    for path in args.files:
+        folder = (path.parent if path.parent != Path() else tenant.drop_dir).resolve()
+        if folder != tenant.drop_dir.resolve():
+            print(
+                f"watcher: {path} is not in the drop folder of {tenant.name} ({tenant.drop_dir})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        names.append(path.name)
+    logs.configure()
+    journal = Journal(config.service.state_dir / "journal.sqlite")
+    try:
+        pipeline = Pipeline(config, journal)
+        pipeline.clean_spool()
+        results = pipeline.resume(tenant.name)
+        batch_id = pipeline.claim(tenant, names) if names else None
+        if batch_id is not None:
+            results.append(pipeline.run(batch_id))
+        pipeline.deliver_mail()
+    finally:
+        journal.close()
+    return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE

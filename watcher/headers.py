@@ -40,6 +40,7 @@ class HeaderMatch:
     problems: tuple[Problem, ...]
     unnamed: tuple[int, ...] = ()
     ignored: tuple[str, ...] = ()
+    report_columns: bool = False
 
     def imported(self) -> tuple[Column, ...]:
         """The columns that feed a field, in file order."""
@@ -76,6 +77,7 @@ def match_headers(headers: tuple[str, ...], schema: Schema) -> HeaderMatch:
     unnamed: list[int] = []
     ignored: list[str] = []
     first_seen: dict[str, Column] = {}
+    report_columns = False
     for index, cell in enumerate(headers):
         header = cell.strip()
         field = lookup.get(header_key(header, schema)) if header else None
@@ -84,7 +86,7 @@ def match_headers(headers: tuple[str, ...], schema: Schema) -> HeaderMatch:
         if not header:
             unnamed.append(index)
         elif header.casefold() in reserved:
-            continue
+            report_columns = True
         elif field is None:
             if schema.unknown_columns == "ignore":
                 ignored.append(header)
@@ -121,6 +123,7 @@ def match_headers(headers: tuple[str, ...], schema: Schema) -> HeaderMatch:
         problems=tuple(problems),
         unnamed=tuple(unnamed),
         ignored=tuple(ignored),
+        report_columns=report_columns,
     )
 
 

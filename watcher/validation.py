@@ -149,10 +149,12 @@ class _Validation:
     """The state of one validation run."""
 
     def __init__(self, table: Table, schema: Schema) -> None:
+        self.match: HeaderMatch = match_headers(table.headers, schema)
+        if self.match.report_columns:
+            table = dataclasses.replace(table, frame=_restore_cells(table.frame, self.match))
         self.table = table
         self.schema = schema
         self.frame = table.frame
-        self.match: HeaderMatch = match_headers(table.headers, schema)
         self.ragged = pl.repeat(value=False, n=self.frame.height, eager=True, dtype=pl.Boolean)
         if table.ragged.height:
             self.ragged = self.ragged.scatter(table.ragged["record"], values=True)
@@ -418,6 +420,21 @@ class _Validation:
             },
             schema=FAILURE_SCHEMA,
         )
+
+
+def _restore_cells(frame: pl.DataFrame, match: HeaderMatch) -> pl.DataFrame:
+    """Undo the apostrophe our failure report put before formula-like cells.
+
+    Only for a file that is one of our reports sent back (it has our columns),
+    so a customer's own leading apostrophe elsewhere is kept.
+    """
+    neutralised = r"^'[=+\-@\t\r]"
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(neutralised))
+        .then(pl.col(name).str.slice(1))
+        .otherwise(pl.col(name))
+        for name in (column(c.index) for c in match.imported())
+    )
 
 
 def _ragged_message(count: int, width: int) -> str:
