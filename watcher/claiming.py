@@ -204,10 +204,9 @@ class DropFolder:
         bak = self.bak()
         try:
             current = self.lstat(name)
-            same = current is not None and (current.st_dev, current.st_ino) == (
-                identity.dev,
-                identity.ino,
-            )
+            # Inode numbers are reused at once, so size and modification time
+            # must match too; link() changes neither (only the ctime).
+            same = current is not None and Identity.of(current) == identity
             if not _exists(target, bak):
                 if same:
                     with contextlib.suppress(FileExistsError):

@@ -89,6 +89,7 @@ class Mailer:
 
     def deliver(self, journal: Journal, sent_dir: Path) -> int:
         """Send every queued message; how many remain queued afterwards."""
+        self._finish_moves(journal, sent_dir)
         queued = journal.messages("queued")
         if self.config is None:
             for record in queued:
@@ -98,7 +99,8 @@ class Mailer:
         for record in queued:
             path = Path(record.path)
             try:
-                message = BytesParser(policy=policy.default).parse(path.open("rb"))
+                with path.open("rb") as handle:
+                    message = BytesParser(policy=policy.default).parse(handle)
             except OSError as exc:
                 self.log.error("mail.unreadable", message_id=record.id, error=exc.strerror)
                 journal.mark_message(record.id, "rejected", self.clock(), error=str(exc))
@@ -118,6 +120,17 @@ class Mailer:
                 self.log.warning("mail.deferred", message_id=record.id, error=detail)
                 waiting += 1
         return waiting
+
+    @staticmethod
+    def _finish_moves(journal: Journal, sent_dir: Path) -> None:
+        """Move out of the outbox what the journal says was sent (a crash between)."""
+        sent = {Path(r.path).name for r in journal.messages("sent")}
+        outbox = {Path(r.path).parent for r in journal.messages("sent")}
+        for folder in outbox:
+            for path in folder.glob("*.eml"):
+                if path.name in sent:
+                    sent_dir.mkdir(parents=True, exist_ok=True)
+                    path.replace(sent_dir / path.name)
 
     def _try(self, message: EmailMessage) -> tuple[Verdict | None, str]:
         """Send with retries; (None, "") when sent, else the verdict and why."""
