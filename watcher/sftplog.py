@@ -1,0 +1,149 @@
+"""OpenSSH's SFTP transaction log, heard through the chroot's syslog socket.
+
+``internal-sftp -l INFO`` inside a chroot logs every transaction to
+``<chroot>/dev/log``, one datagram per message::
+
+    <38>Nov 22 05:58:57 internal-sftp[19092]: open "/upload/x.csv" flags WRITE,CREATE,TRUNCATE
+    <38>Nov 22 05:58:59 internal-sftp[19092]: forced close "/upload/x.csv" bytes read 0 written 5
+    <38>Nov 22 05:59:18 internal-sftp[19158]: close "/upload/x.csv" bytes read 0 written 2649
+    <38>Nov 22 05:59:18 internal-sftp[19158]: posix-rename old "/upload/x.part" new "/upload/x.csv"
+
+It is the only signal that tells a finished upload from one whose client
+died: both end with a close and then silence. :func:`parse` turns a datagram
+into a :class:`Transaction` (pure); :class:`LogSocket` binds the socket and
+hands transactions to the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import socket
+import stat
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+Kind = Literal[
+    "open",
+    "close",
+    "forced_close",
+    "rename",
+    "symlink",
+    "hardlink",
+    "remove",
+    "mkdir",
+    "session_opened",
+    "session_closed",
+    "refused",
+]
+
+_HEADER = re.compile(
+    r"^(?:<\d+>)?(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?"  # priority and time, if any
+    r"(?P<program>[\w.-]+)\[(?P<pid>\d+)\]: (?P<text>.*)$",
+    re.DOTALL,
+)
+_CLOSE = r'close "(?P<path>.*)" bytes read \d+ written (?P<written>\d+)$'
+_SESSION = r"for local user (?P<user>\S+) from \[(?P<peer>[^\]]*)\]$"
+_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    ("open", re.compile(r'^open "(?P<path>.*)" flags (?P<flags>[A-Z,]*)(?: mode \d+)?$')),
+    ("forced_close", re.compile(r"^forced " + _CLOSE)),
+    ("close", re.compile(r"^" + _CLOSE)),
+    ("rename", re.compile(r'^(?:posix-)?rename old "(?P<path>.*)" new "(?P<new>.*)"$')),
+    ("symlink", re.compile(r'^symlink old "(?P<path>.*)" new "(?P<new>.*)"$')),
+    ("hardlink", re.compile(r'^hardlink old "(?P<path>.*)" new "(?P<new>.*)"$')),
+    ("remove", re.compile(r'^remove name "(?P<path>.*)"$')),
+    ("mkdir", re.compile(r'^mkdir name "(?P<path>.*)" mode \d+$')),
+    ("session_opened", re.compile(r"^session opened " + _SESSION)),
+    ("session_closed", re.compile(r"^session closed " + _SESSION)),
+    ("refused", re.compile(r"^Refusing denied request: (?P<request>.*)$")),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Transaction:
+    """One logged SFTP operation; paths are as the chrooted client sees them."""
+
+    kind: Kind
+    pid: int
+    path: str = ""
+    new_path: str = ""
+    writes: bool = False
+    written: int | None = None
+    user: str = ""
+    request: str = ""
+
+
+def parse(datagram: bytes) -> Transaction | None:
+    """The transaction a syslog datagram reports, or None if it reports none."""
+    text = datagram.decode("utf-8", errors="replace").rstrip("\x00\r\n")
+    header = _HEADER.match(text)
+    if header is None:
+        return None
+    pid, body = int(header["pid"]), header["text"]
+    for kind, pattern in _PATTERNS:
+        match = pattern.match(body)
+        if match is None:
+            continue
+        found = match.groupdict()
+        return Transaction(
+            kind=kind,
+            pid=pid,
+            path=found.get("path") or "",
+            new_path=found.get("new") or "",
+            writes=kind == "open" and "WRITE" in (found.get("flags") or "").split(","),
+            written=int(found["written"]) if found.get("written") else None,
+            user=found.get("user") or "",
+            request=found.get("request") or "",
+        )
+    return None
+
+
+def name_in(path: str, folder: PurePosixPath) -> str | None:
+    """The file name ``path`` has directly inside ``folder``, or None."""
+    candidate = PurePosixPath(path)
+    if candidate.parent == folder and candidate.name not in ("", ".", ".."):
+        return candidate.name
+    return None
+
+
+class LogSocket:
+    """A datagram socket bound where a chroot's ``/dev/log`` is expected."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                path.unlink()  # a socket left by an earlier run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind(str(path))
+        except OSError:
+            self.sock.close()
+            raise
+        # The chrooted sftp-server runs as the customer and must be able to send.
+        os.chmod(path, 0o666)  # noqa: PTH101, S103 - the socket must accept any sender
+        self.sock.settimeout(1.0)
+
+    def receive(self) -> bytes | None:
+        """One datagram, or None after a second of silence."""
+        try:
+            return self.sock.recv(65536)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Close and remove the socket."""
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    @property
+    def chroot_folder(self) -> PurePosixPath:
+        """The chroot this socket serves (``<chroot>/dev/log``)."""
+        return PurePosixPath(self.path.parent.parent)
