@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import hashlib
 import os
 import stat
@@ -171,6 +172,27 @@ class DropFolder:
             spool.unlink(missing_ok=True)
             return Busy(name=name)
         return Claimed(name=name, identity=Identity.of(before), sha256=digest)
+
+    def has_writer(self, name: str) -> bool | None:
+        """Whether any process on the host holds ``name`` open for writing.
+
+        A read lease (``F_SETLEASE``) is refused with EAGAIN exactly then; it
+        is released at once. None when it cannot be told: the lease needs
+        the file's owner or CAP_LEASE, and links and FIFOs take none.
+        """
+        try:
+            fd = os.open(name, _OPEN_FILE, dir_fd=self.fd)
+        except OSError:
+            return None
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except OSError as exc:
+            return True if exc.errno == errno.EAGAIN else None
+        else:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            return False
+        finally:
+            os.close(fd)
 
     def bak(self) -> int:
         """A descriptor for ``.bak``, created if missing, never through a link.

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config, TenantConfig
+    from watcher.schemas import InForce
 
 _FLUSH_EVERY = 500
 
@@ -108,15 +109,36 @@ class Pipeline:
 
     # Step 1: claim.
 
-    def claim(self, tenant: TenantConfig, names: list[str]) -> str | None:
+    def claim(
+        self, tenant: TenantConfig, names: list[str], *, schema: InForce | None = None
+    ) -> str | None:
         """Claim ``names`` from the tenant's drop folder as one new batch.
 
         Names already claimed by an unfinished batch (the same file, by inode
-        and change time) are left to that batch. Returns the batch id, or None
-        when nothing was taken.
+        and change time) are left to that batch. ``schema`` is the schema in
+        force; without it the tenant's schema file is read now. Returns the
+        batch id, or None when nothing was taken.
         """
-        text = tenant.schema.read_bytes()
-        schema = parse_schema(text, source=str(tenant.schema))
+        if schema is None:
+            text = tenant.schema.read_bytes()
+            parsed = parse_schema(text, source=str(tenant.schema))
+        else:
+            text, parsed = schema.text, schema.schema
+        return self._claim(tenant, names, text, parsed)
+
+    def set_aside(self, tenant: TenantConfig, refusals: list[Refused]) -> str | None:
+        """Quarantine entries as one batch, each with its reason (interrupted uploads)."""
+        if not refusals:
+            return None
+        batch_id = self.journal.open_batch(tenant.name, self.clock())
+        for refused in refusals:
+            self._record_refusal(batch_id, tenant.name, new_id(), refused)
+        self.journal.set_batch_state(batch_id, "importing", self.clock())
+        return batch_id
+
+    def _claim(
+        self, tenant: TenantConfig, names: list[str], text: bytes, schema: Schema
+    ) -> str | None:
         busy = {
             (f.name, f.dev, f.ino, f.mtime_ns)
             for f in self.journal.in_progress(tenant.name)

@@ -1,0 +1,132 @@
+"""Watching drop folders with watchdog, in the one place the OS watcher is entered.
+
+The event handler does one thing, a ``queue.put``, and can never raise: an
+exception in a watchdog handler silently ends its dispatch thread for good.
+Events are turned into :class:`Change` values for the service, which does the
+thinking. Watches are not recursive (``.bak/`` and other subfolders are not
+drop folders). Inotify can lose events (queue overflow is only a warning) and
+an observer thread can die; the service rescans periodically and restarts
+dead observers, so no file depends on an event arriving. On network
+filesystems, where inotify sees nothing and no close events exist, the
+polling observer is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+if TYPE_CHECKING:
+    import queue
+    from pathlib import Path
+
+    from watchdog.observers.api import BaseObserver
+
+    from watcher.config import Observer as ObserverKind
+    from watcher.readiness import Signal
+
+_SIGNALS: dict[str, Signal] = {
+    "created": "created",
+    "modified": "written",
+    "closed": "closed",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """Something happened to ``name`` in ``tenant``'s drop folder."""
+
+    tenant: str
+    name: str
+    signal: Signal | None
+    gone: bool = False
+
+
+def changes(tenant: str, folder: str, event: FileSystemEvent) -> list[Change]:
+    """What a watchdog event means for the files directly in ``folder``.
+
+    Opens and closes without writing are ignored: the service's own reads
+    cause them. A move is the source going away and the destination arriving.
+    """
+    if event.is_directory:
+        return []
+    found: list[Change] = []
+    source = os.fsdecode(event.src_path)
+    if os.path.dirname(source) == folder:  # noqa: PTH120 - event paths are strings
+        name = os.path.basename(source)  # noqa: PTH119
+        if event.event_type in ("deleted", "moved"):
+            found.append(Change(tenant=tenant, name=name, signal=None, gone=True))
+        elif event.event_type in _SIGNALS:
+            found.append(Change(tenant=tenant, name=name, signal=_SIGNALS[event.event_type]))
+    if event.event_type == "moved":
+        destination = os.fsdecode(event.dest_path)
+        if os.path.dirname(destination) == folder:  # noqa: PTH120
+            found.append(
+                Change(tenant=tenant, name=os.path.basename(destination), signal="moved_in")  # noqa: PTH119
+            )
+    return found
+
+
+class _Handler(FileSystemEventHandler):
+    """Hands every event to the service's queue; never raises."""
+
+    def __init__(self, tenant: str, folder: str, inbox: queue.Queue[object]) -> None:
+        self.tenant = tenant
+        self.folder = folder
+        self.inbox = inbox
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            for change in changes(self.tenant, self.folder, event):
+                self.inbox.put_nowait(change)
+        except Exception:  # noqa: BLE001, S110 - raising here would kill watchdog's thread
+            pass
+
+
+class Watch:
+    """One drop folder's observer, which can be checked and restarted."""
+
+    def __init__(
+        self, tenant: str, folder: Path, kind: ObserverKind, inbox: queue.Queue[object]
+    ) -> None:
+        self.tenant = tenant
+        self.folder = folder
+        self.kind = kind
+        self.inbox = inbox
+        self.observer: BaseObserver | None = None
+
+    def start(self) -> None:
+        """Start observing; OSError when the folder cannot be watched."""
+        observer: BaseObserver = (
+            PollingObserver(timeout=1.0) if self.kind == "polling" else Observer()
+        )
+        observer.daemon = True
+        observer.schedule(
+            _Handler(self.tenant, str(self.folder), self.inbox), str(self.folder), recursive=False
+        )
+        observer.start()
+        self.observer = observer
+
+    def alive(self) -> bool:
+        """Whether the observer and its emitters are all running."""
+        observer = self.observer
+        if observer is None or not observer.is_alive():
+            return False
+        return all(emitter.is_alive() for emitter in observer.emitters)
+
+    def stop(self) -> None:
+        """Stop observing (safe on a dead or never-started observer)."""
+        observer, self.observer = self.observer, None
+        if observer is None:
+            return
+        try:
+            observer.stop()
+            if observer.is_alive():
+                observer.join(timeout=5)
+        except Exception:  # noqa: BLE001, S110 - a broken observer is being discarded anyway
+            pass
