@@ -68,6 +68,7 @@ class Site:
         smtp_port: int | None = None,
         api: str = "",
         service: str = "",
+        tenant: str = "",
     ) -> None:
         self.root = root
         self.drop = root / "sftp" / "jcu" / "upload"
@@ -78,7 +79,6 @@ class Site:
         text = f"""
 [service]
 state_dir = "state"
-batch_window = "1s"
 {service}
 """
         if smtp_port is not None:
@@ -96,6 +96,7 @@ drop_dir = "sftp/jcu/upload"
 schema = "{OPSCOM_SCHEMA}"
 failed_import_email = "registrar@jcu.example"
 reply_to = "Import Admin <admin@jcu.example>"
+{tenant}
 """
         if api_url is not None:
             text += f"""

@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("--tenant", required=True, metavar="NAME")
     process.add_argument("files", type=Path, nargs="*", metavar="FILE")
     process.set_defaults(handler=_process)
+
+    run = commands.add_parser("run", help="watch every tenant's drop folder and process uploads")
+    _config_argument(run)
+    run.add_argument("--once", action="store_true", help="process what is ready now, then exit")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser(
+        "demo", help="run the service on sample files in a local folder and show the results"
+    )
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo"), metavar="DIR", help="where (default: ./demo)"
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -213,3 +226,25 @@ def _process(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from watcher import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.config import load_config  # noqa: PLC0415
+    from watcher.service import AlreadyRunningError, Service  # noqa: PLC0415
+
+    config = load_config(args.config)
+    logs.configure()
+    service = Service(config)
+    service.handle_signals()
+    try:
+        return service.run(once=args.once)
+    except AlreadyRunningError as exc:
+        print(f"watcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from watcher.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
+
+    return run_demo(args.dir)
