@@ -56,6 +56,8 @@ class ApiServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
+                if len(raw) < length:
+                    return  # the client died mid-request: nothing arrived
                 try:
                     document = json.loads(raw)
                 except ValueError:
