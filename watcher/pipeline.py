@@ -164,8 +164,10 @@ class Pipeline:
                     name, self.spool(tenant.name, file_id), self.config.service.max_file_size
                 )
                 if isinstance(result, Busy | Gone):
-                    event = "file.changing" if isinstance(result, Busy) else "file.gone"
-                    self.log.info(event, tenant=tenant.name, file=name)
+                    if isinstance(result, Busy):
+                        self.log.info("file.changing", tenant=tenant.name, file=name)
+                    else:
+                        self.log.info("file.gone", tenant=tenant.name, file=name)
                     continue
                 if batch_id is None:
                     batch_id = self.journal.open_batch(tenant.name, self.clock())

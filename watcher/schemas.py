@@ -79,11 +79,20 @@ class Schemas:
         if previous is not None and previous.schema.digest == schema.digest:
             return
         self._in_force[tenant] = InForce(text=text, schema=schema, path=path)
-        self.log.info(
-            "schema.loaded" if previous is None else "schema.updated",
-            tenant=tenant,
-            path=str(path),
-            version=schema.label,
-            previous=previous.schema.label if previous else None,
-            fields=len(schema.fields),
-        )
+        if previous is None:
+            self.log.info(
+                "schema.loaded",
+                tenant=tenant,
+                path=str(path),
+                version=schema.label,
+                fields=len(schema.fields),
+            )
+        else:
+            self.log.info(
+                "schema.updated",
+                tenant=tenant,
+                path=str(path),
+                version=schema.label,
+                previous=previous.schema.label,
+                fields=len(schema.fields),
+            )
