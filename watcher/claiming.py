@@ -13,7 +13,8 @@ has (``link`` fails rather than overwrite), then unlinks it.
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import errno
 import fcntl
@@ -86,6 +87,37 @@ class Gone:
 
 ClaimResult = Claimed | Refused | Busy | Gone
 
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def move(src_dir: int, name: str, dst_dir: int, target: str) -> None:
+    """Rename ``name`` to ``target`` between two folders, never replacing ``target``.
+
+    A rename moves the entry itself (a link stays a link) and needs no access
+    to the file, only to the folders: the service does not own customers'
+    files, and ``fs.protected_hardlinks`` forbids linking them. renameat2 with
+    RENAME_NOREPLACE fails rather than overwrite; where the filesystem lacks
+    it, the target is checked first (the service is the only writer of .bak).
+
+    Raises:
+        FileExistsError: ``target`` exists.
+        FileNotFoundError: ``name`` does not.
+    """
+    if _renameat2 is not None:
+        done = _renameat2(
+            src_dir, os.fsencode(name), dst_dir, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if done == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), name)
+    if _exists(target, dst_dir):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    os.rename(name, target, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+
 
 def archive_name(name: str, file_id: str, when: float) -> str:
     """A ``.bak`` name for ``name`` that no other archive has."""
@@ -155,6 +187,8 @@ class DropFolder:
                 return _refused(name, "symlink")
             if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):
                 return _refused(name, "special")
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                return _refused(name, "unreadable")
             raise
         try:
             before = os.fstat(fd)
@@ -219,7 +253,7 @@ class DropFolder:
         """Move the claimed file into ``.bak/target``; idempotent.
 
         When the drop folder still holds the very file that was claimed (same
-        inode), it is linked into ``.bak`` and unlinked. When the customer
+        inode, size and change time), it is moved into ``.bak``. When the customer
         removed or replaced it meanwhile, the spool copy is written instead, so
         ``.bak`` holds what was processed and a new upload stays to be processed.
         """
@@ -227,19 +261,13 @@ class DropFolder:
         try:
             current = self.lstat(name)
             # Inode numbers are reused at once, so size and modification time
-            # must match too; link() changes neither (only the ctime).
+            # must match too; a rename changes neither (only the ctime).
             same = current is not None and Identity.of(current) == identity
             if not _exists(target, bak):
                 if same:
-                    with contextlib.suppress(FileExistsError):
-                        os.link(
-                            name, target, src_dir_fd=self.fd, dst_dir_fd=bak, follow_symlinks=False
-                        )
+                    move(self.fd, name, bak, target)
                 else:
                     _write_copy(spool, target, bak)
-            if same:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name, dir_fd=self.fd)
         finally:
             os.close(bak)
 
@@ -250,21 +278,13 @@ class DropFolder:
         """
         bak = self.bak()
         try:
-            os.link(name, target, src_dir_fd=self.fd, dst_dir_fd=bak, follow_symlinks=False)
+            move(self.fd, name, bak, target)
         except FileNotFoundError:
             return False
         except FileExistsError:
-            pass
-        except OSError as exc:
-            # Directories cannot be linked; rename moves the entry itself.
-            if exc.errno not in (errno.EPERM, errno.EXDEV):
-                raise
-            os.rename(name, target, src_dir_fd=self.fd, dst_dir_fd=bak)
             return True
         finally:
             os.close(bak)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=self.fd)
         return True
 
     def write_bak(self, target: str, data: bytes) -> None:
@@ -318,6 +338,10 @@ _REASONS = {
     ),
     "special": "This is not a regular file (a pipe, socket or device), so it was not read.",
     "folder": "This is a folder; only files directly in the drop folder are imported.",
+    "unreadable": (
+        "The import service may not read this file: its permissions were changed during "
+        "the upload (an option such as put -p). Upload it without preserving permissions."
+    ),
 }
 
 
