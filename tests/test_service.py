@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -330,6 +331,12 @@ def test_a_second_service_on_the_same_state_folder_is_refused(tmp_path: Path) ->
             capture_output=True, text=True, check=False, timeout=60,
         )  # fmt: skip
         assert (result.returncode, "another watcher is running" in result.stderr) == (2, True)
+        site.drop_file("a.csv", users_csv(1))
+        process = site.process("a.csv")
+        assert (process.returncode, "drop the files into the folder instead" in process.stderr) == (
+            2,
+            True,
+        )
     finally:
         lock.release()
 
@@ -365,3 +372,37 @@ def test_run_once_processes_what_is_ready_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert archived(site) == [next(site.bak.glob("a.*.csv")).name]
     assert (site.drop / "a.csv.filepart").exists()
+
+
+def test_a_schema_update_applies_from_the_next_batch_and_a_broken_one_is_refused(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """A good schema edit is used for the next file; a broken edit keeps the good one in force."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(OPSCOM_SCHEMA.read_text())
+    site = Site(tmp_path, service=FAST)
+    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    with_nickname = "unique_id,nickname\nN-1,Bee\n"
+    with running(site):
+        site.drop_file("before.csv", with_nickname)
+        wait_for(lambda: len(archived(site)) == 1)
+        document = json.loads(schema.read_text())
+        document["version"] = "with-nickname"
+        document["fields"].append({"name": "nickname", "possibleNames": ["nickname"]})
+        schema.write_text(json.dumps(document))
+        wait_for(lambda: bool(named(events, "schema.updated")))
+        site.drop_file("after.csv", "unique_id,nickname\nN-2,Cee\n")
+        wait_for(lambda: len(archived(site)) == 2)
+        schema.write_text('{"fields": [{"name": "unique_id", "type": "blob"}]}')
+        wait_for(lambda: bool(named(events, "schema.rejected")))
+        site.drop_file("still.csv", "unique_id,nickname\nN-3,Dee\n")
+        wait_for(lambda: len(archived(site)) == 3)
+    (updated,) = named(events, "schema.updated")
+    assert (updated["version"], updated["previous"]) == ("with-nickname", "2026-11-22")
+    (rejected,) = named(events, "schema.rejected")
+    assert rejected["in_force"] == "with-nickname"
+    assert rejected["problems"] == [
+        "fields[0] 'unique_id'.type: must be one of string, integer, number, boolean, date, any (got 'blob')"
+    ]
+    assert sorted(site.users()) == ["N-2", "N-3"]
+    assert [e["code"] for e in named(events, "file.validated")] == ["header_unknown", None, None]

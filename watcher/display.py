@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from watcher.validation import ValidationReport
@@ -40,4 +41,43 @@ def validation_summary(name: str, report: ValidationReport) -> str:
         lines.append("Most common reasons:")
         counts = Counter(f.code for f in failures)
         lines.extend(f"  {count:>8,}  {code}" for code, count in counts.most_common(5))
+    return "\n".join(lines)
+
+
+def status_summary(status: dict[str, Any]) -> str:
+    """``watcher status`` for a terminal."""
+    if status["running"]:
+        lines = [f"service: running (pid {status['pid']}, status {status['status_age']} s old)"]
+    else:
+        lines = ["service: not running"]
+    for name, t in status["tenants"].items():
+        lines += ["", f"{name}  ({t['drop_dir']}{'' if t['folder_ok'] else ', MISSING'})"]
+        schema = t["schema"]
+        lines.append(
+            f"  schema in force: {schema['version']} ({schema['path']})"
+            if schema
+            else "  schema in force: unknown while the service is not running"
+        )
+        files = t["files"]
+        lines.append(f"  files waiting: {len(files)}")
+        lines.extend(f"    {f['name']:<32} {f['state']}" for f in files)
+        if t["batch_running"]:
+            lines.append("  a batch is running")
+        elif t["batch_in"] is not None:
+            lines.append(f"  next batch in {t['batch_in']} s")
+        last = t["last_batch"]
+        if last:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(last["finished_at"]))
+            lines.append(
+                f"  last batch: {when}, {last['files']} files, {last['rows']:,} rows: "
+                f"{last['imported']:,} imported, {last['failed']:,} failed"
+            )
+        else:
+            lines.append("  last batch: none yet")
+        lines.append(
+            f"  pending rows: {t['pending_rows']:,} in {t['unfinished_batches']} unfinished batches"
+        )
+        lines.append(
+            f"  outbox: {t['outbox']['waiting']} waiting, {t['outbox']['rejected']} rejected"
+        )
     return "\n".join(lines)

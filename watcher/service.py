@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import queue
 import signal
@@ -34,6 +35,7 @@ from watcher.batching import Batcher
 from watcher.claiming import DropFolder, Identity, Refused
 from watcher.codes import Code
 from watcher.journal import Journal
+from watcher.notify import Notifier
 from watcher.pipeline import BatchResult, Pipeline
 from watcher.readiness import Tracker, is_temporary
 from watcher.schemas import Schemas
@@ -138,6 +140,11 @@ class Service:
         self.journal: Journal | None = None
         self.mail_worker: threading.Thread | None = None
         self.batches_done = 0
+        self.notifier = Notifier()
+        self.status_path = config.service.state_dir / "status.json"
+        self._status_written = float("-inf")
+        self._status_dirty = True
+        self._outbox_seen = 0
         self._listeners: list[threading.Thread] = []
 
     # Running.
@@ -184,6 +191,7 @@ class Service:
         next_rescan = now + self.config.service.rescan_interval
         next_liveness = now + _LIVENESS_EVERY
         next_heartbeat = now
+        self.notifier.ready(f"watching {len(self.tenants)} drop folders")
         while not self.stop.is_set():
             self._wait(min(next_rescan, next_liveness, next_heartbeat, *self._deadlines()))
             now = self.clock()
@@ -202,6 +210,7 @@ class Service:
             if now >= next_heartbeat:
                 next_heartbeat = now + self.config.service.heartbeat_interval
                 self._heartbeat(now)
+            self.notifier.ping(now, healthy=self._write_status(now))
         return 0
 
     def _once(self) -> int:
@@ -235,15 +244,22 @@ class Service:
                 return
 
     def _deadlines(self) -> list[float]:
+        extra = [self._status_written + 1.0] if self._status_dirty else []
+        ping = self.notifier.next_ping()
         return [
-            deadline
-            for tenant in self.tenants.values()
-            for deadline in (tenant.tracker.next_deadline(), tenant.batcher.deadline())
-            if deadline is not None
+            *extra,
+            *([ping] if ping is not None else []),
+            *[
+                deadline
+                for tenant in self.tenants.values()
+                for deadline in (tenant.tracker.next_deadline(), tenant.batcher.deadline())
+                if deadline is not None
+            ],
         ]
 
     def _take(self, message: object) -> None:
         now = self.clock()
+        self._status_dirty = True
         if isinstance(message, Change):
             tenant = self.tenants[message.tenant]
             if message.gone:
@@ -262,6 +278,7 @@ class Service:
     def _advance(self, tenant: _Tenant, now: float) -> None:
         for name in self._ready(tenant, now):
             tenant.batcher.add(name, now)
+            self._status_dirty = True
         interrupted = tenant.tracker.interrupted(now)
         if interrupted and not tenant.busy:
             for name in interrupted:
@@ -270,6 +287,7 @@ class Service:
             return
         names = tenant.batcher.take(now, busy=tenant.busy)
         if names:
+            self._status_dirty = True
             self._start_batch(tenant, names)
 
     def _ready(self, tenant: _Tenant, now: float) -> list[str]:
@@ -596,6 +614,10 @@ class Service:
         assert self.journal is not None  # noqa: S101 - set by run
         tracked = sum(len(t.tracker.states(now)) for t in self.tenants.values())
         waiting = sum(len(t.batcher.waiting) for t in self.tenants.values())
+        queued = self.journal.message_count("queued")
+        if queued > self._outbox_seen:  # more waiting than at the last heartbeat
+            self.log.warning("mail.outbox_growing", queued=queued, before=self._outbox_seen)
+        self._outbox_seen = queued
         self.log.info(
             "service.heartbeat",
             tenants=len(self.tenants),
@@ -606,7 +628,67 @@ class Service:
             outbox=self.journal.message_count("queued"),
         )
 
+    def _write_status(self, now: float) -> bool:
+        """Write what each tenant is waiting for, at most once a second.
+
+        ``watcher status`` reads it; a failed write means the state folder
+        cannot be written, and the service stops reporting itself healthy.
+        """
+        quiet = now - self._status_written
+        if quiet < 1.0 or (not self._status_dirty and quiet < _LONGEST_SLEEP):
+            return True
+        document = {
+            "pid": os.getpid(),
+            "updated_at": time.time(),
+            "tenants": {name: self._tenant_status(t, now) for name, t in self.tenants.items()},
+        }
+        temporary = self.status_path.with_suffix(".tmp")
+        try:
+            temporary.write_text(json.dumps(document, indent=1))
+            temporary.replace(self.status_path)
+        except OSError as exc:
+            self.log.error(
+                "service.state_unwritable", path=str(self.status_path), error=exc.strerror
+            )
+            return False
+        self._status_written = now
+        self._status_dirty = False
+        return True
+
+    def _tenant_status(self, tenant: _Tenant, now: float) -> dict[str, object]:
+        in_force = self.schemas.current(tenant.config.name, tenant.config.schema)
+        settle = self.config.service.settle_time
+        files = [
+            {
+                "name": f.name,
+                "state": "interrupted"
+                if f.interrupted
+                else "uploading"
+                if f.writing or not f.complete
+                else "settling"
+                if f.quiet_for < settle
+                else "checking",
+            }
+            for f in tenant.tracker.states(now)
+        ]
+        deadline = tenant.batcher.deadline()
+        files += [{"name": n, "state": "in the next batch"} for n in tenant.batcher.waiting]
+        return {
+            "folder_ok": tenant.folder_ok,
+            "files": files,
+            "batch_in": None if deadline is None else max(0.0, round(deadline - now, 1)),
+            "batch_running": tenant.busy,
+            "schema": None
+            if in_force is None
+            else {
+                "version": in_force.schema.label,
+                "digest": in_force.schema.digest,
+                "path": str(in_force.path),
+            },
+        }
+
     def _shutdown(self) -> None:
+        self.notifier.stopping()
         self.stop.set()
         for tenant in self.tenants.values():
             tenant.watch.stop()
