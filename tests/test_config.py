@@ -245,3 +245,20 @@ token_file = "no-token"
             f"[Errno 2] No such file or directory: '{tmp_path / 'no-token'}'"
         ),
     ]
+
+
+def test_tenants_can_live_in_included_files(tmp_path: Path) -> None:
+    """Include gathers one file per tenant; their problems name the file."""
+    (tmp_path / "tenants.d").mkdir()
+    (tmp_path / "tenants.d" / "b.toml").write_text(
+        f'[[tenant]]\nname = "b"\ndrop_dir = "/srv/sftp/b/upload"\nschema = "{OPSCOM_SCHEMA}"\n'
+        'failed_import_email = "x@b.example"\nreply_to = "y@b.example"\n'
+    )
+    config = load_config(
+        write(tmp_path, 'include = ["tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n')
+    )
+    assert [t.name for t in config.tenants] == ["b"]
+    (tmp_path / "tenants.d" / "c.toml").write_text('[service]\n[[tenant]]\nname = "c"\n')
+    found = problems(tmp_path, 'include = ["tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n')
+    assert "tenants.d/c.toml: service: an included file holds only [[tenant]] tables" in found
+    assert 'tenants.d/c.toml: tenant[0] "c".drop_dir: is required' in found

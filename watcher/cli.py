@@ -97,6 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=Path("demo"), metavar="DIR", help="where (default: ./demo)"
     )
     demo.set_defaults(handler=_demo)
+
+    status = commands.add_parser("status", help="show what each tenant is waiting for")
+    _config_argument(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+    tenant = commands.add_parser("tenant", help="add or remove a tenant on this SFTP host (root)")
+    actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="create the account, folders, key and configuration")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument(
+        "--key", type=Path, required=True, metavar="FILE", help="the customer's public key"
+    )
+    add.add_argument("--failed-import-email", required=True, metavar="ADDRESS")
+    add.add_argument("--reply-to", required=True, metavar="ADDRESS")
+    add.add_argument("--schema", type=Path, default=None, metavar="PATH")
+    add.add_argument("--api-url", default=None, metavar="URL")
+    add.add_argument("--token-file", type=Path, default=None, metavar="FILE")
+    remove = actions.add_parser("remove", help="remove the configuration, key and account")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("--purge", action="store_true", help="also delete the tenant's folders")
+    for action in (add, remove):
+        action.add_argument("--config", type=Path, default=Path("/etc/user-import/watcher.toml"))
+        action.add_argument("--sftp-root", type=Path, default=Path("/srv/sftp"))
+        action.add_argument("--keys-dir", type=Path, default=Path("/etc/ssh/authorized_keys"))
+        action.add_argument("--group", default="sftp-import")
+        action.add_argument("--service-user", default="user-import")
+    tenant.set_defaults(handler=_tenant)
     return parser
 
 
@@ -213,6 +241,16 @@ def _process(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         names.append(path.name)
+    from watcher.service import AlreadyRunningError, StateLock  # noqa: PLC0415
+
+    try:
+        lock = StateLock(config.service.state_dir)
+    except AlreadyRunningError as exc:
+        print(
+            f"watcher: {exc}; drop the files into the folder instead, or stop the service",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     logs.configure()
     journal = Journal(config.service.state_dir / "journal.sqlite")
     try:
@@ -225,6 +263,7 @@ def _process(args: argparse.Namespace) -> int:
         pipeline.deliver_mail()
     finally:
         journal.close()
+        lock.release()
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
 
 
@@ -248,3 +287,54 @@ def _demo(args: argparse.Namespace) -> int:
     from watcher.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
 
     return run_demo(args.dir)
+
+
+def _tenant(args: argparse.Namespace) -> int:
+    from watcher.tenants import Layout, NewTenant, add, remove  # noqa: PLC0415
+
+    layout = Layout(
+        config=args.config.resolve(),
+        sftp_root=args.sftp_root.resolve(),
+        keys_dir=args.keys_dir.resolve(),
+        group=args.group,
+        service_user=args.service_user,
+    )
+    if args.action == "add":
+        try:
+            key = args.key.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"watcher: {args.key}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        steps = add(
+            layout,
+            NewTenant(
+                name=args.name,
+                public_key=key,
+                failed_import_email=args.failed_import_email,
+                reply_to=args.reply_to,
+                schema=(
+                    args.schema or layout.config.parent / "schema" / "opscom-users.json"
+                ).resolve(),
+                api_url=args.api_url,
+                token_file=args.token_file.resolve() if args.token_file else None,
+            ),
+        )
+    else:
+        steps = remove(layout, args.name, purge=args.purge)
+    for step in steps:
+        print(f"  {step}")
+    print("Restart the service to apply it: systemctl try-restart user-import-watcher")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
+    from watcher.display import status_summary  # noqa: PLC0415
+    from watcher.status import gather  # noqa: PLC0415
+
+    status = gather(load_config(args.config))
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        print(status_summary(status))
+    return EXIT_OK

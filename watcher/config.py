@@ -281,7 +281,7 @@ class _Parser:
         return value
 
     def config(self, document: dict[str, object], source: Path) -> Config | None:
-        self.keys("", document, frozenset({"service", "email", "tenant"}))
+        self.keys("", document, frozenset({"service", "email", "tenant", "include"}))
         service_table = self.table("service", document.get("service", {}))
         service = self.service(service_table) if service_table is not None else None
         email = None
@@ -293,11 +293,44 @@ class _Parser:
             self.problem("tenant", "must be an array of tables: write [[tenant]]")
             raw_tenants = []
         tenants = [self.tenant(i, t) for i, t in enumerate(raw_tenants)]
+        tenants += self.included(document.get("include", []))
         good = tuple(t for t in tenants if t is not None)
         self.distinct(good)
         if service is None:
             return None
         return Config(source=source, service=service, email=email, tenants=good)
+
+    def included(self, patterns: object) -> list[TenantConfig | None]:
+        """Tenants from the files ``include`` names (one file per tenant is usual)."""
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            self.problem("include", "must be a list of file patterns such as 'tenants.d/*.toml'")
+            return []
+        found: list[TenantConfig | None] = []
+        for pattern in patterns:
+            for path in sorted(self.base.glob(pattern)):
+                where = (
+                    str(path.relative_to(self.base))
+                    if path.is_relative_to(self.base)
+                    else str(path)
+                )
+                try:
+                    document = tomllib.loads(path.read_text(encoding="utf-8"))
+                except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                    self.problem(where, f"cannot be read as TOML: {exc}")
+                    continue
+                for key in document:
+                    if key != "tenant":
+                        self.problem(
+                            f"{where}: {key}", "an included file holds only [[tenant]] tables"
+                        )
+                tables = document.get("tenant", [])
+                if not isinstance(tables, list):
+                    self.problem(f"{where}: tenant", "must be an array of tables: write [[tenant]]")
+                    continue
+                before = len(self.problems)
+                found.extend(self.tenant(i, t) for i, t in enumerate(tables))
+                self.problems[before:] = [f"{where}: {p}" for p in self.problems[before:]]
+        return found
 
     def path(self, where: str, value: object) -> Path | None:
         if not isinstance(value, str) or not value.strip():

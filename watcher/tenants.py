@@ -1,0 +1,206 @@
+"""Adding and removing a tenant on the SFTP host: account, folders, key, config.
+
+``watcher tenant add`` does, as root, everything a new customer needs:
+
+- a system account in the SFTP group that the sshd snippet in ``deploy/``
+  matches, with no password and no shell (unlocked, so key login works);
+- the chroot ``<sftp_root>/<name>`` owned by root and closed to others, as
+  sshd demands; inside it ``upload/``, the drop folder, owned by the customer
+  and shared with the service's group (setgid, mode 2770), so the service reads
+  and moves the customer's files without running as root; and ``dev/``, where
+  the service binds the socket the SFTP server logs to;
+- the customer's public key in the root-owned authorized-keys folder;
+- ``<config dir>/tenants.d/<name>.toml``, read by the service through
+  ``include``.
+
+``watcher tenant remove`` undoes it; the folders are kept unless purged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from typing import TYPE_CHECKING
+
+from watcher.errors import WatcherError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_KEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
+
+
+class OnboardingError(WatcherError):
+    """A tenant cannot be added or removed as asked; nothing was changed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Layout:
+    """Where tenants live on this host."""
+
+    config: Path
+    sftp_root: Path
+    keys_dir: Path
+    group: str = "sftp-import"
+    service_user: str = "user-import"
+
+    @property
+    def tenants_dir(self) -> Path:
+        """The folder of per-tenant configuration files."""
+        return self.config.parent / "tenants.d"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NewTenant:
+    """What a new tenant needs."""
+
+    name: str
+    public_key: str
+    failed_import_email: str
+    reply_to: str
+    schema: Path
+    api_url: str | None = None
+    token_file: Path | None = None
+
+
+def check_name(name: str) -> None:
+    """Refuse names that are no valid account or tenant name."""
+    if not _NAME.match(name):
+        raise OnboardingError(
+            f"{name!r}: a tenant name is a lower-case letter, then up to 31 letters, "
+            "digits, '-' or '_' (it is also the SFTP account name)"
+        )
+
+
+def check_key(text: str) -> str:
+    """The one public key in ``text``, or an error saying what is wrong."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1 or not _KEY.match(lines[0]):
+        raise OnboardingError(
+            "the key file must hold exactly one OpenSSH public key (ssh-ed25519 AAAA...)"
+        )
+    return lines[0]
+
+
+def _run(*command: str) -> None:
+    # Fixed commands (useradd and friends) with checked names: no shell, no user input.
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise OnboardingError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+
+
+def _tenant_toml(layout: Layout, tenant: NewTenant) -> str:
+    chroot = layout.sftp_root / tenant.name
+    lines = [
+        f"# Written by `watcher tenant add {tenant.name}`.",
+        "[[tenant]]",
+        f'name = "{tenant.name}"',
+        f'drop_dir = "{chroot / "upload"}"',
+        f'sftp_log_socket = "{chroot / "dev" / "log"}"',
+        f'schema = "{tenant.schema}"',
+        f'failed_import_email = "{tenant.failed_import_email}"',
+        f'reply_to = "{tenant.reply_to}"',
+    ]
+    if tenant.api_url is not None:
+        lines += [
+            "",
+            "[tenant.api]",
+            f'url = "{tenant.api_url}"',
+            f'token_file = "{tenant.token_file}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def add(layout: Layout, tenant: NewTenant) -> list[str]:
+    """Create everything ``tenant`` needs; the steps taken, for the operator."""
+    check_name(tenant.name)
+    key = check_key(tenant.public_key)
+    if (tenant.api_url is None) != (tenant.token_file is None):
+        raise OnboardingError("--api-url and --token-file go together")
+    try:
+        service = pwd.getpwnam(layout.service_user)
+    except KeyError as exc:
+        raise OnboardingError(
+            f"the service account {layout.service_user!r} does not exist; create it first: "
+            f"useradd --system --no-create-home --shell /usr/sbin/nologin {layout.service_user}"
+        ) from exc
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(tenant.name)
+        raise OnboardingError(f"an account called {tenant.name!r} exists already")
+    config_file = layout.tenants_dir / f"{tenant.name}.toml"
+    if config_file.exists():
+        raise OnboardingError(f"{config_file} exists already")
+    done: list[str] = []
+    try:
+        grp.getgrnam(layout.group)
+    except KeyError:
+        _run("groupadd", "--system", layout.group)
+        done.append(f"created the group {layout.group}")
+    _run(
+        "useradd", "--system", "--user-group", "--groups", layout.group,
+        "--home-dir", "/upload", "--no-create-home", "--shell", "/usr/sbin/nologin",
+        tenant.name,
+    )  # fmt: skip
+    _run("usermod", "--password", "*", tenant.name)
+    account = pwd.getpwnam(tenant.name)
+    done.append(f"created the SFTP account {tenant.name} (key login only, no shell)")
+    chroot = layout.sftp_root / tenant.name
+    for folder in (layout.sftp_root, chroot):
+        folder.mkdir(mode=0o755, exist_ok=True)
+        os.chown(folder, 0, 0)
+        folder.chmod(0o755)
+    upload, dev = chroot / "upload", chroot / "dev"
+    upload.mkdir(exist_ok=True)
+    os.chown(upload, account.pw_uid, service.pw_gid)
+    upload.chmod(0o2770)
+    dev.mkdir(exist_ok=True)
+    os.chown(dev, service.pw_uid, service.pw_gid)
+    dev.chmod(0o755)
+    done.append(f"made the chroot {chroot} with upload/ (the drop folder) and dev/")
+    layout.keys_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    keys = layout.keys_dir / tenant.name
+    keys.write_text(key + "\n")
+    os.chown(keys, 0, 0)
+    keys.chmod(0o644)
+    done.append(f"installed the public key in {keys}")
+    layout.tenants_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.chown(layout.tenants_dir, 0, service.pw_gid)
+    config_file.write_text(_tenant_toml(layout, tenant))
+    os.chown(config_file, 0, service.pw_gid)
+    config_file.chmod(0o640)
+    done.append(f"added the tenant to the service in {config_file}")
+    return done
+
+
+def remove(layout: Layout, name: str, *, purge: bool = False) -> list[str]:
+    """Remove a tenant's configuration, key and account (and folders, if purged)."""
+    check_name(name)
+    done: list[str] = []
+    config_file = layout.tenants_dir / f"{name}.toml"
+    if config_file.exists():
+        config_file.unlink()
+        done.append(f"removed {config_file}")
+    keys = layout.keys_dir / name
+    if keys.exists():
+        keys.unlink()
+        done.append(f"removed the key {keys}")
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(name)
+        _run("userdel", name)
+        done.append(f"removed the account {name}")
+    chroot = layout.sftp_root / name
+    if purge and chroot.is_dir() and chroot.parent == layout.sftp_root:
+        shutil.rmtree(chroot)
+        done.append(f"removed {chroot} and every file in it")
+    elif chroot.is_dir():
+        done.append(f"kept {chroot}: remove it with --purge once its files are no longer needed")
+    if not done:
+        raise OnboardingError(f"there is no tenant {name!r} on this host")
+    return done
