@@ -52,11 +52,13 @@ def test_the_service_reports_ready_pings_and_stops_pinging_when_its_state_cannot
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(str(address))
         listener.settimeout(0.5)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
-            stdout=subprocess.DEVNULL,
-            env={**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2000000"},
-        )
+        log = tmp_path / "watcher.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
+                stdout=output,
+                env={**os.environ, "NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2000000"},
+            )
 
         def receive(seconds: float) -> list[str]:
             got: list[str] = []
@@ -76,7 +78,13 @@ def test_the_service_reports_ready_pings_and_stops_pinging_when_its_state_cannot
             status.unlink()
             status.mkdir()
             (status / "in-the-way").write_text("")
-            receive(1.5)
+            # The idle service rewrites status.json within 5 s; until it fails
+            # to, it has no reason to stop pinging.
+            deadline = time.monotonic() + 15
+            while "service.state_unwritable" not in log.read_text():
+                assert time.monotonic() < deadline, "the failed write was never reported"
+                receive(0.2)
+            receive(0.1)  # a ping sent just before the failed write
             assert "WATCHDOG=1" not in receive(4)
             process.send_signal(signal.SIGTERM)
             assert process.wait(30) == 0
