@@ -6,6 +6,7 @@ import codecs
 from typing import TYPE_CHECKING
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -166,6 +167,22 @@ def test_nul_bytes_past_the_first_block_are_refused_with_a_line() -> None:
     result = unreadable(data)
     assert result.code is Code.FILE_BINARY
     assert "line 40002" in result.message
+
+
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        (b'"x,y",\x00\n', 40003),
+        (b'5,"\x00"\n', 40003),
+        (b"5,6\n\x00,7\n", 40004),
+    ],
+)
+def test_the_first_nul_is_named_among_quoted_lines(tail: bytes, line: int) -> None:
+    """Lines holding quotes do not shift the line a NUL byte is reported on."""
+    data = b"a,b\n" + b'1,"2"\n' * 40_000 + b'"3,3",4\n' + tail + b"\x00,\x00\n"
+    result = unreadable(data)
+    assert result.code is Code.FILE_BINARY
+    assert f"line {line} " in result.message
 
 
 def test_utf16_is_transcoded() -> None:

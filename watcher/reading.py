@@ -375,22 +375,26 @@ class _LineFacts:
 
 
 def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
-    """One streaming pass over the file's lines.
+    """Two streaming passes over the file's lines.
+
+    The first only measures every line. The second keeps the few lines that
+    hold a quote or a NUL byte (one search for both) and looks at those
+    closely; counting quotes on every line would cost more than both passes.
 
     Raises:
         polars.exceptions.ComputeError: the file is not valid UTF-8.
     """
     line = pl.col("line")
     lines = pl.scan_lines(source).slice(header_lines)
-    every, quoted = pl.collect_all(
+    every, marked = pl.collect_all(
         [
-            lines.select(
-                n=line.str.len_bytes(),
+            lines.select(n=line.str.len_bytes()),
+            lines.with_row_index("at")
+            .filter(line.str.contains('["\x00]'))
+            .select(
+                "at",
                 q=line.str.count_matches('"', literal=True),
                 nul=line.str.contains("\x00", literal=True),
-            ),
-            # Only the few lines that hold quotes meet the patterns.
-            lines.filter(line.str.contains('"', literal=True)).select(
                 alone=line.str.contains(_WHOLE_LINE),
                 opens=line.str.contains(_OPENING_LINE),
                 closes=line.str.contains(_CLOSING_LINE),
@@ -399,12 +403,15 @@ def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
         ],
         engine="streaming",
     )
-    nul = every["nul"].arg_true()
+    quoted = marked.filter(pl.col("q") > 0)
+    nul = marked.filter(pl.col("nul"))["at"]
     return _LineFacts(
         lengths=every["n"],
-        quotes=every["q"],
+        quotes=pl.repeat(0, n=every.height, eager=True, dtype=pl.UInt32).scatter(
+            quoted["at"], quoted["q"]
+        ),
         first_nul=int(nul[0]) if nul.len() else None,
-        shapes=quoted,
+        shapes=quoted.select("alone", "opens", "closes", "inside"),
     )
 
 
