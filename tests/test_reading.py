@@ -215,6 +215,22 @@ def test_text_after_a_closing_quote_names_the_line() -> None:
     assert result.message.startswith("Line 3: text follows the closing quote")
 
 
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b'1,"opens\nmid "x" mid\nends",2\n', 20003),  # a bare quote inside the value
+        (b'1,"opens\nmid\nends"x,2\n', 20004),  # text after the closing quote
+        (b'1,"a"b"\nc,2\n', 20002),  # text after a closing quote, then an opening one
+    ],
+)
+def test_broken_quoting_in_a_value_spanning_lines_is_malformed(body: bytes, line: int) -> None:
+    """Each line of a value spanning lines must fit its place in the value."""
+    data = b"a,b\n" + b"3,4\n" * 20_000 + body
+    result = unreadable(data)
+    assert result.code is Code.CSV_MALFORMED
+    assert result.message.startswith(f"Line {line}: text follows the closing quote")
+
+
 def test_parser_messages_never_leak_other_rows() -> None:
     """The failure message holds no data from the file."""
     result = unreadable(b'a,b\nsecret-one,2\n3,"open\nsecret-two,5\n')

@@ -192,9 +192,9 @@ class _Reader:
         source = self.polars_source()
         try:
             lines = _line_facts(source, header_lines)
+            if not _quoting_is_regular(lines, source, header_lines):
+                return None
         except pl.exceptions.ComputeError:
-            return None
-        if not _quoting_is_regular(lines):
             return None
         if lines.first_nul is not None:
             return self.unreadable(
@@ -362,24 +362,24 @@ class _LineFacts:
     """What the line pass learned about every line after the header.
 
     ``lengths`` is each line's length in bytes (line break excluded) and
-    ``quotes`` how many quote characters it holds. ``shapes`` has one row per
-    line holding a quote, in order, saying which roles its text allows: a
-    whole record (``alone``), the first or last line of a value that spans
-    lines (``opens``, ``closes``), or a line inside such a value (``inside``).
+    ``quotes`` how many quote characters it holds. ``alone`` has one value per
+    line holding a quote, in order: whether its text is a whole record of
+    well-quoted fields.
     """
 
     lengths: pl.Series
     quotes: pl.Series
     first_nul: int | None
-    shapes: pl.DataFrame
+    alone: pl.Series
 
 
 def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
     """Two streaming passes over the file's lines.
 
-    The first only measures every line. The second keeps the few lines that
-    hold a quote or a NUL byte (one search for both) and looks at those
-    closely; counting quotes on every line would cost more than both passes.
+    The first only measures every line. The second keeps the lines holding a
+    quote or a NUL byte (one search for both) and looks at those closely;
+    counting quotes on every line would cost more than both passes in the
+    usual file, where few lines hold quotes, and costs the same where all do.
 
     Raises:
         polars.exceptions.ComputeError: the file is not valid UTF-8.
@@ -396,9 +396,6 @@ def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
                 q=line.str.count_matches('"', literal=True),
                 nul=line.str.contains("\x00", literal=True),
                 alone=line.str.contains(_WHOLE_LINE),
-                opens=line.str.contains(_OPENING_LINE),
-                closes=line.str.contains(_CLOSING_LINE),
-                inside=line.str.contains(_INSIDE_LINE),
             ),
         ],
         engine="streaming",
@@ -411,36 +408,69 @@ def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
             quoted["at"], quoted["q"]
         ),
         first_nul=int(nul[0]) if nul.len() else None,
-        shapes=quoted.select("alone", "opens", "closes", "inside"),
+        alone=quoted["alone"],
     )
 
 
-def _quoting_is_regular(lines: _LineFacts) -> bool:
+def _quoting_is_regular(lines: _LineFacts, source: str | bytes, header_lines: int) -> bool:
     """Whether every quoted line has the shape its place demands.
 
     polars reads some broken quoting its own way (``""a""`` becomes ``a``)
     and a quote inside an unquoted value can look like the start of a value
     spanning lines, so each line holding quotes must fit its role: a whole
     record, the opening or closing line of a spanning value (alternately,
-    by the parity of quotes before it), or a line inside one.
+    by the parity of quotes before it), or a line inside one. Only files
+    with values spanning lines have lines of the other roles; their shapes
+    are checked by a second pass over just those lines.
     """
-    if lines.shapes.height == 0:
-        return True
-    q = lines.quotes.filter(lines.quotes > 0)
-    odd = (q % 2 == 1).alias("odd")
-    checked = lines.shapes.with_columns(odd, before=odd.cast(pl.Int64).cum_sum() - odd)
-    return bool(
-        checked.select(
-            pl.when(pl.col("odd") & (pl.col("before") % 2 == 0))
-            .then(pl.col("opens"))
-            .when(pl.col("odd"))
-            .then(pl.col("closes"))
-            .when(pl.col("before") % 2 == 1)
-            .then(pl.col("inside"))
-            .otherwise(pl.col("alone"))
-            .all()
-        ).item()
+    odd_lines = lines.quotes % 2 == 1
+    if not odd_lines.any():
+        # No value spans lines: every quoted line must be a whole record.
+        return bool(lines.alone.all())
+    at = (lines.quotes > 0).arg_true()
+    odd = odd_lines.gather(at)
+    before = odd.cast(pl.Int64).cum_sum() - odd.cast(pl.Int64)
+    role = pl.DataFrame(
+        {"at": at, "odd": odd, "before": before, "alone": lines.alone}
+    ).with_columns(
+        role=pl.when(pl.col("odd") & (pl.col("before") % 2 == 0))
+        .then(pl.lit("opens"))
+        .when(pl.col("odd"))
+        .then(pl.lit("closes"))
+        .when(pl.col("before") % 2 == 1)
+        .then(pl.lit("inside"))
+        .otherwise(pl.lit("alone"))
     )
+    if not role.filter(pl.col("role") == "alone")["alone"].all():
+        return False
+    spanning = role.filter(pl.col("role") != "alone").select("at", "role")
+    line = pl.col("line")
+    texts = (
+        pl.scan_lines(source)
+        .slice(header_lines)
+        .with_row_index("at")
+        .filter(pl.col("at").is_in(spanning["at"].implode()))
+        .select(
+            opens=line.str.contains(_OPENING_LINE),
+            closes=line.str.contains(_CLOSING_LINE),
+            inside=line.str.contains(_INSIDE_LINE),
+        )
+        .collect(engine="streaming")
+    )
+    if texts.height != spanning.height:
+        return False
+    fits = (
+        pl.concat([spanning, texts], how="horizontal")
+        .select(
+            pl.when(pl.col("role") == "opens")
+            .then(pl.col("opens"))
+            .when(pl.col("role") == "closes")
+            .then(pl.col("closes"))
+            .otherwise(pl.col("inside"))
+        )
+        .to_series()
+    )
+    return bool(fits.all())
 
 
 def _value_bytes(frame: pl.DataFrame) -> pl.Series:
@@ -521,15 +551,19 @@ def _field_counts(
     quoted_records = layout.record_of_line.filter(lines.quotes > 0).unique()
     if quoted_records.is_empty():
         return fields, set()
-    in_values = (
-        frame.gather(quoted_records)
-        .select(pl.sum_horizontal(pl.all().str.count_matches('"', literal=True).fill_null(0)))
-        .to_series()
-        .cast(pl.Int64)
-    )
-    extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
-        quoted_records, in_values
-    )
+    quotes_in_values = pl.sum_horizontal(
+        pl.all().str.count_matches('"', literal=True).fill_null(0)
+    ).cast(pl.Int64)
+    if quoted_records.len() * 4 > frame.height:
+        # Gathering most rows costs more than counting in all of them; a
+        # record whose line holds no quote has none in its values either.
+        extra = frame.select(quotes_in_values).to_series()
+        in_values = extra.gather(quoted_records)
+    else:
+        in_values = frame.gather(quoted_records).select(quotes_in_values).to_series()
+        extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
+            quoted_records, in_values
+        )
     fields = fields + (extra.gather(layout.record_of_line) if spanning else extra)
     return fields, set(quoted_records.filter(in_values > 0).to_list())
 

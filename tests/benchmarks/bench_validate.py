@@ -2,10 +2,11 @@
 
 Run on demand, not by pytest:
 
-    uv run python tests/benchmarks/bench_validate.py [--rows 1000000] [--runs 5]
+    uv run python tests/benchmarks/bench_validate.py [--rows 1000000] [--runs 5] [--quote-all]
 
 It writes a realistic users file (13 columns, about 2% invalid rows of varied
-kinds, some quoted values with commas) into .bench/, then runs, as separate
+kinds, some quoted values with commas; with ``--quote-all`` every value is
+quoted, as many exports write them) into .bench/, then runs, as separate
 processes and interleaved so machine noise hits both alike:
 
 - the baseline: ``polars.read_csv(path, infer_schema=False)``
@@ -93,12 +94,12 @@ def spoil(row: list[str], kind: int, i: int) -> list[str]:
     return row
 
 
-def write_file(path: Path, rows: int) -> None:
+def write_file(path: Path, rows: int, *, quote_all: bool) -> None:
     """Write the benchmark's users file."""
     rng = random.Random(20261122)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
         writer.writerow(HEADER)
         for i in range(rows):
             row = user(i, rng)
@@ -120,11 +121,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quote-all", action="store_true", help="quote every value")
     args = parser.parse_args()
-    path = ROOT / ".bench" / f"users-{args.rows}.csv"
+    quoted = "-quoted" if args.quote_all else ""
+    path = ROOT / ".bench" / f"users-{args.rows}{quoted}.csv"
     if not path.exists():
         started = time.perf_counter()
-        write_file(path, args.rows)
+        write_file(path, args.rows, quote_all=args.quote_all)
         print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     import polars as pl  # noqa: PLC0415 - only to find its folder
 
@@ -145,7 +148,8 @@ def main() -> int:
     for _ in range(args.runs):
         for name, command in commands.items():
             results[name].append(measure(command))
-    print(f"{args.rows:,} rows, {size:.0f} MiB, {args.runs} runs each, medians:")
+    every = ", every value quoted" if args.quote_all else ""
+    print(f"{args.rows:,} rows{every}, {size:.0f} MiB, {args.runs} runs each, medians:")
     medians = {}
     for name, runs in results.items():
         seconds = statistics.median(r[0] for r in runs)
