@@ -6,7 +6,8 @@ codes, fields, reasons); a customer fixes the values and uploads the file as
 it is, and the reader skips our columns. A cell a spreadsheet would run as a
 formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
 gets a leading apostrophe; when our report comes back, the validator removes
-exactly that apostrophe again (see :func:`restore`).
+exactly that apostrophe again (see :func:`restore`; the validator does the
+same on whole columns).
 """
 
 from __future__ import annotations

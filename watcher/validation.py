@@ -20,6 +20,7 @@ from watcher import rules
 from watcher.codes import Code, Problem
 from watcher.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
 from watcher.reading import Table, Unreadable, column
+from watcher.reporting import FORMULA_START
 from watcher.schema import Field, Schema
 
 if TYPE_CHECKING:
@@ -428,11 +429,12 @@ def _restore_cells(frame: pl.DataFrame, match: HeaderMatch) -> pl.DataFrame:
     Only for a file that is one of our reports sent back (it has our columns),
     so a customer's own leading apostrophe elsewhere is kept.
     """
-    neutralised = r"^'[=+\-@\t\r]"
+
+    def neutralised(value: pl.Expr) -> pl.Expr:
+        return pl.any_horizontal(value.str.starts_with(f"'{start}") for start in FORMULA_START)
+
     return frame.with_columns(
-        pl.when(pl.col(name).str.contains(neutralised))
-        .then(pl.col(name).str.slice(1))
-        .otherwise(pl.col(name))
+        pl.when(neutralised(pl.col(name))).then(pl.col(name).str.slice(1)).otherwise(pl.col(name))
         for name in (column(c.index) for c in match.imported())
     )
 
