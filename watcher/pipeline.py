@@ -36,7 +36,7 @@ from watcher.reporting import FileSummary, failure_csv, needs_report, report_mes
 from watcher.schema import Schema, parse_schema
 from watcher.sinks import Outcome, Sink, SinkUnavailableError
 from watcher.userstore import UserStore
-from watcher.validation import ValidationReport, validate
+from watcher.validation import FIRST_DATA_ROW, ValidationReport, validate
 
 if TYPE_CHECKING:
     import threading
@@ -231,12 +231,14 @@ class Pipeline:
         tenant = self.config.tenant(batch.tenant)
         logs.bind(tenant=tenant.name, batch_id=batch_id)
         started = time.monotonic()
+        # Validation reports of this run, kept for the failure report.
+        reports: dict[str, ValidationReport] = {}
         try:
             state = batch.state
             if state == "claiming":
                 state = self._advance(batch_id, "importing")
             if state == "importing":
-                reason = self._import(tenant, batch_id)
+                reason = self._import(tenant, batch_id, reports)
                 if reason is not None:
                     counts = self._batch_counts(batch_id)
                     self.log.warning(
@@ -251,7 +253,7 @@ class Pipeline:
                 faults.checkpoint("imported")
                 state = self._advance(batch_id, "reporting")
             if state == "reporting":
-                self._report(tenant, batch_id)
+                self._report(tenant, batch_id, reports)
                 faults.checkpoint("reported")
                 state = "archiving"
             if state == "archiving":
@@ -334,7 +336,7 @@ class Pipeline:
             failures: list[tuple[int, str | None, str, str]] = []
         else:
             assert report.valid is not None  # noqa: S101 - readable tables have it
-            valid = (report.valid.arg_true() + 2).to_list()
+            valid = (report.valid.arg_true() + FIRST_DATA_ROW).to_list()
             failed = report.failures["row"].unique().sort().to_list()
             failures = list(report.failures.iter_rows())
         self.journal.record_validation(
@@ -359,9 +361,13 @@ class Pipeline:
             duration=round(time.monotonic() - started, 3),
         )
 
-    def _import(self, tenant: TenantConfig, batch_id: str) -> str | None:
-        """Validate what is claimed and import what is pending; why it stopped, if it did."""
-        reports: dict[str, ValidationReport] = {}
+    def _import(
+        self, tenant: TenantConfig, batch_id: str, reports: dict[str, ValidationReport]
+    ) -> str | None:
+        """Validate what is claimed and import what is pending; why it stopped, if it did.
+
+        ``reports`` gains the report of every file validated.
+        """
         for record in self.journal.files(batch_id):
             if record.state == "claimed":
                 started = time.monotonic()
@@ -374,7 +380,9 @@ class Pipeline:
             pending = self.journal.pending_rows(record.id)
             if not pending:
                 continue
-            report = reports.get(record.id) or self._validate(record)
+            if record.id not in reports:
+                reports[record.id] = self._validate(record)
+            report = reports[record.id]
             reason = self._push(tenant, record, report, pending)
             if reason is not None:
                 return reason
@@ -443,8 +451,13 @@ class Pipeline:
 
     # Step 4: report.
 
-    def _report(self, tenant: TenantConfig, batch_id: str) -> None:
-        """Write the failure report to the outbox, once, if anything failed."""
+    def _report(
+        self, tenant: TenantConfig, batch_id: str, reports: dict[str, ValidationReport]
+    ) -> None:
+        """Write the failure report to the outbox, once, if anything failed.
+
+        ``reports`` holds the files this run validated; others are read again.
+        """
         records = self._name_archives(batch_id)
         summaries: list[FileSummary] = []
         attachments: dict[str, bytes] = {}
@@ -453,7 +466,8 @@ class Pipeline:
             failures = [(f, c, m) for _, f, c, m in self.journal.failures(record.id)]
             failures_name = None
             if record.code is None and counts.failed:
-                data = self._failure_csv(record)
+                report = reports.get(record.id)
+                data = self._failure_csv(record, report.table if report else None)
                 failures_name = f"failed-{Path(record.name).stem}.csv"
                 self.spool(record.tenant, record.id, ".failures.csv").write_bytes(data)
                 attachments[failures_name] = data
@@ -509,14 +523,16 @@ class Pipeline:
                 )
         return self.journal.files(batch_id)
 
-    def _failure_csv(self, record: FileRecord) -> bytes:
-        table = read_table(self.spool(record.tenant, record.id))
-        assert isinstance(table, Table)  # noqa: S101 - it validated with row failures
+    def _failure_csv(self, record: FileRecord, table: Table | None) -> bytes:
+        if table is None:
+            read = read_table(self.spool(record.tenant, record.id))
+            assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
+            table = read
         by_row: dict[int, list[tuple[str | None, str, str]]] = {}
         for row, field, code, message in self.journal.failures(record.id):
             by_row.setdefault(row, []).append((field, code, message))
         numbers = sorted(by_row)
-        values = table.frame.gather([n - 2 for n in numbers]).rows()
+        values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
         return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)
 
     # Step 5: archive.
@@ -572,7 +588,7 @@ def _all_rows(report: ValidationReport) -> list[int]:
     if report.table is None:
         return []
     blank = report.table.blank
-    return (blank.not_().arg_true() + 2).to_list()
+    return (blank.not_().arg_true() + FIRST_DATA_ROW).to_list()
 
 
 def _result_json(record: FileRecord, counts: Counts, journal: Journal) -> bytes:
