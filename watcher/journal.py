@@ -312,6 +312,17 @@ class Journal:
         )
         return [FileRecord(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in rows]
 
+    def claimed_entries(self, tenant: str) -> set[tuple[str, int | None, int | None, int | None]]:
+        """Name, device, inode and mtime of each file an unfinished batch holds.
+
+        Refused entries are left out: a new upload under their name is new.
+        """
+        return {
+            (f.name, f.dev, f.ino, f.mtime_ns)
+            for f in self.in_progress(tenant)
+            if f.state != "refused"
+        }
+
     def record_validation(
         self,
         file_id: str,

@@ -139,11 +139,7 @@ class Pipeline:
     def _claim(
         self, tenant: TenantConfig, names: list[str], text: bytes, schema: Schema
     ) -> str | None:
-        busy = {
-            (f.name, f.dev, f.ino, f.mtime_ns)
-            for f in self.journal.in_progress(tenant.name)
-            if f.state != "refused"
-        }
+        busy = self.journal.claimed_entries(tenant.name)
         batch_id: str | None = None
         with DropFolder(tenant.drop_dir) as folder:
             for name in names:

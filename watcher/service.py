@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config, TenantConfig
+    from watcher.schemas import InForce
 
 _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0
@@ -389,7 +390,8 @@ class Service:
         tenant.folder_ok = True
         with folder:
             entries = [(n, i) for n, i in folder.entries() if not stat.S_ISDIR(i.st_mode)]
-        claimed = self._in_progress(tenant)
+        assert self.journal is not None  # noqa: S101 - set by run
+        claimed = self.journal.claimed_entries(tenant.config.name)
         for name, info in entries:
             identity = Identity.of(info)
             if is_temporary(name):
@@ -422,14 +424,6 @@ class Service:
                 bytes=identity.size,
                 unchanged_for=round(now - seen[1]),
             )
-
-    def _in_progress(self, tenant: _Tenant) -> set[tuple[str, int | None, int | None, int | None]]:
-        assert self.journal is not None  # noqa: S101 - set by run
-        return {
-            (f.name, f.dev, f.ino, f.mtime_ns)
-            for f in self.journal.in_progress(tenant.config.name)
-            if f.state != "refused"
-        }
 
     def _unfinished(self, tenant: _Tenant) -> bool:
         assert self.journal is not None  # noqa: S101 - set by run
@@ -519,14 +513,7 @@ class Service:
                 tenant.tracker.note(name, "scan", self.clock())
             return
 
-        def work(pipeline: Pipeline) -> list[BatchResult]:
-            results = pipeline.resume(tenant.config.name)
-            batch_id = pipeline.claim(tenant.config, names, schema=in_force) if names else None
-            if batch_id is not None:
-                results.append(pipeline.run(batch_id))
-            return results
-
-        self._start_worker(tenant, work)
+        self._start_worker(tenant, lambda p: _resume_and_run(p, tenant.config, names, in_force))
 
     def _start_set_aside(self, tenant: _Tenant, names: list[str]) -> None:
         hours = self.config.service.interrupted_after / 3600
@@ -581,16 +568,11 @@ class Service:
         """Run a batch in this thread (for ``--once``)."""
         assert self.journal is not None  # noqa: S101 - set by run
         pipeline = Pipeline(self.config, self.journal, log=self.log, stop=self.stop)
-        results = pipeline.resume(tenant.config.name)
-        if names:
-            in_force = self.schemas.current(tenant.config.name, tenant.config.schema)
-            if in_force is None:
-                self.log.error("batch.no_schema", tenant=tenant.config.name, files=len(names))
-                return results
-            batch_id = pipeline.claim(tenant.config, names, schema=in_force)
-            if batch_id is not None:
-                results.append(pipeline.run(batch_id))
-        return results
+        in_force = self.schemas.current(tenant.config.name, tenant.config.schema) if names else None
+        if names and in_force is None:
+            self.log.error("batch.no_schema", tenant=tenant.config.name, files=len(names))
+            names = []
+        return _resume_and_run(pipeline, tenant.config, names, in_force)
 
     def _deliver_mail(self) -> None:
         """Retry waiting mail in the background, when nothing else is sending it."""
@@ -702,3 +684,14 @@ class Service:
             self.mail_worker.join()
         with contextlib.suppress(Exception):
             self.log.info("service.stopped", batches_done=self.batches_done)
+
+
+def _resume_and_run(
+    pipeline: Pipeline, tenant: TenantConfig, names: list[str], in_force: InForce | None
+) -> list[BatchResult]:
+    """Finish the tenant's unfinished batches, then claim ``names`` and run them."""
+    results = pipeline.resume(tenant.name)
+    batch_id = pipeline.claim(tenant, names, schema=in_force) if names else None
+    if batch_id is not None:
+        results.append(pipeline.run(batch_id))
+    return results
