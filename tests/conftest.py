@@ -172,3 +172,14 @@ def require(tool: str) -> str:
             pytest.fail(f"{message}; .ci/run should install it")
         pytest.skip(message)
     return found
+
+
+def require_sshd() -> str:
+    """The path of sshd, with the privilege separation folder it insists on.
+
+    Debian's package creates ``/run/sshd`` only when its service starts, which
+    never happens on a machine without systemd running.
+    """
+    sshd = require("sshd")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    return sshd

@@ -7,19 +7,18 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from conftest import ROOT, require
+import pytest
+
+from conftest import ROOT, require, require_sshd
 from watcher.config import load_config
-
-if TYPE_CHECKING:
-    import pytest
 
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "user-import-watcher.service"
 SNIPPET = DEPLOY / "sshd_config.d" / "user-import.conf"
 
 
+@pytest.mark.integration
 def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     """systemd-analyze verify finds nothing wrong (with ExecStart pointing at this install)."""
     analyze = require("systemd-analyze")
@@ -35,6 +34,7 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert [line for line in result.stderr.splitlines() if unit.name in line] == []
 
 
+@pytest.mark.integration
 def test_the_sandbox_exposure_score_is_at_most_two(capsys: pytest.CaptureFixture[str]) -> None:
     """systemd-analyze security rates the unit 2.0 or lower (lower is safer)."""
     analyze = require("systemd-analyze")
@@ -66,9 +66,10 @@ def test_the_unit_runs_the_service_as_its_own_user_under_notify() -> None:
         assert line in text.splitlines()
 
 
+@pytest.mark.integration
 def test_the_sshd_snippet_passes_sshd_t(tmp_path: Path) -> None:
     """Sshd -t accepts a configuration that includes the snippet."""
-    sshd, keygen = require("sshd"), require("ssh-keygen")
+    sshd, keygen = require_sshd(), require("ssh-keygen")
     subprocess.run(
         [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "host")], check=True
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import OPSCOM_SCHEMA, ROOT, require, users_csv
+from conftest import OPSCOM_SCHEMA, ROOT, require, require_sshd, users_csv
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -93,7 +93,7 @@ def host() -> Iterator[dict[str, Path]]:
         if os.environ.get("CI") == "true":
             pytest.fail("onboarding needs root")
         pytest.skip("onboarding needs root")
-    sshd, keygen, uv = require("sshd"), require("ssh-keygen"), require("uv")
+    sshd, keygen, uv = require_sshd(), require("ssh-keygen"), require("uv")
     require("setpriv")
     require("sftp")
     python = _python_for_everyone()
@@ -145,7 +145,6 @@ settle_time = "1s"
                 f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nPidFile {base / 'sshd.pid'}\n"
                 f"UsePAM no\nSubsystem sftp internal-sftp\nInclude {base / 'snippet.conf'}\n"
             )
-            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
             daemon = subprocess.Popen(
                 [sshd, "-D", "-e", "-f", str(base / "sshd_config")], stderr=subprocess.DEVNULL
             )

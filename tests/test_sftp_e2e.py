@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 import pytest
 
-from conftest import OPSCOM_SCHEMA, require, users_csv
+from conftest import OPSCOM_SCHEMA, require, require_sshd, users_csv
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -88,7 +88,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[Sshd]:
     """Sshd on a loopback port with a chrooted internal-sftp account."""
-    sshd_path, keygen = require("sshd"), require("ssh-keygen")
+    sshd_path, keygen = require_sshd(), require("ssh-keygen")
     require("sftp")
     if os.geteuid() != 0:
         if os.environ.get("CI") == "true":
@@ -118,7 +118,6 @@ def sshd() -> Iterator[Sshd]:
         )
     shutil.copy(base / "client.pub", base / "keys" / USER)
     (base / "keys" / USER).chmod(0o644)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     port = _free_port()
     config = base / "sshd_config"
     config.write_text(f"""Port {port}
