@@ -15,7 +15,6 @@ from watcher.claiming import (
     DropFolder,
     Gone,
     Refused,
-    archive_name,
 )
 from watcher.codes import Code
 
@@ -216,10 +215,3 @@ def test_entries_skip_bak_and_do_not_follow_links(drop: Path, tmp_path: Path) ->
     with DropFolder(drop) as folder:
         names = sorted(name for name, _ in folder.entries())
     assert names == ["a.csv", "l.csv"]
-
-
-def test_archive_names_keep_the_suffix_and_differ_per_file() -> None:
-    """Archive names carry a UTC stamp and the file id, and keep the suffix."""
-    assert archive_name("users.csv", "0123456789ab", 0.0) == "users.19700101T000000Z.01234567.csv"
-    assert archive_name("README", "abcdef0123", 0.0) == "README.19700101T000000Z.abcdef01"
-    assert archive_name(".hidden", "abcdef0123", 0.0) == ".hidden.19700101T000000Z.abcdef01"

@@ -221,3 +221,33 @@ def test_usage_errors_exit_two(tmp_path: Path) -> None:
     broken = run("--config", str(bad), "--tenant", "jcu")
     assert broken.returncode == EXIT_USAGE
     assert "service.state_dir: is required" in broken.stderr
+
+
+def test_names_with_control_bytes_or_at_the_length_limit_complete(tmp_path: Path) -> None:
+    """A newline, a byte that is not UTF-8 and a 250-byte name: imported, reported, archived."""
+    site = Site(tmp_path)
+    names = ["new\nline.csv", os.fsdecode(b"bad\xff.csv"), "n" * 246 + ".csv"]
+    for i, name in enumerate(names):
+        site.drop_file(name, users_csv(3, bad_every=3, start=10 * i))
+    result = site.process(*names)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert [p.name for p in site.drop.iterdir()] == [".bak"]
+    archives = sorted(
+        p.name for p in site.bak.iterdir() if p.suffix == ".csv" and ".failures" not in p.name
+    )
+    assert len(archives) == 3
+    for archive in archives:
+        assert (site.bak / f"{archive}.failures.csv").exists()
+        outcome = json.loads((site.bak / f"{archive}.result.json").read_text())
+        assert outcome["rows"]["imported"] == 2
+    assert {json.loads((site.bak / f"{a}.result.json").read_text())["file"] for a in archives} == {
+        "new\\x0aline.csv", "bad\\xff.csv", "n" * 246 + ".csv",
+    }  # fmt: skip
+    (message,) = site.outbox()
+    text = message.read_bytes()
+    assert b'filename="failed-new_line.csv"' in text
+    assert b'filename="failed-bad_.csv"' in text
+    assert [e["event"] for e in site.events(result)].count("file.completed") == 3
+    again = site.process()
+    assert again.returncode == EXIT_OK, again.stderr
+    assert "batch.completed" not in again.stdout

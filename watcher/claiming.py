@@ -20,6 +20,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import secrets
 import stat
 import time
 from typing import TYPE_CHECKING, Self
@@ -117,15 +118,6 @@ def move(src_dir: int, name: str, dst_dir: int, target: str) -> None:
     if _exists(target, dst_dir):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
     os.rename(name, target, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
-
-
-def archive_name(name: str, file_id: str, when: float) -> str:
-    """A ``.bak`` name for ``name`` that no other archive has."""
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        stem, suffix = name, ""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
-    return f"{stem}.{stamp}.{file_id[:8]}" + (f".{suffix}" if suffix else "")
 
 
 class DropFolder:
@@ -290,7 +282,8 @@ class DropFolder:
     def write_bak(self, target: str, data: bytes) -> None:
         """Write ``data`` as ``.bak/target`` atomically (a report beside an archive)."""
         bak = self.bak()
-        temporary = f".{target}.{os.getpid()}.tmp"
+        # A short name of its own: ``target`` may already be as long as a name can be.
+        temporary = f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             fd = os.open(temporary, _CREATE, 0o644, dir_fd=bak)
             try:

@@ -15,7 +15,9 @@ import dataclasses
 import sqlite3
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from watcher.names import from_stored, to_stored
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -253,7 +255,7 @@ class Journal:
                 file_id,
                 batch_id,
                 tenant,
-                name,
+                to_stored(name),
                 identity.dev,
                 identity.ino,
                 identity.size,
@@ -280,7 +282,7 @@ class Journal:
         self.db.execute(
             "INSERT INTO files (id, batch_id, tenant, name, state, code, message,"
             " received_at, updated_at) VALUES (?, ?, ?, ?, 'refused', ?, ?, ?, ?)",
-            (file_id, batch_id, tenant, name, code, message, now, now),
+            (file_id, batch_id, tenant, to_stored(name), code, message, now, now),
         )
 
     def files(self, batch_id: str) -> list[FileRecord]:
@@ -290,7 +292,7 @@ class Journal:
             " ORDER BY received_at, rowid",
             (batch_id,),
         )
-        return [FileRecord(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in rows]
+        return [_file_record(row) for row in rows]
 
     def file(self, file_id: str) -> FileRecord:
         """The file with ``file_id``."""
@@ -300,7 +302,7 @@ class Journal:
         ).fetchone()
         if row is None:
             raise KeyError(file_id)
-        return FileRecord(**dict(zip(_FILE_FIELDS, row, strict=True)))
+        return _file_record(row)
 
     def in_progress(self, tenant: str) -> list[FileRecord]:
         """Files of ``tenant`` taken into a batch and not yet archived."""
@@ -310,7 +312,7 @@ class Journal:
             f" WHERE tenant = ? AND state IN ({placeholders})",
             (tenant, *UNFINISHED_FILE_STATES),
         )
-        return [FileRecord(**dict(zip(_FILE_FIELDS, row, strict=True))) for row in rows]
+        return [_file_record(row) for row in rows]
 
     def claimed_entries(self, tenant: str) -> set[tuple[str, int | None, int | None, int | None]]:
         """Name, device, inode and mtime of each file an unfinished batch holds.
@@ -420,7 +422,7 @@ class Journal:
         self.db.execute(
             "UPDATE files SET state = ?, archive_name = COALESCE(?, archive_name),"
             " updated_at = ? WHERE id = ?",
-            (state, archive_name, now, file_id),
+            (state, None if archive_name is None else to_stored(archive_name), now, file_id),
         )
 
     # Messages.
@@ -476,6 +478,14 @@ class Journal:
 
 _FILE_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord))
 _FILE_COLUMNS = ", ".join(_FILE_FIELDS)
+
+
+def _file_record(row: tuple[object, ...]) -> FileRecord:
+    values: dict[str, Any] = dict(zip(_FILE_FIELDS, row, strict=True))
+    values["name"] = from_stored(values["name"])
+    if values["archive_name"] is not None:
+        values["archive_name"] = from_stored(values["archive_name"])
+    return FileRecord(**values)
 
 
 class _Transaction:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
+from watcher.names import shown
+
 if TYPE_CHECKING:
     from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
@@ -27,6 +29,18 @@ def _drop_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """Remove any field named like a secret, whatever put it there."""
     for key in [k for k in event if k.lower() in _SECRET_KEYS]:
         event[key] = "[removed]"
+    return event
+
+
+def _escape_names(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """Show text fields as :func:`watcher.names.shown` does.
+
+    A file name can hold a newline (a forged log line in a console) or bytes
+    that are not UTF-8 (which no JSON encoder can write).
+    """
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = shown(value)
     return event
 
 
@@ -54,6 +68,7 @@ def configure(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _drop_secrets,
+            _escape_names,
             structlog.processors.format_exc_info,
             renderer,
         ],

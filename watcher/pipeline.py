@@ -21,16 +21,16 @@ import asyncio
 import dataclasses
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from watcher import faults, logs
 from watcher.api import ApiSink
-from watcher.claiming import Busy, Claimed, DropFolder, Gone, Identity, Refused, archive_name
+from watcher.claiming import Busy, Claimed, DropFolder, Gone, Identity, Refused
 from watcher.journal import Counts, FileRecord, Journal, new_id
 from watcher.mailer import Mailer, write_outbox
+from watcher.names import archive_name, attachment_name, shown
 from watcher.reading import Table, read_table
 from watcher.reporting import FileSummary, failure_csv, needs_report, report_message
 from watcher.schema import Schema, parse_schema
@@ -41,6 +41,7 @@ from watcher.validation import FIRST_DATA_ROW, ValidationReport, validate
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
+    from pathlib import Path
 
     import httpx
     from structlog.typing import FilteringBoundLogger
@@ -464,7 +465,7 @@ class Pipeline:
             if record.code is None and counts.failed:
                 report = reports.get(record.id)
                 data = self._failure_csv(record, report.table if report else None)
-                failures_name = f"failed-{Path(record.name).stem}.csv"
+                failures_name = attachment_name(record.name)
                 self.spool(record.tenant, record.id, ".failures.csv").write_bytes(data)
                 attachments[failures_name] = data
             summaries.append(
@@ -511,9 +512,9 @@ class Pipeline:
         """Give every file of the batch its archive name, once."""
         for record in self.journal.files(batch_id):
             if record.archive_name is None:
-                name = archive_name(record.name, record.id, record.received_at)
-                if record.state == "refused":
-                    name += ".refused"
+                name = archive_name(
+                    record.name, record.id, record.received_at, refused=record.state == "refused"
+                )
                 self.journal.set_file_state(
                     record.id, record.state, self.clock(), archive_name=name
                 )
@@ -603,8 +604,8 @@ def _result_json(record: FileRecord, counts: Counts, journal: Journal) -> bytes:
     else:
         status = "imported"
     document = {
-        "file": record.name,
-        "archived_as": record.archive_name,
+        "file": shown(record.name),
+        "archived_as": None if record.archive_name is None else shown(record.archive_name),
         "batch": record.batch_id,
         "received_at": _iso(record.received_at),
         "status": status,

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import TYPE_CHECKING
 
+from watcher.names import shown
 from watcher.schema import RESERVED_COLUMNS
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def body(
         "",
     ]
     for f in files:
-        lines.append(f.name)
+        lines.append(shown(f.name))
         if f.file_error is not None:
             lines.append(f"  Not imported: {f.file_error}")
         else:
@@ -158,7 +159,7 @@ def body(
                     f".bak folder as {f.failures_name}."
                 )
         if f.archive_name is not None:
-            lines.append(f"  The file you uploaded is kept as .bak/{f.archive_name}.")
+            lines.append(f"  The file you uploaded is kept as .bak/{shown(f.archive_name)}.")
         lines.append("")
     lines += [
         "To fix rows: open the attached file, correct the values its import_error column",

@@ -35,6 +35,7 @@ from watcher.batching import Batcher
 from watcher.claiming import DropFolder, Identity, Refused
 from watcher.codes import Code
 from watcher.journal import Journal
+from watcher.names import shown
 from watcher.notify import Notifier
 from watcher.pipeline import BatchResult, Pipeline
 from watcher.readiness import Tracker, is_temporary
@@ -642,7 +643,7 @@ class Service:
         settle = self.config.service.settle_time
         files = [
             {
-                "name": f.name,
+                "name": shown(f.name),
                 "state": "interrupted"
                 if f.interrupted
                 else "uploading"
@@ -654,7 +655,7 @@ class Service:
             for f in tenant.tracker.states(now)
         ]
         deadline = tenant.batcher.deadline()
-        files += [{"name": n, "state": "in the next batch"} for n in tenant.batcher.waiting]
+        files += [{"name": shown(n), "state": "in the next batch"} for n in tenant.batcher.waiting]
         return {
             "folder_ok": tenant.folder_ok,
             "files": files,
