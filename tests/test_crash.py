@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from email import policy
+from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -82,3 +84,34 @@ def test_a_kill_during_api_import_resends_only_what_was_in_flight(tmp_path: Path
     expected = sorted(i for i in VALID if int(i[2:]) < 1300)
     assert sorted(set(ids)) == expected
     assert len(ids) - len(expected) <= 4  # at most one request per worker in flight
+
+
+def test_a_file_that_kills_validation_twice_is_set_aside_and_the_batch_ends(
+    tmp_path: Path,
+) -> None:
+    """Two deaths while validating a file: the third run sets it aside and finishes the rest."""
+    site = Site(tmp_path)
+    site.drop_file("a.csv", FILE_A)
+    for _ in range(2):
+        killed = site.process("a.csv", env={"WATCHER_KILL_AT": "validating"})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = site.process()
+    assert again.returncode == EXIT_OK, again.stderr
+    events = {e["event"]: e for e in site.events(again)}
+    assert (events["file.set_aside"]["code"], events["file.set_aside"]["attempts"]) == (
+        "file_unprocessable",
+        2,
+    )
+    assert site.users() == {}
+    (path,) = site.outbox()
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert message["Subject"] == "User import: 1 file not imported"
+    body = message.get_body()
+    assert body is not None
+    assert "failed while reading it 2 times" in body.get_content()
+    assert sorted(p.name for p in site.drop.iterdir()) == [".bak"]
+    assert len(list(site.bak.glob("a.*.csv"))) == 1
+    site.drop_file("b.csv", FILE_B)
+    later = site.process("b.csv")
+    assert later.returncode == EXIT_OK, later.stderr
+    assert len(site.users()) == 10

@@ -260,6 +260,29 @@ def test_a_failing_batch_is_logged_and_the_service_goes_on(
     assert (failure["error"], "boom" in str(failure)) == ("RuntimeError", False)
 
 
+def test_pending_rows_are_resumed_without_a_new_upload(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """After a refused token is replaced, the service resumes the batch at a rescan, backing off."""
+    refuse = threading.Event()
+    refuse.set()
+
+    def respond(_: dict[str, Any], __: int) -> Reply:
+        return Reply(status=401, body={"error": "bad token"}) if refuse.is_set() else Reply()
+
+    with ApiServer(respond) as api:
+        site = Site(tmp_path, api_url=api.url, service=FAST)
+        with running(site):
+            site.drop_file("a.csv", users_csv(3))
+            wait_for(lambda: len(named(events, "batch.incomplete")) >= 2, 20)
+            refuse.clear()
+            wait_for(lambda: len(archived(site)) == 1, 30)
+    retries = named(events, "batch.retrying")
+    assert [r["after"] for r in retries[:2]] == [4, 8]  # rescan 2 s, doubled per failed run
+    (done,) = named(events, "batch.completed")
+    assert done["imported"] == 3
+
+
 def _send(path: Path, text: str) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
         sender.sendto(f"<38>Nov 22 06:00:00 internal-sftp[{text}".encode(), str(path))

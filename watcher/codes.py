@@ -29,6 +29,7 @@ class Code(enum.StrEnum):
     FILE_TOO_LARGE = "file_too_large"
     FILE_REFUSED = "file_refused"
     FILE_INTERRUPTED = "file_interrupted"
+    FILE_UNPROCESSABLE = "file_unprocessable"
     CSV_MALFORMED = "csv_malformed"
     HEADER_MISSING_ROW = "header_missing_row"
     HEADER_UNKNOWN = "header_unknown"
@@ -71,6 +72,7 @@ _FILE_CODES = frozenset(
         Code.FILE_TOO_LARGE,
         Code.FILE_REFUSED,
         Code.FILE_INTERRUPTED,
+        Code.FILE_UNPROCESSABLE,
         Code.CSV_MALFORMED,
         Code.HEADER_MISSING_ROW,
         Code.HEADER_UNKNOWN,

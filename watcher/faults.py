@@ -14,6 +14,7 @@ import signal
 
 STEPS = (
     "claimed",
+    "validating",
     "validated",
     "imported-some",
     "imported",

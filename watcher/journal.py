@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS files (
     encoding TEXT,
     rows_blank INTEGER NOT NULL DEFAULT 0,
     archive_name TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
     received_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -117,6 +118,7 @@ class FileRecord:
     encoding: str | None
     rows_blank: int
     archive_name: str | None
+    attempts: int
     received_at: float
 
 
@@ -158,6 +160,17 @@ class Journal:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add what journals written by earlier versions lack."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        if "attempts" not in columns:
+            try:
+                self.db.execute("ALTER TABLE files ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:  # another connection was first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         """Close the database."""
@@ -359,7 +372,7 @@ class Journal:
             code, message = file_error or (None, None)
             self.db.execute(
                 "UPDATE files SET state = 'validated', encoding = ?, rows_blank = ?, code = ?,"
-                " message = ?, updated_at = ? WHERE id = ?",
+                " message = ?, attempts = 0, updated_at = ? WHERE id = ?",
                 (encoding, rows_blank, code, message, now, file_id),
             )
 
@@ -418,12 +431,29 @@ class Journal:
     def set_file_state(
         self, file_id: str, state: str, now: float, *, archive_name: str | None = None
     ) -> None:
-        """Move a file to ``state``, noting its archive name when given."""
+        """Move a file to ``state``, noting its archive name when given.
+
+        A change of state starts the count of attempts at the next step anew.
+        """
         self.db.execute(
-            "UPDATE files SET state = ?, archive_name = COALESCE(?, archive_name),"
-            " updated_at = ? WHERE id = ?",
-            (state, None if archive_name is None else to_stored(archive_name), now, file_id),
+            "UPDATE files SET archive_name = COALESCE(?, archive_name),"
+            " attempts = CASE WHEN state = ? THEN attempts ELSE 0 END,"
+            " state = ?, updated_at = ? WHERE id = ?",
+            (None if archive_name is None else to_stored(archive_name), state, state, now, file_id),
         )
+
+    def count_attempt(self, file_id: str) -> int:
+        """Note one more try at a file's current step; how many there have been.
+
+        Committed before the step runs, so a try that kills the process (the
+        OOM killer) is counted too.
+        """
+        row = self.db.execute(
+            "UPDATE files SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", (file_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(file_id)
+        return int(row[0])
 
     # Messages.
 

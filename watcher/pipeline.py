@@ -28,6 +28,7 @@ import polars as pl
 from watcher import faults, logs
 from watcher.api import ApiSink
 from watcher.claiming import Busy, Claimed, DropFolder, Gone, Identity, Refused
+from watcher.codes import Code
 from watcher.journal import Counts, FileRecord, Journal, new_id
 from watcher.mailer import Mailer, write_outbox
 from watcher.names import archive_name, attachment_name, shown
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from watcher.schemas import InForce
 
 _FLUSH_EVERY = 500
+# Tries at one step for one file before it is set aside (see _validate_once_more).
+MAX_ATTEMPTS = 2
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,6 +322,58 @@ class Pipeline:
             read_table(self.spool(record.tenant, record.id)), self.schema(record.schema_digest)
         )
 
+    def _validate_once_more(self, record: FileRecord) -> ValidationReport | None:
+        """Validate a claimed file, unless that already failed ``MAX_ATTEMPTS`` times.
+
+        Each try is journaled before it starts, so a file that kills the
+        process (the OOM killer, a crash in a library) is counted as surely
+        as one that raises. After the last try the file is set aside with a
+        file-level failure instead, and the batch goes on: one upload must
+        never block a tenant. None when it was set aside.
+        """
+        attempt = self.journal.count_attempt(record.id)
+        if attempt > MAX_ATTEMPTS:
+            self._set_aside_unprocessable(record, attempts=attempt - 1)
+            return None
+        faults.checkpoint("validating")
+        try:
+            return self._validate(record)
+        except Exception as exc:
+            self.log.error(
+                "file.step_failed",
+                file=record.name,
+                step="validate",
+                attempt=attempt,
+                error=type(exc).__name__,
+            )
+            if attempt < MAX_ATTEMPTS:
+                raise
+        self._set_aside_unprocessable(record, attempts=attempt)
+        return None
+
+    def _set_aside_unprocessable(self, record: FileRecord, *, attempts: int) -> None:
+        message = (
+            "This file could not be processed: the import service failed while reading it "
+            f"{attempts} times, so it was set aside and not imported. Check that it is a users "
+            "file as exported, or split it into smaller files, and upload it again."
+        )
+        self.journal.record_validation(
+            record.id,
+            encoding=None,
+            rows_blank=0,
+            file_error=(Code.FILE_UNPROCESSABLE.value, message),
+            valid_rows=[],
+            failed_rows=[],
+            failures=[],
+            now=self.clock(),
+        )
+        self.log.error(
+            "file.set_aside",
+            file=record.name,
+            code=Code.FILE_UNPROCESSABLE.value,
+            attempts=attempts,
+        )
+
     def _journal_validation(
         self, record: FileRecord, report: ValidationReport, started: float
     ) -> None:
@@ -368,8 +423,10 @@ class Pipeline:
         for record in self.journal.files(batch_id):
             if record.state == "claimed":
                 started = time.monotonic()
-                reports[record.id] = self._validate(record)
-                self._journal_validation(record, reports[record.id], started)
+                report = self._validate_once_more(record)
+                if report is not None:
+                    reports[record.id] = report
+                    self._journal_validation(record, report, started)
         faults.checkpoint("validated")
         for record in self.journal.files(batch_id):
             if record.state != "validated" or record.code is not None:
@@ -464,10 +521,20 @@ class Pipeline:
             failures_name = None
             if record.code is None and counts.failed:
                 report = reports.get(record.id)
-                data = self._failure_csv(record, report.table if report else None)
-                failures_name = attachment_name(record.name)
-                self.spool(record.tenant, record.id, ".failures.csv").write_bytes(data)
-                attachments[failures_name] = data
+                try:
+                    data = self._failure_csv(record, report.table if report else None)
+                except Exception as exc:  # noqa: BLE001 - the report goes out without this list
+                    self.log.error(
+                        "file.step_failed",
+                        file=record.name,
+                        step="report",
+                        attempt=1,
+                        error=type(exc).__name__,
+                    )
+                else:
+                    failures_name = attachment_name(record.name)
+                    self.spool(record.tenant, record.id, ".failures.csv").write_bytes(data)
+                    attachments[failures_name] = data
             summaries.append(
                 FileSummary(
                     name=record.name,
@@ -540,8 +607,31 @@ class Pipeline:
             for record in records:
                 if record.state == "archived":
                     continue
-                self._archive_one(folder, record)
+                self._archive_guarded(folder, record)
                 faults.checkpoint("archived-one")
+
+    def _archive_guarded(self, folder: DropFolder, record: FileRecord) -> None:
+        """Archive one file; after ``MAX_ATTEMPTS`` failures, under its id alone.
+
+        The customer's name is the only part of an archive name that can make
+        it fail; the file id makes a name any folder takes.
+        """
+        try:
+            self._archive_one(folder, record)
+        except OSError as exc:
+            attempt = self.journal.count_attempt(record.id)
+            self.log.error(
+                "file.step_failed",
+                file=record.name,
+                step="archive",
+                attempt=attempt,
+                error=exc.strerror or type(exc).__name__,
+            )
+            if attempt < MAX_ATTEMPTS:
+                raise
+            plain = record.id + (".refused" if record.state == "refused" else "")
+            self.journal.set_file_state(record.id, record.state, self.clock(), archive_name=plain)
+            self._archive_one(folder, self.journal.file(record.id))
 
     def _archive_one(self, folder: DropFolder, record: FileRecord) -> None:
         assert record.archive_name is not None  # noqa: S101 - named before archiving

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0
+_LONGEST_RETRY_DELAY = 3600.0
 
 
 class AlreadyRunningError(Exception):
@@ -92,6 +93,7 @@ class _Heard:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class _Done:
     tenant: str
+    complete: bool
 
 
 class _Tenant:
@@ -114,6 +116,9 @@ class _Tenant:
         self.reported: set[tuple[str, Identity]] = set()
         self.folder_ok = True
         self.lease_warned = False
+        # Unfinished batches are resumed at rescans, less often while they keep failing.
+        self.retry_delay = service.config.service.rescan_interval
+        self.retry_at = 0.0
         self.sftp_folder: PurePosixPath | None = None
 
     @property
@@ -206,6 +211,7 @@ class Service:
                 for tenant in self.tenants.values():
                     self._scan(tenant, now)
                     self._schema(tenant)
+                    self._retry_unfinished(tenant, now)
                 self._deliver_mail()
             for tenant in self.tenants.values():
                 self._advance(tenant, now)
@@ -274,6 +280,12 @@ class Service:
             self._heard(self.tenants[message.tenant], message.transaction, now)
         elif isinstance(message, _Done):
             self.batches_done += 1
+            tenant = self.tenants[message.tenant]
+            rescan = self.config.service.rescan_interval
+            tenant.retry_delay = (
+                rescan if message.complete else min(tenant.retry_delay * 2, _LONGEST_RETRY_DELAY)
+            )
+            tenant.retry_at = now + tenant.retry_delay
 
     # Tenants.
 
@@ -426,6 +438,17 @@ class Service:
                 unchanged_for=round(now - seen[1]),
             )
 
+    def _retry_unfinished(self, tenant: _Tenant, now: float) -> None:
+        """Resume a tenant's unfinished batches (rows pending) without waiting for an upload.
+
+        After each run that could not finish, the next waits twice as long,
+        up to an hour, so an API that stays down is not hammered.
+        """
+        if tenant.busy or now < tenant.retry_at or not self._unfinished(tenant):
+            return
+        self.log.info("batch.retrying", tenant=tenant.config.name, after=round(tenant.retry_delay))
+        self._start_worker(tenant, lambda p: _resume_and_run(p, tenant.config, [], None))
+
     def _unfinished(self, tenant: _Tenant) -> bool:
         assert self.journal is not None  # noqa: S101 - set by run
         return bool(self.journal.unfinished_batches(tenant.config.name))
@@ -540,9 +563,10 @@ class Service:
     def _start_worker(self, tenant: _Tenant, work: Callable[[Pipeline], list[BatchResult]]) -> None:
         def body() -> None:
             journal = Journal(self.config.service.state_dir / "journal.sqlite")
+            complete = False
             try:
                 pipeline = Pipeline(self.config, journal, log=self.log, stop=self.stop)
-                work(pipeline)
+                complete = all(r.complete for r in work(pipeline))
                 pipeline.deliver_mail()
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
                 trace = exc.__traceback__
@@ -558,7 +582,7 @@ class Service:
                 )
             finally:
                 journal.close()
-                self.inbox.put(_Done(tenant=tenant.config.name))
+                self.inbox.put(_Done(tenant=tenant.config.name, complete=complete))
 
         tenant.worker = threading.Thread(
             target=body, name=f"batch-{tenant.config.name}", daemon=True
