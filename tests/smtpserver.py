@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import socket
 import ssl
 import subprocess
@@ -32,10 +34,13 @@ class Recorder:
         self.mode = "accept"
         self.messages: list[EmailMessage] = []
         self.attempts = 0
+        self.delay = 0.0  # seconds before answering DATA, as a slow relay does
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802, ARG002 - aiosmtpd's hook
         """Keep, defer, reject or drop the message, as ``mode`` says."""
         self.attempts += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.mode == "defer":
             return "451 4.3.0 try again later"
         if self.mode == "reject":

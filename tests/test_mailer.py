@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -176,3 +177,47 @@ def test_without_smtp_messages_stay_in_the_outbox(journal: Journal, tmp_path: Pa
     with capture_logs() as logs:
         assert Mailer(None, log=structlog.get_logger()).deliver(journal, tmp_path / "sent") == 2
     assert [e["event"] for e in logs] == ["mail.kept_in_outbox"] * 2
+
+
+def test_two_deliverers_at_once_send_each_message_once(tmp_path: Path) -> None:
+    """A batch worker and the rescan's mail worker racing on a slow server: no duplicates."""
+    state = tmp_path / "state"
+    seed = Journal(state / "journal.sqlite")
+    for n in range(1, 7):
+        path = write_outbox(state / "outbox", f"batch{n}", message(n))
+        seed.queue_message(
+            message_id=f"batch{n}", batch_id=f"batch{n}", tenant="jcu", path=str(path), now=float(n)
+        )
+    seed.close()
+    with SmtpServer() as server:
+        server.recorder.delay = 0.3
+
+        def deliver() -> None:
+            journal = Journal(state / "journal.sqlite")
+            try:
+                mailer(server.port).deliver(journal, state / "sent")
+            finally:
+                journal.close()
+
+        workers = [threading.Thread(target=deliver) for _ in range(2)]
+        with capture_logs() as captured:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(30)
+    ids = sorted(m["Message-ID"] for m in server.messages)
+    assert ids == sorted(f"<batch{n}.jcu@jcu.example>" for n in range(1, 7))
+    events = [e["event"] for e in captured]
+    assert (events.count("mail.sent"), "mail.unreadable" in events) == (6, False)
+    check = Journal(state / "journal.sqlite")
+    assert [m.id for m in check.messages("sent")] == [f"batch{n}" for n in range(1, 7)]
+    check.close()
+
+
+def test_a_message_being_sent_when_the_process_died_is_queued_again(journal: Journal) -> None:
+    """A claim left by a dead deliverer goes back to the queue at the next start."""
+    assert journal.claim_message("batch1")
+    assert not journal.claim_message("batch1")
+    assert [m.id for m in journal.messages("queued")] == ["batch2"]
+    assert journal.requeue_sending() == 1
+    assert [m.id for m in journal.messages("queued")] == ["batch1", "batch2"]

@@ -255,7 +255,7 @@ def _process(args: argparse.Namespace) -> int:
     journal = Journal(config.service.state_dir / "journal.sqlite")
     try:
         pipeline = Pipeline(config, journal)
-        pipeline.clean_spool()
+        pipeline.start_up()
         results = pipeline.resume(tenant.name)
         batch_id = pipeline.claim(tenant, names) if names else None
         if batch_id is not None:

@@ -497,6 +497,28 @@ class Journal:
             (state, error, state, now, message_id),
         )
 
+    def claim_message(self, message_id: str) -> bool:
+        """Take a queued message for sending; False when another deliverer has it.
+
+        Two deliverers in one service (a batch's worker, the rescan's mail
+        worker) must never send the same message.
+        """
+        cursor = self.db.execute(
+            "UPDATE messages SET state = 'sending' WHERE id = ? AND state = 'queued'",
+            (message_id,),
+        )
+        return cursor.rowcount == 1
+
+    def requeue_sending(self) -> int:
+        """Queue again what a process that died was sending; how many.
+
+        Only at start, with the state folder's lock held: nothing else sends.
+        The server may have accepted a message just before the death; it is
+        sent again with the same Message-ID.
+        """
+        cursor = self.db.execute("UPDATE messages SET state = 'queued' WHERE state = 'sending'")
+        return cursor.rowcount
+
     def message_count(self, state: str = "queued", tenant: str | None = None) -> int:
         """How many messages are in ``state``."""
         query, args = "SELECT COUNT(*) FROM messages WHERE state = ?", [state]

@@ -97,6 +97,8 @@ class Mailer:
             return len(queued)
         waiting = 0
         for record in queued:
+            if not journal.claim_message(record.id):
+                continue
             path = Path(record.path)
             try:
                 with path.open("rb") as handle:

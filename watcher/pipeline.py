@@ -94,6 +94,16 @@ class Pipeline:
         """Where a claimed file's copy (and its failure list) is kept."""
         return self.config.service.state_dir / "spool" / tenant / f"{file_id}{suffix}"
 
+    def start_up(self) -> None:
+        """Put the state folder in order after whatever stopped the last run.
+
+        Call with the state folder's lock held, before any batch runs.
+        """
+        self.clean_spool()
+        requeued = self.journal.requeue_sending()
+        if requeued:
+            self.log.warning("mail.requeued", messages=requeued)
+
     def clean_spool(self) -> int:
         """Remove spool copies the journal does not know (a crash before journaling)."""
         root = self.config.service.state_dir / "spool"

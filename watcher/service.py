@@ -161,7 +161,7 @@ class Service:
         lock = StateLock(self.config.service.state_dir)
         self.journal = Journal(self.config.service.state_dir / "journal.sqlite")
         try:
-            Pipeline(self.config, self.journal, log=self.log).clean_spool()
+            Pipeline(self.config, self.journal, log=self.log).start_up()
             self.log.info(
                 "service.started",
                 tenants=len(self.tenants),
