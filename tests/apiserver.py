@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
+    import io
     from collections.abc import Callable
     from types import TracebackType
 
@@ -28,11 +29,26 @@ class Reply:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    drip: float = 0.0  # seconds between the body's bytes, as a stalled proxy sends them
 
 
 def accept_all(_: dict[str, Any], __: int) -> Reply:
     """Answer every request with success."""
     return Reply()
+
+
+def _write_body(out: io.BufferedIOBase, payload: bytes, drip: float) -> None:
+    """Write the body at once, or a byte every ``drip`` seconds until the client gives up."""
+    if not drip:
+        out.write(payload)
+        return
+    for byte in payload:
+        try:
+            out.write(bytes([byte]))
+            out.flush()
+        except OSError:
+            return
+        time.sleep(drip)
 
 
 class ApiServer:
@@ -87,7 +103,7 @@ class ApiServer:
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                _write_body(self.wfile, payload, reply.drip)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

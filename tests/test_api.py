@@ -323,3 +323,53 @@ def test_concurrency_is_bounded_and_the_rate_limit_paced() -> None:
         started = time.monotonic()
         push(paced, users(10))
         assert time.monotonic() - started >= 0.45  # 10 requests at 20 per second
+
+
+@pytest.mark.integration
+def test_a_retry_after_beyond_the_retry_budget_ends_the_push_at_once() -> None:
+    """Retry-After: 3600 with a 5 s budget: no hour-long wait, the rows stay pending."""
+    with ApiServer(lambda _, __: Reply(status=429, headers={"Retry-After": "3600"})) as server:
+        sink = ApiSink(config(server.url, max_retry_time=5.0), log=structlog.get_logger())
+        started = time.monotonic()
+        outcomes: list[Outcome] = []
+        with pytest.raises(SinkUnavailableError) as raised:
+            asyncio.run(sink.push(users(2), outcomes.append))
+    assert time.monotonic() - started < 3.0
+    assert (raised.value.reason, outcomes) == ("unavailable", [])
+
+
+@pytest.mark.integration
+def test_a_stop_ends_a_wait_between_retries_at_once() -> None:
+    """A long backoff is cut short when the service is asked to stop."""
+    stop = threading.Event()
+    with ApiServer(lambda _, __: Reply(status=503)) as server:
+        sink = ApiSink(
+            config(server.url, max_retry_time=600.0),
+            log=structlog.get_logger(),
+            stop=stop,
+            backoff=tenacity.wait_fixed(300),
+        )
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(SinkUnavailableError) as raised:
+            asyncio.run(sink.push(users(1), lambda _: None))
+    assert time.monotonic() - started < 2.0
+    assert raised.value.detail == "the service is stopping"
+
+
+@pytest.mark.integration
+def test_an_answer_that_drips_in_is_cut_off_at_the_timeout() -> None:
+    """A body arriving a byte every 0.3 s never outlasts the 1 s timeout per attempt."""
+    with ApiServer(lambda _, __: Reply(drip=0.3)) as server:
+        sink = ApiSink(
+            config(server.url, timeout=1.0, max_attempts=2),
+            log=structlog.get_logger(),
+            backoff=tenacity.wait_fixed(0.05),
+        )
+        started = time.monotonic()
+        with capture_logs() as logs, pytest.raises(SinkUnavailableError):
+            asyncio.run(sink.push(users(1), lambda _: None))
+    assert time.monotonic() - started < 4.0
+    assert [e["reason"] for e in logs if e["event"] == "import.retry_scheduled"] == [
+        "ResponseTooSlow"
+    ]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 _MESSAGE_LIMIT = 300
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_STOP_CHECK_EVERY = 0.2
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +137,10 @@ class _TransientError(Exception):
         self.retry_after = retry_after
 
 
+class _StoppingError(Exception):
+    """The service was asked to stop during a wait between retries."""
+
+
 class _WaitRetryAfter(tenacity.wait.wait_base):
     """Exponential backoff with jitter, or the server's Retry-After if longer."""
 
@@ -162,7 +167,7 @@ class ApiSink:
         *,
         log: FilteringBoundLogger,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
         backoff: tenacity.wait.wait_base | None = None,
@@ -170,7 +175,7 @@ class ApiSink:
         self.config = config
         self.log = log
         self.transport = transport
-        self.sleep = sleep
+        self.sleep = sleep or self._stoppable_sleep
         self.clock = clock
         self.stop = stop
         self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
@@ -214,7 +219,7 @@ class ApiSink:
             # One event per stop, however many workers saw the failure.
             if halted[0].reason == "auth":
                 self.log.critical("import.auth_failed", detail=halted[0].detail)
-            else:
+            elif not self._stopping():
                 self.log.error("import.api_unavailable", reason=halted[0].detail)
             raise halted[0]
         if self.stop is not None and self.stop.is_set():
@@ -250,7 +255,10 @@ class ApiSink:
         first: _TransientError,
     ) -> Verdict:
         """Retry a request whose first attempt failed transiently."""
-        stop = tenacity.stop_after_attempt(self.config.max_attempts) | tenacity.stop_after_delay(
+        # Before, not after, the delay: a wait (a Retry-After of an hour, say)
+        # that would end past the budget ends the retries now; the rows stay
+        # pending and the batch is retried later.
+        stop = tenacity.stop_after_attempt(self.config.max_attempts) | tenacity.stop_before_delay(
             self.config.max_retry_time
         )
         if self.stop is not None:
@@ -259,7 +267,7 @@ class ApiSink:
             stop=stop,
             wait=_WaitRetryAfter(self.backoff),
             retry=tenacity.retry_if_exception_type(_TransientError),
-            sleep=self.sleep,
+            sleep=self._sleep_unless_stopped,
             before_sleep=self._log_retry(number),
             reraise=True,
         )
@@ -276,6 +284,28 @@ class ApiSink:
             return await retrying(attempt)
         except _TransientError as exc:
             raise SinkUnavailableError("unavailable", exc.reason) from exc
+        except _StoppingError as exc:
+            raise SinkUnavailableError("unavailable", "the service is stopping") from exc
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Wait between retries; a stop, before or during the wait, ends the retries."""
+        if self._stopping():
+            raise _StoppingError
+        await self.sleep(seconds)
+        if self._stopping():
+            raise _StoppingError
+
+    async def _stoppable_sleep(self, seconds: float) -> None:
+        """The default sleep: ``asyncio.sleep`` that returns early when the service stops."""
+        end = time.monotonic() + seconds
+        while not self._stopping():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
 
     async def _attempt(self, client: httpx.AsyncBaseTransport, body: dict[str, Any]) -> Verdict:
         await self._pace()
@@ -287,13 +317,18 @@ class ApiSink:
             extensions={"timeout": httpx.Timeout(self.config.timeout).as_dict()},
         )
         try:
-            response = await client.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            # httpx's timeouts bound each read, not the whole answer: a server
+            # that drips a byte a second would hold a worker for ever.
+            async with asyncio.timeout(self.config.timeout):
+                response = await client.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except httpx.TransportError as exc:
             raise _TransientError(type(exc).__name__) from exc
+        except TimeoutError as exc:
+            raise _TransientError("ResponseTooSlow") from exc
         verdict = classify(response.status_code, response.headers, response.text)
         if verdict.kind == "transient":
             raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
