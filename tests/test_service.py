@@ -343,6 +343,9 @@ def test_a_second_service_on_the_same_state_folder_is_refused(tmp_path: Path) ->
     try:
         with pytest.raises(AlreadyRunningError, match=f"pid {os.getpid()}"):
             StateLock(tmp_path / "state")
+        (tmp_path / "state" / "watcher.lock").unlink()  # the lock is on the folder itself
+        with pytest.raises(AlreadyRunningError, match="pid unknown"):
+            StateLock(tmp_path / "state")
         site = Site(tmp_path / "site")
         site.config.write_text(
             site.config.read_text().replace(

@@ -61,22 +61,32 @@ class AlreadyRunningError(Exception):
 
 
 class StateLock:
-    """An exclusive lock on a state folder, held for the process's life."""
+    """An exclusive lock on a state folder, held for the process's life.
+
+    The lock is taken on the folder itself, not on a file in it: a lock file
+    can be deleted while the service runs, and a second instance would then
+    lock a new one and share the journal. ``watcher.lock`` only tells people
+    which process holds the lock.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "watcher.lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(self.fd)
+            try:
+                holder = self.path.read_text(errors="replace").strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise AlreadyRunningError(
                 f"another watcher is running on {state_dir} (pid {holder})"
             ) from exc
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        temporary = self.path.with_name(f".watcher.lock.{os.getpid()}")
+        temporary.write_text(f"{os.getpid()}\n")
+        temporary.replace(self.path)
 
     def release(self) -> None:
         """Release the lock."""

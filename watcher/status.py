@@ -3,8 +3,8 @@
 It reads, without disturbing the service: the journal (read-only) for the
 last batch, unfinished batches, pending rows and the outbox; the status file
 the running service rewrites every second for files being uploaded, settling
-or waiting for their batch; the state folder's lock to tell whether the
-service runs at all.
+or waiting for their batch; the lock on the state folder to tell whether
+the service runs at all.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ if TYPE_CHECKING:
 
 def running(config: Config) -> bool:
     """Whether a service holds the state folder's lock."""
-    path = config.service.state_dir / "watcher.lock"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(config.service.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
