@@ -11,6 +11,7 @@ from watcher.config import (
     ApiConfig,
     Secret,
     SecretUnavailableError,
+    exposed_secrets,
     load_config,
     parse_duration,
     parse_size,
@@ -186,6 +187,10 @@ def test_sizes(text: object, size: int) -> None:
             'tenant "a": the name is used twice',
         ),
         ('[service]\nstate_dir = "s"\ntenant = 3\n', "service.tenant: is not a known key"),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "/srv/a"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[[tenant]]\nname = "b"\ndrop_dir = "/srv/a/nested"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
+            'tenant "b".drop_dir: overlaps the drop folder of tenant "a" (/srv/a): drop folders must not contain one another',
+        ),
     ],
 )
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -262,3 +267,43 @@ def test_tenants_can_live_in_included_files(tmp_path: Path) -> None:
     found = problems(tmp_path, 'include = ["tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n')
     assert "tenants.d/c.toml: service: an included file holds only [[tenant]] tables" in found
     assert 'tenants.d/c.toml: tenant[0] "c".drop_dir: is required' in found
+
+
+def test_secret_files_others_may_read_are_warned_of_and_writable_ones_refused(
+    tmp_path: Path,
+) -> None:
+    """0644 is named as exposed; 0666 is named and never used as a token."""
+    token = tmp_path / "jcu.token"
+    token.write_text("tok\n")
+    config = load_config(
+        write(
+            tmp_path,
+            f"""
+[service]
+state_dir = "state"
+[[tenant]]
+name = "jcu"
+drop_dir = "."
+schema = "{OPSCOM_SCHEMA}"
+failed_import_email = "a@b.c"
+reply_to = "a@b.c"
+[tenant.api]
+url = "http://127.0.0.1:1/push"
+token_file = "jcu.token"
+""",
+        )
+    )
+    token.chmod(0o600)
+    assert (exposed_secrets(config), preflight(config)) == ([], [])
+    token.chmod(0o644)
+    assert exposed_secrets(config) == [
+        ('tenant "jcu".api.token_file', f"{token} is readable by every account (chmod o-rwx)")
+    ]
+    assert preflight(config) == []
+    token.chmod(0o666)
+    assert preflight(config) == [
+        (
+            f'tenant "jcu".api: the token is unavailable: refused: {token} is writable by every '
+            "account (chmod o-rwx)"
+        )
+    ]

@@ -204,9 +204,11 @@ def _check_schema(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from watcher.config import load_config, preflight  # noqa: PLC0415 - keeps start-up lean
+    from watcher.config import exposed_secrets, load_config, preflight  # noqa: PLC0415
 
     config = load_config(args.config)
+    for key, found in exposed_secrets(config):
+        print(f"watcher: warning: {key}: {found}", file=sys.stderr)
     problems = preflight(config)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 import tomllib
 from email.utils import parseaddr
 from pathlib import Path
@@ -56,12 +57,32 @@ class Secret:
     def __repr__(self) -> str:
         return f"Secret(file={self.file})" if self.file else f"Secret(env={self.env})"
 
+    def exposure(self) -> str | None:
+        """Who else may read or change the secret's file, in words; None when nobody."""
+        if self.file is None:
+            return None
+        try:
+            mode = self.file.stat().st_mode
+        except OSError:
+            return None  # reveal() says why it cannot be read
+        if mode & stat.S_IWOTH:
+            return f"{self.file} is writable by every account (chmod o-rwx)"
+        if mode & stat.S_IROTH:
+            return f"{self.file} is readable by every account (chmod o-rwx)"
+        return None
+
     def reveal(self) -> str:
         """The secret's current value, stripped of surrounding whitespace.
 
+        A file any account may write is refused: whoever wrote it would choose
+        where users go (a token) or whom the service logs in as.
+
         Raises:
-            SecretUnavailableError: the file or variable is missing or empty.
+            SecretUnavailableError: the file or variable is missing or empty,
+                or the file is writable by every account.
         """
+        if self.file is not None and (exposure := self.exposure()) and "writable" in exposure:
+            raise SecretUnavailableError(f"refused: {exposure}")
         if self.file is not None:
             try:
                 value = self.file.read_text(encoding="utf-8").strip()
@@ -234,6 +255,14 @@ def preflight(config: Config) -> list[str]:
         except SecretUnavailableError as exc:
             problems.append(f"email: the password is unavailable: {exc}")
     return problems
+
+
+def exposed_secrets(config: Config) -> list[tuple[str, str]]:
+    """Secret files other accounts may read or write: (key, what is wrong)."""
+    secrets = [(f'tenant "{t.name}".api.token_file', t.api.token) for t in config.tenants if t.api]
+    if config.email is not None and config.email.password is not None:
+        secrets.append(("email.password_file", config.email.password))
+    return [(key, found) for key, secret in secrets if (found := secret.exposure()) is not None]
 
 
 _SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
@@ -535,10 +564,19 @@ class _Parser:
             if tenant.name in names:
                 self.problem(f'tenant "{tenant.name}"', "the name is used twice")
             names.add(tenant.name)
-            other = folders.get(tenant.drop_dir)
-            if other is not None:
-                self.problem(
-                    f'tenant "{tenant.name}".drop_dir',
-                    f'is also the drop folder of tenant "{other}"',
-                )
-            folders[tenant.drop_dir] = tenant.name
+            mine = tenant.drop_dir.resolve()
+            for folder, other in folders.items():
+                if mine == folder:
+                    self.problem(
+                        f'tenant "{tenant.name}".drop_dir',
+                        f'is also the drop folder of tenant "{other}"',
+                    )
+                elif mine.is_relative_to(folder) or folder.is_relative_to(mine):
+                    # A file written into the inner folder would be imported as
+                    # the other tenant's.
+                    self.problem(
+                        f'tenant "{tenant.name}".drop_dir',
+                        f'overlaps the drop folder of tenant "{other}" ({folder}): '
+                        "drop folders must not contain one another",
+                    )
+            folders.setdefault(mine, tenant.name)

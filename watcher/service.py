@@ -34,6 +34,7 @@ from watcher import logs
 from watcher.batching import Batcher
 from watcher.claiming import DropFolder, Identity, Refused
 from watcher.codes import Code
+from watcher.config import exposed_secrets
 from watcher.journal import Journal
 from watcher.names import shown
 from watcher.notify import Notifier
@@ -180,6 +181,8 @@ class Service:
                 batch_window=self.config.service.batch_window,
                 settle_time=self.config.service.settle_time,
             )
+            for key, found in exposed_secrets(self.config):
+                self.log.warning("secret.exposed", key=key, detail=found)
             return self._once() if once else self._serve()
         finally:
             self._shutdown()
