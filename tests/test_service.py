@@ -180,6 +180,22 @@ def test_temporary_names_are_never_taken_and_leftovers_reported_once(
     assert (site.drop / "users.csv.filepart").exists()
 
 
+def test_a_file_in_a_subfolder_is_reported_once_and_not_imported(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """sub/inner.csv is named once in the log (over several rescans) and left where it is."""
+    site = Site(tmp_path, service=FAST)
+    (site.drop / "sub").mkdir()
+    site.drop_file("sub/inner.csv", users_csv(3))
+    with running(site):
+        wait_for(lambda: bool(named(events, "file.in_subfolder")), 20)
+        time.sleep(5)  # two more rescans
+    (event,) = named(events, "file.in_subfolder")
+    assert (event["folder"], event["file"]) == ("sub", "inner.csv")
+    assert named(events, "file.claimed") == []
+    assert (site.drop / "sub" / "inner.csv").exists()
+
+
 def test_polling_mode_works_without_close_events(tmp_path: Path) -> None:
     """On network filesystems the polling observer and stability decide."""
     site = Site(tmp_path, service=FAST + '\nobserver = "polling"')

@@ -13,6 +13,7 @@ has (``link`` fails rather than overwrite), then unlinks it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -154,6 +155,21 @@ class DropFolder:
                 found.append((name, os.stat(name, dir_fd=self.fd, follow_symlinks=False)))
             except FileNotFoundError:
                 continue
+        return found
+
+    def inside(self, folder: str) -> list[tuple[str, os.stat_result]]:
+        """The entries of a subfolder, never through a link; empty when it cannot be read."""
+        try:
+            fd = os.open(folder, _OPEN_DIR, dir_fd=self.fd)
+        except OSError:
+            return []
+        found: list[tuple[str, os.stat_result]] = []
+        try:
+            for name in os.listdir(fd):  # noqa: PTH208 - by descriptor, never by path
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+        finally:
+            os.close(fd)
         return found
 
     def lstat(self, name: str) -> os.stat_result | None:

@@ -415,7 +415,9 @@ class Service:
             self.log.info("tenant.drop_dir_back", tenant=tenant.config.name)
         tenant.folder_ok = True
         with folder:
-            entries = [(n, i) for n, i in folder.entries() if not stat.S_ISDIR(i.st_mode)]
+            everything = folder.entries()
+            entries = [(n, i) for n, i in everything if not stat.S_ISDIR(i.st_mode)]
+            self._subfolders(tenant, folder, [n for n, i in everything if stat.S_ISDIR(i.st_mode)])
         assert self.journal is not None  # noqa: S101 - set by run
         claimed = self.journal.claimed_entries(tenant.config.name)
         for name, info in entries:
@@ -432,6 +434,23 @@ class Service:
             if state.name not in names:
                 tenant.tracker.forget(state.name)
         tenant.leftovers = {n: v for n, v in tenant.leftovers.items() if n in names}
+
+    def _subfolders(self, tenant: _Tenant, folder: DropFolder, names: list[str]) -> None:
+        """Report, once each, files put in a subfolder: only the drop folder itself is imported."""
+        for name, inner, info in [(n, *entry) for n in names for entry in folder.inside(n)]:
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            key = (f"{name}/{inner}", Identity.of(info))
+            if key in tenant.reported:
+                continue
+            tenant.reported.add(key)
+            self.log.warning(
+                "file.in_subfolder",
+                tenant=tenant.config.name,
+                folder=name,
+                file=inner,
+                bytes=info.st_size,
+            )
 
     def _leftover(self, tenant: _Tenant, name: str, identity: Identity, now: float) -> None:
         """Report, once, a temporary upload file left unchanged for long."""
