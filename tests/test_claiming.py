@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from typing import TYPE_CHECKING
@@ -121,6 +122,28 @@ def test_a_file_changing_during_the_copy_is_busy(
     result, spool = claim(drop, "growing.csv")
     assert result == Busy(name="growing.csv")
     assert not spool.exists()
+
+
+def test_a_copy_cut_off_by_a_full_disk_leaves_no_partial_spool_file(
+    drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC during the copy: the error goes up and the half-written copy is removed."""
+    (drop / "big.csv").write_bytes(b"a\n" + b"1\n" * 1_000_000)
+    real_write = os.write
+    writes = [0]
+
+    def write(fd: int, data: bytes) -> int:
+        writes[0] += 1
+        if writes[0] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    spool = tmp_path / "spool" / "x.csv"
+    with DropFolder(drop) as folder, pytest.raises(OSError, match="No space left"):
+        folder.claim("big.csv", spool, 10 * 1024 * 1024)
+    assert not spool.exists()
+    assert (drop / "big.csv").exists()
 
 
 def test_archiving_moves_the_claimed_file_into_bak(drop: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -251,3 +253,39 @@ def test_names_with_control_bytes_or_at_the_length_limit_complete(tmp_path: Path
     again = site.process()
     assert again.returncode == EXIT_OK, again.stderr
     assert "batch.completed" not in again.stdout
+
+
+@pytest.mark.parametrize("command", ["process", "run", "check-config"])
+def test_a_journal_that_is_not_a_database_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    """A corrupted journal stops each command with one line naming it, not a traceback."""
+    site = Site(tmp_path)
+    site.state.mkdir()
+    (site.state / "journal.sqlite").write_bytes(b"this is not a database" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", command, "--config", str(site.config), *{"run": ["--once"], "process": ["--tenant", "jcu"]}.get(command, [])],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == EXIT_USAGE
+    assert "Traceback" not in result.stderr
+    assert f"the journal {site.state / 'journal.sqlite'}" in result.stderr
+    assert "restore it from a backup or move it aside" in result.stderr
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_clear_line(tmp_path: Path) -> None:
+    """A state_dir under a plain file: watcher run says so in one line."""
+    site = Site(tmp_path)
+    (tmp_path / "blocker").write_text("")
+    site.config.write_text(
+        site.config.read_text().replace('state_dir = "state"', 'state_dir = "blocker/state"')
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(site.config)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, "Traceback" in result.stderr) == (EXIT_USAGE, False)
+    assert result.stderr.strip().splitlines() == [
+        (
+            f"watcher: the state folder {tmp_path / 'blocker' / 'state'} cannot be used (Not a "
+            "directory): create it writable by the service's user (systemd's StateDirectory= does)"
+        )
+    ]

@@ -196,6 +196,24 @@ def test_a_file_in_a_subfolder_is_reported_once_and_not_imported(
     assert (site.drop / "sub" / "inner.csv").exists()
 
 
+def test_a_state_folder_that_takes_no_writes_is_logged_once_and_does_not_spin(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """Status writes failing for 4 s: one error, little CPU; once writable, one recovery line."""
+    site = Site(tmp_path, service=FAST)
+    with running(site):
+        blocker = site.state / "status.tmp"
+        blocker.mkdir()  # the status file's temporary name is taken: every write fails
+        wait_for(lambda: bool(named(events, "service.state_unwritable")), 10)
+        cpu = time.process_time()
+        time.sleep(4)
+        used = time.process_time() - cpu
+        blocker.rmdir()
+        wait_for(lambda: bool(named(events, "service.state_writable")), 40)
+    assert len(named(events, "service.state_unwritable")) == 1
+    assert used < 1.0, used
+
+
 def test_polling_mode_works_without_close_events(tmp_path: Path) -> None:
     """On network filesystems the polling observer and stability decide."""
     site = Site(tmp_path, service=FAST + '\nobserver = "polling"')

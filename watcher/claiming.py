@@ -203,7 +203,11 @@ class DropFolder:
             refusal = _check(name, before, max_size)
             if refusal is not None:
                 return refusal
-            digest = _copy(fd, spool, max_size)
+            try:
+                digest = _copy(fd, spool, max_size)
+            except OSError:
+                spool.unlink(missing_ok=True)  # a full spool must not keep half a copy
+                raise
             after = os.fstat(fd)
         finally:
             os.close(fd)

@@ -10,6 +10,7 @@ needs no restart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -236,6 +237,9 @@ def preflight(config: Config) -> list[str]:
     state = config.service.state_dir
     if state.exists() and not os.access(state, os.W_OK | os.X_OK):
         problems.append(f"service.state_dir: {state} is not writable")
+    journal = state / "journal.sqlite"
+    if journal.exists() and (damage := _journal_damage(journal)) is not None:
+        problems.append(f"service.state_dir: the journal {journal} {damage}")
     for tenant in config.tenants:
         where = f'tenant "{tenant.name}"'
         if not tenant.drop_dir.is_dir():
@@ -255,6 +259,20 @@ def preflight(config: Config) -> list[str]:
         except SecretUnavailableError as exc:
             problems.append(f"email: the password is unavailable: {exc}")
     return problems
+
+
+def _journal_damage(path: Path) -> str | None:
+    """Why the journal cannot be used, read-only and without changing it; None if it can."""
+    import sqlite3  # noqa: PLC0415 - only check-config needs it here
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as exc:
+        return f"cannot be read ({exc}): restore it from a backup or move it aside"
+    if verdict != "ok":
+        return "is damaged (quick_check failed): restore it from a backup or move it aside"
+    return None
 
 
 def exposed_secrets(config: Config) -> list[tuple[str, str]]:

@@ -6,7 +6,11 @@ mistakes and for the world being unavailable::
 
     WatcherError             base of everything this package raises on purpose
     ├── SchemaError          a header schema is invalid: fix the schema file
-    └── ConfigError          the service configuration is invalid: fix the config
+    ├── ConfigError          the service configuration is invalid: fix the config
+    ├── StateError           the state folder or its journal cannot be used: fix
+    │                        its permissions, free space, or restore the journal
+    └── AlreadyRunningError  (watcher.service) another service holds the state
+                             folder: stop it, or drop files instead of processing
 
 Each carries every problem found, not just the first, so one run of
 ``watcher check-schema`` or ``watcher check-config`` lists all of them.
@@ -35,3 +39,7 @@ class SchemaError(_ProblemsError):
 
 class ConfigError(_ProblemsError):
     """The service configuration is invalid; every problem names its key."""
+
+
+class StateError(WatcherError):
+    """The state folder or its journal cannot be used; the message says which and why."""

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from watcher.errors import StateError
 from watcher.names import from_stored, to_stored
 
 if TYPE_CHECKING:
@@ -154,13 +155,26 @@ class Journal:
     """The journal database of one state folder."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        self._migrate()
+        """Open (or create) the journal.
+
+        Raises:
+            StateError: the folder or the database cannot be used (read-only,
+                full, not a database, corrupted), with the path and the reason.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(_unusable(path, exc)) from exc
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise StateError(_unusable(path, exc)) from exc
 
     def _migrate(self) -> None:
         """Add what journals written by earlier versions lack."""
@@ -549,6 +563,15 @@ class _Transaction:
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _unusable(path: Path, error: OSError | sqlite3.Error) -> str:
+    reason = error.strerror if isinstance(error, OSError) else str(error)
+    return (
+        f"the journal {path} cannot be used ({reason}): check that the state folder is "
+        "writable by the service's user and its disk has room; if it is not a database, "
+        "restore it from a backup or move it aside"
+    )
 
 
 def now() -> float:

@@ -35,6 +35,7 @@ from watcher.batching import Batcher
 from watcher.claiming import DropFolder, Identity, Refused
 from watcher.codes import Code
 from watcher.config import exposed_secrets
+from watcher.errors import StateError, WatcherError
 from watcher.journal import Journal
 from watcher.names import shown
 from watcher.notify import Notifier
@@ -55,9 +56,10 @@ if TYPE_CHECKING:
 _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0
 _LONGEST_RETRY_DELAY = 3600.0
+_LONGEST_STATUS_BACKOFF = 30.0
 
 
-class AlreadyRunningError(Exception):
+class AlreadyRunningError(WatcherError):
     """Another ``watcher run`` holds this state folder."""
 
 
@@ -71,9 +73,21 @@ class StateLock:
     """
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        """Take the lock.
+
+        Raises:
+            AlreadyRunningError: another process holds it.
+            StateError: the folder cannot be made, opened or written.
+        """
         self.path = state_dir / "watcher.lock"
-        self.fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StateError(
+                f"the state folder {state_dir} cannot be used ({exc.strerror}): create it "
+                "writable by the service's user (systemd's StateDirectory= does)"
+            ) from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -86,8 +100,16 @@ class StateLock:
                 f"another watcher is running on {state_dir} (pid {holder})"
             ) from exc
         temporary = self.path.with_name(f".watcher.lock.{os.getpid()}")
-        temporary.write_text(f"{os.getpid()}\n")
-        temporary.replace(self.path)
+        try:
+            temporary.write_text(f"{os.getpid()}\n")
+            temporary.replace(self.path)
+        except OSError as exc:
+            self.release()
+            temporary.unlink(missing_ok=True)
+            raise StateError(
+                f"the state folder {state_dir} cannot be written ({exc.strerror}): make it "
+                "writable by the service's user and free space on its disk"
+            ) from exc
 
     def release(self) -> None:
         """Release the lock."""
@@ -162,6 +184,9 @@ class Service:
         self.status_path = config.service.state_dir / "status.json"
         self._status_written = float("-inf")
         self._status_dirty = True
+        self._state_ok = True
+        self._status_backoff = 0.0
+        self._status_retry_at = float("-inf")
         self._outbox_seen = 0
         self._listeners: list[threading.Thread] = []
 
@@ -265,7 +290,10 @@ class Service:
                 return
 
     def _deadlines(self) -> list[float]:
-        extra = [self._status_written + 1.0] if self._status_dirty else []
+        if not self._state_ok:
+            extra = [self._status_retry_at]
+        else:
+            extra = [self._status_written + 1.0] if self._status_dirty else []
         ping = self.notifier.next_ping()
         return [
             *extra,
@@ -673,9 +701,13 @@ class Service:
         ``watcher status`` reads it; a failed write means the state folder
         cannot be written, and the service stops reporting itself healthy.
         """
-        quiet = now - self._status_written
-        if quiet < 1.0 or (not self._status_dirty and quiet < _LONGEST_SLEEP):
-            return True
+        if not self._state_ok:
+            if now < self._status_retry_at:
+                return False
+        else:
+            quiet = now - self._status_written
+            if quiet < 1.0 or (not self._status_dirty and quiet < _LONGEST_SLEEP):
+                return True
         document = {
             "pid": os.getpid(),
             "updated_at": time.time(),
@@ -686,10 +718,22 @@ class Service:
             temporary.write_text(json.dumps(document, indent=1))
             temporary.replace(self.status_path)
         except OSError as exc:
-            self.log.error(
-                "service.state_unwritable", path=str(self.status_path), error=exc.strerror
-            )
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            # Once per change of state, then tries less and less often: a full
+            # disk must not turn the loop into a busy one.
+            if self._state_ok:
+                self.log.error(
+                    "service.state_unwritable", path=str(self.status_path), error=exc.strerror
+                )
+            self._state_ok = False
+            self._status_backoff = min(self._status_backoff * 2 or 1.0, _LONGEST_STATUS_BACKOFF)
+            self._status_retry_at = now + self._status_backoff
             return False
+        if not self._state_ok:
+            self.log.info("service.state_writable", path=str(self.status_path))
+        self._state_ok = True
+        self._status_backoff = 0.0
         self._status_written = now
         self._status_dirty = False
         return True
