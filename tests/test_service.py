@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,7 +30,6 @@ from watcher.service import AlreadyRunningError, Service, StateLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 FAST = 'batch_window = "1s"\nsettle_time = 0.5\nrescan_interval = 2\nheartbeat_interval = 3600'
@@ -350,6 +353,47 @@ def test_an_interrupted_upload_is_held_until_resumed(
     assert [e["event"] for e in events if e["event"].startswith("sftp.upload")] == [
         "sftp.upload_started", "sftp.upload_interrupted", "sftp.upload_started", "sftp.upload_finished",
     ]  # fmt: skip
+
+
+def test_forged_log_lines_from_another_account_cannot_set_an_upload_aside(
+    events: list[dict[str, Any]],
+) -> None:
+    """After a genuine close, nobody's forged open + forced close is ignored and the file imported."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("sending as another account needs root")
+        pytest.skip("sending as another account needs root")
+    nobody = pwd.getpwnam("nobody")
+    root = Path(tempfile.mkdtemp(prefix="watcher-forge-"))
+    try:
+        root.chmod(0o755)
+        site, log = chroot_site(root)
+        for folder in (site.root / "sftp", site.root / "sftp" / "jcu"):
+            folder.chmod(0o755)
+        content = users_csv(5)
+        forge = (
+            "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+            "for text in sys.argv[2:]: s.sendto(text.encode(), sys.argv[1])"
+        )
+        with running(site):
+            wait_for(log.exists, 10)
+            (log.parent).chmod(0o755)
+            _send(log, '42]: open "/upload/v.csv" flags WRITE,CREATE,TRUNCATE mode 0644')
+            site.drop_file("v.csv", content)
+            _send(log, f'42]: close "/upload/v.csv" bytes read 0 written {len(content)}')
+            subprocess.run(
+                ["/usr/bin/python3", "-c", forge, str(log),
+                 '<38>Nov 22 06:00:01 internal-sftp[99]: open "/upload/v.csv" flags WRITE,APPEND',
+                 '<38>Nov 22 06:00:02 internal-sftp[99]: forced close "/upload/v.csv" bytes read 0 written 1'],
+                user=nobody.pw_uid, group=nobody.pw_gid, check=True, timeout=30,
+            )  # fmt: skip
+            wait_for(lambda: len(archived(site)) == 1)
+        assert len(site.users()) == 5
+    finally:
+        shutil.rmtree(root)
+    (untrusted,) = named(events, "sftp.untrusted_sender")
+    assert untrusted["uid"] == nobody.pw_uid
+    assert named(events, "sftp.upload_interrupted") == []
 
 
 def test_an_upload_never_resumed_is_set_aside_and_explained(tmp_path: Path) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import socket
 import stat
+import subprocess
+import tempfile
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from watcher.sftplog import LogSocket, Transaction, name_in, parse
+from watcher.sftplog import Datagram, LogSocket, Transaction, name_in, parse, trusted
 
 
 @pytest.mark.parametrize(
@@ -103,10 +108,56 @@ def test_the_socket_receives_datagrams_anyone_may_send(tmp_path: Path) -> None:
         assert sock.chroot_folder == PurePosixPath(tmp_path / "chroot")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.sendto(b'internal-sftp[1]: remove name "/upload/a"', str(path))
-        assert sock.receive() == b'internal-sftp[1]: remove name "/upload/a"'
+        assert sock.receive() == Datagram(
+            data=b'internal-sftp[1]: remove name "/upload/a"', uid=os.getuid(), pid=os.getpid()
+        )
     finally:
         sock.close()
     assert not path.exists()
+
+
+def test_only_the_tenants_account_and_root_are_trusted() -> None:
+    """The kernel's credentials decide; the text of the message cannot."""
+    senders = frozenset({0, 1001})
+    message = b'internal-sftp[7]: forced close "/upload/v.csv" bytes read 0 written 9'
+    assert trusted(Datagram(data=message, uid=1001, pid=7), senders)
+    assert trusted(Datagram(data=message, uid=0, pid=8), senders)
+    assert not trusted(Datagram(data=message, uid=1002, pid=7), senders)
+    assert not trusted(Datagram(data=message, uid=None, pid=None), senders)
+
+
+@pytest.mark.integration
+def test_the_socket_tells_a_forged_sender_by_its_real_account() -> None:
+    """A datagram sent by another local account (nobody) arrives with nobody's uid."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("sending as another account needs root")
+        pytest.skip("sending as another account needs root")
+    nobody = pwd.getpwnam("nobody")
+    folder = Path(tempfile.mkdtemp(prefix="watcher-sock-"))
+    try:
+        folder.chmod(0o755)
+        sock = LogSocket(folder / "dev" / "log")
+        (folder / "dev").chmod(0o755)
+        try:
+            script = (
+                "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                's.sendto(b\'internal-sftp[7]: forced close "/upload/v.csv" bytes read 0 '
+                "written 9', sys.argv[1])"
+            )
+            subprocess.run(
+                # The system's interpreter: nobody may not enter this checkout's venv.
+                ["/usr/bin/python3", "-c", script, str(sock.path)],
+                user=nobody.pw_uid, group=nobody.pw_gid, check=True, timeout=30,
+            )  # fmt: skip
+            received = sock.receive()
+        finally:
+            sock.close()
+    finally:
+        shutil.rmtree(folder)
+    assert received is not None
+    assert received.uid == nobody.pw_uid
+    assert not trusted(received, frozenset({0, 1001}))
 
 
 def test_a_socket_left_by_a_crashed_run_is_replaced(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from watcher.notify import Notifier
 from watcher.pipeline import BatchResult, Pipeline
 from watcher.readiness import Tracker, is_temporary
 from watcher.schemas import Schemas
-from watcher.sftplog import LogSocket, Transaction, name_in, parse
+from watcher.sftplog import LogSocket, Transaction, name_in, parse, trusted
 from watcher.watching import Change, Watch
 
 if TYPE_CHECKING:
@@ -402,8 +402,12 @@ class Service:
                     error=exc.strerror,
                 )
             else:
+                # The SFTP server runs as the account that owns the drop folder.
+                senders = frozenset({0, tenant.config.drop_dir.stat().st_uid})
                 listener = threading.Thread(
-                    target=self._listen, args=(tenant.config.name, tenant.socket), daemon=True
+                    target=self._listen,
+                    args=(tenant.config.name, tenant.socket, senders),
+                    daemon=True,
                 )
                 listener.start()
                 self._listeners.append(listener)
@@ -525,7 +529,8 @@ class Service:
 
     # The SFTP log.
 
-    def _listen(self, tenant: str, sock: LogSocket) -> None:
+    def _listen(self, tenant: str, sock: LogSocket, senders: frozenset[int]) -> None:
+        forgers: set[int | None] = set()
         while not self.stop.is_set():
             try:
                 datagram = sock.receive()
@@ -533,7 +538,14 @@ class Service:
                 return
             if datagram is None:
                 continue
-            transaction = parse(datagram)
+            if not trusted(datagram, senders):
+                if datagram.uid not in forgers:  # once per account: a flood stays one line
+                    forgers.add(datagram.uid)
+                    self.log.warning(
+                        "sftp.untrusted_sender", tenant=tenant, uid=datagram.uid, pid=datagram.pid
+                    )
+                continue
+            transaction = parse(datagram.data)
             if transaction is not None:
                 self.inbox.put(_Heard(tenant=tenant, transaction=transaction))
 

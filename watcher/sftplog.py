@@ -22,12 +22,15 @@ import os
 import re
 import socket
 import stat
+import struct
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("iII")
 Kind = Literal[
     "open",
     "close",
@@ -111,6 +114,32 @@ def name_in(path: str, folder: PurePosixPath) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Datagram:
+    """One message on the socket, with the sender the kernel vouches for.
+
+    ``uid`` and ``pid`` come from ``SCM_CREDENTIALS``, filled in by the kernel
+    (the receiver sets ``SO_PASSCRED``), so a sender cannot forge them; None
+    when the kernel attached none.
+    """
+
+    data: bytes
+    uid: int | None
+    pid: int | None
+
+
+def trusted(datagram: Datagram, senders: frozenset[int]) -> bool:
+    """Whether the message comes from one of the ``senders`` uids.
+
+    The socket must be writable by the customer's account (the SFTP server
+    runs as it), so any local account can also reach it and forge a
+    ``forced close`` that would set a genuine upload aside. Only the tenant's
+    own account (which has no shell: it runs nothing but the SFTP server) and
+    root are believed.
+    """
+    return datagram.uid is not None and datagram.uid in senders
+
+
 class LogSocket:
     """A datagram socket bound where a chroot's ``/dev/log`` is expected."""
 
@@ -126,16 +155,23 @@ class LogSocket:
         except OSError:
             self.sock.close()
             raise
-        # The chrooted sftp-server runs as the customer and must be able to send.
+        # The chrooted sftp-server runs as the customer and must be able to send;
+        # who sent each message is checked on receipt (see trusted()).
         os.chmod(path, 0o666)  # noqa: PTH101, S103 - the socket must accept any sender
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(1.0)
 
-    def receive(self) -> bytes | None:
-        """One datagram, or None after a second of silence."""
+    def receive(self) -> Datagram | None:
+        """One datagram with its sender, or None after a second of silence."""
         try:
-            return self.sock.recv(65536)
+            data, ancillary, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(_UCRED.size))
         except TimeoutError:
             return None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid, uid, _ = _UCRED.unpack(payload[: _UCRED.size])
+                return Datagram(data=data, uid=uid, pid=pid)
+        return Datagram(data=data, uid=None, pid=None)
 
     def close(self) -> None:
         """Close and remove the socket."""
