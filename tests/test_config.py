@@ -188,6 +188,10 @@ def test_sizes(text: object, size: int) -> None:
         ),
         ('[service]\nstate_dir = "s"\ntenant = 3\n', "service.tenant: is not a known key"),
         (
+            '[service]\nstate_dir = "s"\nmax_rows = "lots"\n',
+            "service.max_rows: must be a whole number of rows (got 'lots')",
+        ),
+        (
             '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "/srv/a"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[[tenant]]\nname = "b"\ndrop_dir = "/srv/a/nested"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
             'tenant "b".drop_dir: overlaps the drop folder of tenant "a" (/srv/a): drop folders must not contain one another',
         ),

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from email import policy
+from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -289,3 +291,37 @@ def test_a_state_folder_that_cannot_be_made_is_one_clear_line(tmp_path: Path) ->
             "directory): create it writable by the service's user (systemd's StateDirectory= does)"
         )
     ]
+
+
+def test_a_report_lists_the_first_ten_thousand_failed_rows_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    """10,050 failing rows: the list holds 10,000, the email and result file say so."""
+    site = Site(tmp_path)
+    site.drop_file("many.csv", users_csv(10_050, bad_every=1))
+    result = site.process("many.csv")
+    assert result.returncode == EXIT_OK, result.stderr
+    (path,) = site.outbox()
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert message["Subject"] == "User import: 10,050 of 10,050 users not imported"
+    body = message.get_body()
+    assert body is not None
+    assert "holds the first 10,000 of 10,050; fix those and upload the file again" in (
+        body.get_content()
+    )
+    (attachment,) = message.iter_attachments()
+    assert len(attachment.get_content().splitlines()) == 1 + 10_000
+    (outcome,) = [json.loads(p.read_text()) for p in site.bak.glob("*.result.json")]
+    assert (len(outcome["failed_rows"]), outcome["failed_rows_complete"]) == (10_000, False)
+    assert outcome["rows"]["failed"] == 10_050
+
+
+def test_a_file_over_max_rows_fails_whole_with_its_reason(tmp_path: Path) -> None:
+    """With max_rows = 5, a six-row file is not imported and the customer is told why."""
+    site = Site(tmp_path, service="max_rows = 5")
+    site.drop_file("six.csv", users_csv(6))
+    result = site.process("six.csv")
+    assert result.returncode == EXIT_OK, result.stderr
+    assert site.users() == {}
+    (outcome,) = [json.loads(p.read_text()) for p in site.bak.glob("*.result.json")]
+    assert outcome["file_error"]["code"] == "file_too_many_rows"

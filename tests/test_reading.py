@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import table_of, unreadable
 from watcher.codes import Code
-from watcher.reading import Table, Unreadable, _Reader, read_table
+from watcher.reading import Table, Unreadable, _Reader, count_lines, read_table
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -316,3 +316,26 @@ def test_arbitrary_bytes_never_crash_the_reader(data: bytes) -> None:
         assert result.frame.width == len(result.headers)
         assert result.blank.len() == result.frame.height
         assert all(c.dtype == pl.String for c in result.frame.iter_columns())
+
+
+def test_a_file_with_more_rows_than_allowed_is_refused_after_counting() -> None:
+    """max_rows lines after the header are read; one more refuses the file."""
+    data = b"a,b\n" + b"1,2\n" * 10
+    assert isinstance(read_table(data, max_rows=10), Table)
+    refused = read_table(data + b"3,4", max_rows=10)
+    assert isinstance(refused, Unreadable)
+    assert (refused.code, refused.message) == (
+        Code.FILE_TOO_MANY_ROWS,
+        (
+            "The file has more than 10 rows, the most one file may hold; split it into smaller "
+            "files and upload them one by one."
+        ),
+    )
+
+
+def test_lines_are_counted_with_any_line_ending(tmp_path: Path) -> None:
+    """LF, CRLF and bare CR each count a line; a last line without an ending counts too."""
+    assert [count_lines(b"a\nb\n"), count_lines(b"a\r\nb"), count_lines(b"a\rb\rc\r")] == [2, 2, 3]
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"h\n" + b"r\n" * 3 + b"last")
+    assert count_lines(path) == 5

@@ -18,6 +18,7 @@ from watcher.reporting import (
     report_message,
     restore,
     subject,
+    tally,
 )
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def summary(
         received_at=0.0,
         counts=Counts(total=total, imported=total - failed, failed=failed),
         file_error=error,
-        failures=tuple(
+        reasons=tally(
             [("email", "invalid_email", '"Email" is not a valid email address')] * failed
         ),
         archive_name=f"{name}.X",
@@ -157,7 +158,7 @@ def test_common_reasons_group_by_field_and_code() -> None:
     failures = [("email", "invalid_email", "m1")] * 3 + [
         ("unique_id", "duplicate_key", "repeats row 9")
     ]
-    assert common_reasons(failures) == [(3, "m1 (and similar)"), (1, "repeats row 9")]
+    assert common_reasons(tally(failures)) == [(3, "m1 (and similar)"), (1, "repeats row 9")]
 
 
 def test_the_message_goes_from_reply_to_with_the_csv_attached() -> None:

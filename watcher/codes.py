@@ -27,6 +27,7 @@ class Code(enum.StrEnum):
     FILE_BINARY = "file_binary"
     FILE_ENCODING = "file_encoding"
     FILE_TOO_LARGE = "file_too_large"
+    FILE_TOO_MANY_ROWS = "file_too_many_rows"
     FILE_REFUSED = "file_refused"
     FILE_INTERRUPTED = "file_interrupted"
     FILE_UNPROCESSABLE = "file_unprocessable"
@@ -70,6 +71,7 @@ _FILE_CODES = frozenset(
         Code.FILE_BINARY,
         Code.FILE_ENCODING,
         Code.FILE_TOO_LARGE,
+        Code.FILE_TOO_MANY_ROWS,
         Code.FILE_REFUSED,
         Code.FILE_INTERRUPTED,
         Code.FILE_UNPROCESSABLE,

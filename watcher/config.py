@@ -146,6 +146,7 @@ class ServiceConfig:
     state_dir: Path
     batch_window: float = 300.0
     max_file_size: int = 100 * 1024**2
+    max_rows: int = 1_000_000
     settle_time: float = 5.0
     rescan_interval: float = 60.0
     observer: Observer = "native"
@@ -433,6 +434,25 @@ class _Parser:
             return Secret(env=name) if name else None
         return None
 
+    def limits(self, table: dict[str, object]) -> dict[str, object]:
+        """``max_file_size`` and ``max_rows``, where given (None for a bad one)."""
+        values: dict[str, object] = {}
+        if "max_file_size" in table:
+            size = parse_size(table["max_file_size"])
+            if size is None:
+                self.problem(
+                    "service.max_file_size",
+                    f"must be a size such as '100MB' (got {table['max_file_size']!r})",
+                )
+            values["max_file_size"] = size
+        if "max_rows" in table:
+            rows = table["max_rows"]
+            if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+                self.problem("service.max_rows", f"must be a whole number of rows (got {rows!r})")
+                rows = None
+            values["max_rows"] = rows
+        return values
+
     def service(self, table: dict[str, object]) -> ServiceConfig | None:
         self.keys("service", table, _SERVICE_KEYS)
         if "state_dir" not in table:
@@ -450,14 +470,7 @@ class _Parser:
         ):
             if key in table:
                 values[key] = self.duration(f"service.{key}", table[key])
-        if "max_file_size" in table:
-            size = parse_size(table["max_file_size"])
-            if size is None:
-                self.problem(
-                    "service.max_file_size",
-                    f"must be a size such as '100MB' (got {table['max_file_size']!r})",
-                )
-            values["max_file_size"] = size
+        values.update(self.limits(table))
         if "observer" in table:
             observer = table["observer"]
             if observer not in ("native", "polling"):

@@ -442,6 +442,23 @@ class Journal:
             (file_id,),
         )
 
+    def failure_kinds(self, file_id: str) -> list[tuple[int, str | None, str, str]]:
+        """A file's row failures counted by field and code: (count, field, code, an example)."""
+        return self.db.execute(
+            "SELECT COUNT(*), field, code, MIN(message) FROM failures WHERE file_id = ?"
+            " GROUP BY field, code ORDER BY COUNT(*) DESC, field, code",
+            (file_id,),
+        ).fetchall()
+
+    def first_failures(self, file_id: str, rows: int) -> Iterator[tuple[int, str | None, str, str]]:
+        """The failures of the first ``rows`` failed rows, as :meth:`failures` gives them."""
+        yield from self.db.execute(
+            "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("
+            " SELECT MAX(row) FROM (SELECT DISTINCT row FROM failures WHERE file_id = ?"
+            " ORDER BY row LIMIT ?)) ORDER BY row, rowid",
+            (file_id, file_id, rows),
+        )
+
     def set_file_state(
         self, file_id: str, state: str, now: float, *, archive_name: str | None = None
     ) -> None:

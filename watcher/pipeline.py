@@ -33,7 +33,14 @@ from watcher.journal import Counts, FileRecord, Journal, new_id
 from watcher.mailer import Mailer, write_outbox
 from watcher.names import archive_name, attachment_name, shown
 from watcher.reading import Table, read_table
-from watcher.reporting import FileSummary, failure_csv, needs_report, report_message
+from watcher.reporting import (
+    LISTED_ROWS,
+    FileSummary,
+    Reason,
+    failure_csv,
+    needs_report,
+    report_message,
+)
 from watcher.schema import Schema, parse_schema
 from watcher.sinks import Outcome, Sink, SinkUnavailableError
 from watcher.userstore import UserStore
@@ -41,7 +48,7 @@ from watcher.validation import FIRST_DATA_ROW, ValidationReport, validate
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
     import httpx
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
     from watcher.schemas import InForce
 
 _FLUSH_EVERY = 500
+_SLICE = 50_000
 # Tries at one step for one file before it is set aside (see _validate_once_more).
 MAX_ATTEMPTS = 2
 
@@ -329,7 +337,8 @@ class Pipeline:
         """Validate a claimed file's spool copy with the schema it was claimed under."""
         assert record.schema_digest is not None  # noqa: S101 - claimed files have one
         return validate(
-            read_table(self.spool(record.tenant, record.id)), self.schema(record.schema_digest)
+            read_table(self.spool(record.tenant, record.id), max_rows=self.config.service.max_rows),
+            self.schema(record.schema_digest),
         )
 
     def _validate_once_more(self, record: FileRecord) -> ValidationReport | None:
@@ -393,14 +402,18 @@ class Pipeline:
                 report.file_errors[0].code.value,
                 " ".join(p.message for p in report.file_errors),
             )
-            valid: list[int] = []
-            failed = _all_rows(report)
-            failures: list[tuple[int, str | None, str, str]] = []
+            valid: Iterable[int] = ()
+            failed = _numbers(_all_rows(report))
+            failures: Iterable[tuple[int, str | None, str, str]] = ()
         else:
             assert report.valid is not None  # noqa: S101 - readable tables have it
-            valid = (report.valid.arg_true() + FIRST_DATA_ROW).to_list()
-            failed = report.failures["row"].unique().sort().to_list()
-            failures = list(report.failures.iter_rows())
+            # Generators over slices: a file of millions of failing rows must
+            # not become millions of Python objects at once.
+            valid = _numbers(report.valid.arg_true() + FIRST_DATA_ROW)
+            failed = _numbers(report.failures["row"].unique().sort())
+            failures = (
+                row for chunk in report.failures.iter_slices(_SLICE) for row in chunk.iter_rows()
+            )
         self.journal.record_validation(
             record.id,
             encoding=report.encoding,
@@ -527,7 +540,10 @@ class Pipeline:
         attachments: dict[str, bytes] = {}
         for record in records:
             counts = self.journal.counts(record.id)
-            failures = [(f, c, m) for _, f, c, m in self.journal.failures(record.id)]
+            reasons = tuple(
+                Reason(count=n, field=field, code=code, example=example)
+                for n, field, code, example in self.journal.failure_kinds(record.id)
+            )
             failures_name = None
             if record.code is None and counts.failed:
                 report = reports.get(record.id)
@@ -551,9 +567,10 @@ class Pipeline:
                     received_at=record.received_at,
                     counts=counts,
                     file_error=record.message if record.code is not None else None,
-                    failures=tuple(failures),
+                    reasons=reasons,
                     archive_name=record.archive_name,
                     failures_name=failures_name,
+                    listed=LISTED_ROWS if counts.failed > LISTED_ROWS else None,
                 )
             )
         if not needs_report(summaries):
@@ -603,7 +620,7 @@ class Pipeline:
             assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
             table = read
         by_row: dict[int, list[tuple[str | None, str, str]]] = {}
-        for row, field, code, message in self.journal.failures(record.id):
+        for row, field, code, message in self.journal.first_failures(record.id, LISTED_ROWS):
             by_row.setdefault(row, []).append((field, code, message))
         numbers = sorted(by_row)
         values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
@@ -680,18 +697,24 @@ class Pipeline:
         )
 
 
-def _all_rows(report: ValidationReport) -> list[int]:
+def _all_rows(report: ValidationReport) -> pl.Series:
     """Every non-blank row of a readable file (all fail with its file error)."""
     if report.table is None:
-        return []
+        return pl.Series(dtype=pl.Int64)
     blank = report.table.blank
-    return (blank.not_().arg_true() + FIRST_DATA_ROW).to_list()
+    return blank.not_().arg_true() + FIRST_DATA_ROW
+
+
+def _numbers(series: pl.Series) -> Iterator[int]:
+    """The values of ``series``, a slice at a time."""
+    for start in range(0, series.len(), _SLICE):
+        yield from series.slice(start, _SLICE).to_list()
 
 
 def _result_json(record: FileRecord, counts: Counts, journal: Journal) -> bytes:
     """The machine-readable outcome of a file: counts and codes, no values."""
     failed: dict[int, dict[str, list[str | None]]] = {}
-    for row, field, code, _ in journal.failures(record.id):
+    for row, field, code, _ in journal.first_failures(record.id, LISTED_ROWS):
         entry = failed.setdefault(row, {"codes": [], "fields": []})
         entry["codes"].append(code)
         entry["fields"].append(field)
@@ -722,6 +745,8 @@ def _result_json(record: FileRecord, counts: Counts, journal: Journal) -> bytes:
         if record.code is None
         else {"code": record.code, "message": record.message},
         "failed_rows": [{"row": row, **entry} for row, entry in sorted(failed.items())],
+        # Like the failure list, at most LISTED_ROWS rows; true when that is all of them.
+        "failed_rows_complete": len(failed) == counts.failed or record.code is not None,
     }
     return (json.dumps(document, indent=2) + "\n").encode()
 

@@ -31,9 +31,35 @@ if TYPE_CHECKING:
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ATTACHMENT_LIMIT = 10 * 1024 * 1024
+# Failed rows a report lists in full; the rest are counted. A file of millions
+# of broken lines must not make a report (and its memory) millions of lines.
+LISTED_ROWS = 10_000
 _REASONS_SHOWN = 5
 
 Failure = tuple[str | None, str, str]  # field, code, message
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Reason:
+    """One kind of failure in a file: how often, the field and code, an example message."""
+
+    count: int
+    field: str | None
+    code: str
+    example: str
+
+
+def tally(failures: Iterable[Failure]) -> tuple[Reason, ...]:
+    """Failures counted by kind (field and code), most frequent first."""
+    by_kind: Counter[tuple[str | None, str]] = Counter()
+    example: dict[tuple[str | None, str], str] = {}
+    for field, code, message in failures:
+        by_kind[field, code] += 1
+        example.setdefault((field, code), message)
+    return tuple(
+        Reason(count=count, field=field, code=code, example=example[field, code])
+        for (field, code), count in by_kind.most_common()
+    )
 
 
 def neutralise(cell: str) -> str:
@@ -88,9 +114,10 @@ class FileSummary:
     received_at: float
     counts: Counts
     file_error: str | None = None
-    failures: tuple[Failure, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     archive_name: str | None = None
     failures_name: str | None = None
+    listed: int | None = None  # failed rows in the attachment, when not all of them
 
 
 def needs_report(files: Sequence[FileSummary]) -> bool:
@@ -98,16 +125,11 @@ def needs_report(files: Sequence[FileSummary]) -> bool:
     return any(f.file_error is not None or f.counts.failed for f in files)
 
 
-def common_reasons(failures: Iterable[Failure]) -> list[tuple[int, str]]:
+def common_reasons(reasons: Sequence[Reason]) -> list[tuple[int, str]]:
     """The most frequent reasons: (count, a sentence with an example)."""
-    by_kind: Counter[tuple[str | None, str]] = Counter()
-    example: dict[tuple[str | None, str], str] = {}
-    for field, code, message in failures:
-        by_kind[field, code] += 1
-        example.setdefault((field, code), message)
     return [
-        (count, example[kind] if count == 1 else f"{example[kind]} (and similar)")
-        for kind, count in by_kind.most_common(_REASONS_SHOWN)
+        (r.count, r.example if r.count == 1 else f"{r.example} (and similar)")
+        for r in sorted(reasons, key=lambda r: -r.count)[:_REASONS_SHOWN]
     ]
 
 
@@ -148,9 +170,14 @@ def body(
                 + (f", {c.pending:,} still waiting" if c.pending else "")
                 + "."
             )
-            if f.failures:
+            if f.reasons:
                 lines.append("  Most common reasons:")
-                lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.failures))
+                lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.reasons))
+            if f.listed is not None and f.failures_name is not None:
+                lines.append(
+                    f"  The list of rows not imported holds the first {f.listed:,} of "
+                    f"{c.failed:,}; fix those and upload the file again to see the rest."
+                )
             if f.failures_name in attached:
                 lines.append(f"  The rows not imported are attached as {f.failures_name}.")
             elif f.failures_name is not None:

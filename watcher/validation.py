@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 FIRST_DATA_ROW = 2
 _NAMED_ROWS = 5
 
+# Categorical text: most files repeat a few messages on many rows, and one
+# where every row fails would otherwise hold a copy of each per row.
 FAILURE_SCHEMA = {
     "row": pl.Int64,
-    "field": pl.String,
-    "code": pl.String,
-    "message": pl.String,
+    "field": pl.Categorical,
+    "code": pl.Categorical,
+    "message": pl.Categorical,
 }
 
 
@@ -343,42 +345,46 @@ class _Validation:
                 for j, check in enumerate(checks)
             ),
         )
-        checks = pl.DataFrame(
-            {
-                "check": [d[0] for d in described],
-                "field": [d[1] for d in described],
-                "code": [d[2] for d in described],
-                "message": [d[3] for d in described],
-            },
-            schema={
-                "check": pl.String,
-                "field": pl.String,
-                "code": pl.String,
-                "message": pl.String,
-            },
-        )
-        return (
-            flags.unpivot(index="row", variable_name="check")
-            .filter(pl.col("value"))
-            .join(checks, on="check", maintain_order="left")
-            .select(list(FAILURE_SCHEMA))
+        # One small frame per check of just its failing rows, not an unpivot of
+        # every row by every check: a file where all values fail has millions.
+        found = pl.concat(
+            [
+                flags.filter(pl.col(name)).select("row", pl.lit(k, dtype=pl.UInt16).alias("check"))
+                for k, (name, _, _, _) in enumerate(described)
+            ]
+        ).sort("row", "check")
+        return found.select(
+            "row",
+            *(
+                pl.col("check")
+                .replace_strict(
+                    list(range(len(described))),
+                    [d[column] for d in described],
+                    return_dtype=pl.Categorical,
+                )
+                .alias(alias)
+                for column, alias in ((1, "field"), (2, "code"), (3, "message"))
+            ),
         )
 
     def ragged_failures(self, blank: pl.Series) -> pl.DataFrame:
         ragged = self.table.ragged.filter(~blank.gather(self.table.ragged["record"]))
         width = self.table.width
-        counts = ragged["fields"].to_list()
-        return pl.DataFrame(
-            {
-                "row": (ragged["record"].cast(pl.Int64) + FIRST_DATA_ROW).to_list(),
-                "field": [None] * len(counts),
-                "code": [
-                    (Code.TOO_FEW_FIELDS if n < width else Code.TOO_MANY_FIELDS).value
-                    for n in counts
-                ],
-                "message": [_ragged_message(n, width) for n in counts],
-            },
-            schema=FAILURE_SCHEMA,
+        if ragged.is_empty():
+            return pl.DataFrame(schema=FAILURE_SCHEMA)
+        # A message per distinct count, not per row: a file can have millions.
+        counts = ragged["fields"].unique().to_list()
+        fields = pl.col("fields")
+        return ragged.select(
+            row=pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW,
+            field=pl.lit(None, dtype=pl.Categorical),
+            code=pl.when(fields < width)
+            .then(pl.lit(Code.TOO_FEW_FIELDS.value))
+            .otherwise(pl.lit(Code.TOO_MANY_FIELDS.value))
+            .cast(pl.Categorical),
+            message=fields.replace_strict(
+                counts, [_ragged_message(n, width) for n in counts], return_dtype=pl.Categorical
+            ),
         )
 
     def repeated_key_failures(
@@ -401,25 +407,43 @@ class _Validation:
         by_name = {column(c.index): c for c in self.match.columns}
         label = " + ".join(f'"{by_name[n].header}"' for n in names)
         field = ",".join(by_name[n].field or "" for n in names)
-        out_rows: list[int] = []
-        messages: list[str] = []
-        for group in groups["row"].to_list():
-            # Each message names at most a few rows, so take them from the head.
-            head = group[: _NAMED_ROWS + 1]
-            for row in group:
+        # Each message names at most a few other rows, taken from the group's
+        # head: a row past the head names the same rows as every other row
+        # past it, so only the head's rows need messages of their own. A file
+        # where one key repeats on every row has a handful of messages, not
+        # one per row.
+        groups = groups.with_row_index("group")
+        heads = groups.select(
+            "group",
+            pl.col("row").list.head(_NAMED_ROWS + 1).alias("head"),
+            pl.col("row").list.len().alias("size"),
+        ).rows()
+        shared: list[tuple[int, str]] = []
+        own: list[tuple[int, int, str]] = []
+        for number, head, size in heads:
+            shared.append((number, _rows_phrase(head[:_NAMED_ROWS], size - 1)))
+            for at, row in enumerate(head):
                 others = [r for r in head if r != row][:_NAMED_ROWS]
-                out_rows.append(row)
-                messages.append(
-                    f"{label} repeats the value of {_rows_phrase(others, len(group) - 1)}"
-                )
-        return pl.DataFrame(
-            {
-                "row": out_rows,
-                "field": [field] * len(out_rows),
-                "code": [code.value] * len(out_rows),
-                "message": messages,
-            },
-            schema=FAILURE_SCHEMA,
+                own.append((number, at, _rows_phrase(others, size - 1)))
+        schema = {"group": pl.UInt32, "at": pl.UInt32, "phrase": pl.String}
+        return (
+            groups.select("group", "row")
+            .explode("row")
+            .with_columns(at=pl.int_range(pl.len(), dtype=pl.UInt32).over("group"))
+            .join(pl.DataFrame(own, schema=schema, orient="row"), on=["group", "at"], how="left")
+            .join(
+                pl.DataFrame(shared, schema={"group": pl.UInt32, "other": pl.String}, orient="row"),
+                on="group",
+            )
+            .select(
+                "row",
+                field=pl.lit(field, dtype=pl.Categorical),
+                code=pl.lit(code.value, dtype=pl.Categorical),
+                message=(
+                    pl.lit(f"{label} repeats the value of ")
+                    + pl.col("phrase").fill_null(pl.col("other"))
+                ).cast(pl.Categorical),
+            )
         )
 
 

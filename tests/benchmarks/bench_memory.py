@@ -1,0 +1,126 @@
+"""Benchmark: peak memory of a whole batch per MiB of input, for the worst shapes.
+
+    uv run python tests/benchmarks/bench_memory.py [--mib 20] [--shapes quotes,short,...]
+
+Each shape is a file of about ``--mib`` MiB built to make one part of the
+pipeline work hardest for its size: every line a failing row, the smallest
+rows a CSV can have, quoted values spanning lines, rows with many extra
+fields, every value of every row breaking a rule. Each file is processed by
+``watcher process`` as a separate process (embedded store, outbox), and its
+peak resident set size is read from the kernel (``RUSAGE_CHILDREN``).
+
+The baseline is the same command with no file, measured in the same run: the
+interpreter, polars and the service's own code. A file over ``max_rows``
+(one million) is refused after counting its lines and costs no more than
+that; ``--mib 1.9`` keeps the one-byte rows under the limit. The figure that matters
+is ``(peak - baseline) / input MiB``: what each MiB a customer uploads costs,
+whatever its shape. One process serves every tenant, so this bounds how large
+a file the host's memory takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schema" / "opscom-users.json"
+HEADER = "unique_id,first_name,email,user_type_id\n"
+# Every column of the shipped schema, for rows where every one of them fails.
+WIDE = [f["possibleNames"][0] for f in json.loads(SCHEMA.read_text())["fields"]]
+
+# Each shape: a line (or two) repeated to the size.
+SHAPES = {
+    "valid": None,  # ordinary users, for comparison
+    "quotes": '"""\n',  # pairs of lines make one value spanning them, each row too short
+    "short": "x\n",  # one value of four: too few fields
+    "extra": "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n",  # twelve values past the last column
+    "bad": "!,!,!,!\n",  # four rule failures per row
+    "wide": ",".join("!" * len(WIDE)) + "\n",  # a failure in every column of the schema
+}
+
+
+def write(path: Path, shape: str, size: int) -> None:
+    """Write a file of about ``size`` bytes in ``shape``."""
+    with path.open("w") as out:
+        out.write(",".join(WIDE) + "\n" if shape == "wide" else HEADER)
+        line = SHAPES[shape]
+        if line is None:
+            n = 0
+            written = 0
+            while written < size:
+                row = f"U-{n:07d},Name{n},u{n}@bench.example,{n % 7}\n"
+                out.write(row)
+                written += len(row)
+                n += 1
+            return
+        out.write(line * (size // len(line)))
+
+
+def run(folder: Path, data: Path | None) -> tuple[float, float, str]:
+    """Process ``data`` (or nothing) in a fresh site; peak RSS in MiB, seconds, the status."""
+    drop = folder / "drop"
+    drop.mkdir(parents=True)
+    config = folder / "watcher.toml"
+    config.write_text(f"""
+[service]
+state_dir = "{folder / "state"}"
+max_file_size = "200MB"
+[[tenant]]
+name = "bench"
+drop_dir = "{drop}"
+schema = "{SCHEMA}"
+failed_import_email = "a@bench.example"
+reply_to = "b@bench.example"
+""")
+    files = []
+    if data is not None:
+        data.rename(drop / data.name)
+        files = [str(drop / data.name)]
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "watcher", "process",
+         "--config", str(config), "--tenant", "bench", *files],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    results = list((drop / ".bak").glob("*.result.json"))
+    status = json.loads(results[0].read_text())["status"] if results else "?"
+    return int(result.stdout.strip()) / 1024, seconds, status
+
+
+def main() -> None:
+    """Measure every shape and print the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=float, default=20.0)
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    args = parser.parse_args()
+    size = int(args.mib * 1024 * 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        baseline, _, _ = run(base / "baseline", None)
+        print(f"baseline (watcher process with no file): {baseline:.0f} MiB peak RSS")
+        print(f"{'shape':8} {'input MiB':>9} {'peak MiB':>9} {'per MiB':>8} {'seconds':>8}  status")
+        for shape in args.shapes.split(","):
+            data = base / f"{shape}.csv"
+            write(data, shape, size)
+            mib = data.stat().st_size / 1024 / 1024
+            peak, seconds, status = run(base / shape, data)
+            print(
+                f"{shape:8} {mib:9.1f} {peak:9.0f} {(peak - baseline) / mib:8.1f} "
+                f"{seconds:8.1f}  {status}"
+            )
+
+
+if __name__ == "__main__":
+    main()
