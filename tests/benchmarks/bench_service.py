@@ -10,7 +10,10 @@ measures, from the outside:
   settle time, which are waits by design (median and worst of ``--uploads``);
 - idle CPU: CPU seconds the service uses over ``--idle`` seconds with nothing
   to do, scaled to one minute;
-- memory: resident set size after 10 batches and after ``--batches`` batches.
+- memory: resident set size after 10 batches and after ``--batches`` batches;
+- burst: ``--burst`` small files written at once, the time from the last one
+  closed to the last one archived, and where the batch spent it (the sum of
+  each step's ``duration`` over the files, from the log).
 """
 
 from __future__ import annotations
@@ -145,13 +148,53 @@ def memory(batches: int) -> tuple[float, float]:
     return early, late
 
 
+def burst(files: int, window: float, settle: float) -> dict[str, float]:
+    """Seconds from the last of ``files`` uploads closed to the last archived, and per step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        process, drop, log = start(Path(tmp), window, settle)
+        try:
+            for n in range(files):
+                closed = upload(drop, n)
+            results = drop / ".bak"
+            while not results.exists() or len(list(results.glob("*.result.json"))) < files:
+                time.sleep(0.2)
+            done = time.time()
+            while sum(int(str(b["files"])) for b in events(log, "batch.completed")) < files:
+                time.sleep(0.2)
+            batches = events(log, "batch.completed")
+            figures = {
+                "total": done - closed,
+                "batches": float(len(batches)),
+                "in batches": sum(float(str(b["duration"])) for b in batches),
+            }
+            for name in ("file.validated", "file.imported"):
+                figures[name] = sum(float(str(e["duration"])) for e in events(log, name))
+        finally:
+            process.terminate()
+            process.wait()
+    return figures
+
+
 def main() -> int:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--only-burst", action="store_true")
     args = parser.parse_args()
+    window = 5.0
+    figures = burst(args.burst, window=window, settle=1.0)
+    print(
+        f"burst of {args.burst} files: last archived {figures['total']:.1f} s after the last "
+        f"upload (window {window:g} s), in {figures['batches']:.0f} batches taking "
+        f"{figures['in batches']:.1f} s: validation {figures['file.validated']:.1f} s, "
+        f"import {figures['file.imported']:.1f} s, the rest (claim, report, archive) "
+        f"{figures['in batches'] - figures['file.validated'] - figures['file.imported']:.1f} s"
+    )
+    if args.only_burst:
+        return 0
     delays = latency(args.uploads, window=1.0, settle=1.0)
     print(f"latency beyond window + settle: median {statistics.median(delays) * 1000:.0f} ms, "
           f"worst {max(delays) * 1000:.0f} ms over {args.uploads} uploads")  # fmt: skip
