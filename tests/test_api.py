@@ -228,6 +228,20 @@ def test_a_refused_token_stops_at_once() -> None:
     assert (caught.value.reason, calls[0], outcomes) == ("auth", 1, [])
 
 
+def test_a_refused_token_is_logged_with_the_apis_words_and_the_token_masked() -> None:
+    """import.auth_failed carries the API's message; a token it echoes is masked."""
+    sink = quick_sink(
+        config("https://api.example/push", concurrency=1),
+        transport=httpx.MockTransport(
+            lambda _: httpx.Response(403, json={"error": "token tok-123 has expired"})
+        ),
+    )
+    with capture_logs() as logs, pytest.raises(SinkUnavailableError):
+        asyncio.run(sink.push(users(1), lambda _: None))
+    (event,) = [e for e in logs if e["event"] == "import.auth_failed"]
+    assert event["detail"] == "the API answered 403: token [token] has expired"
+
+
 def test_a_missing_token_is_an_auth_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a token nothing is sent."""
     monkeypatch.delenv("WATCHER_TEST_TOKEN")

@@ -209,6 +209,7 @@ def test_two_deliverers_at_once_send_each_message_once(tmp_path: Path) -> None:
     assert ids == sorted(f"<batch{n}.jcu@jcu.example>" for n in range(1, 7))
     events = [e["event"] for e in captured]
     assert (events.count("mail.sent"), "mail.unreadable" in events) == (6, False)
+    assert {e["tenant"] for e in captured if e["event"] == "mail.sent"} == {"jcu"}
     check = Journal(state / "journal.sqlite")
     assert [m.id for m in check.messages("sent")] == [f"batch{n}" for n in range(1, 7)]
     check.close()

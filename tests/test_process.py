@@ -112,6 +112,12 @@ def test_the_api_receives_each_user_and_failures_are_emailed(tmp_path: Path) -> 
         'U-00005,Name5,not-an-email,5,7,invalid_email,email,"""email"" is not a valid email address"',
     ]
     assert site.outbox() == []
+    rejected = [e for e in site.events(result) if e["event"] == "import.rejected"]
+    assert sorted((e["file"], e["row"], e["tenant"]) for e in rejected) == [
+        ("users.csv", 3, "jcu"),
+        ("users.csv", 4, "jcu"),
+    ]
+    assert {e["tenant"] for e in site.events(result) if e["event"].startswith("mail.")} == {"jcu"}
 
 
 def test_an_api_outage_keeps_rows_pending_until_it_returns(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from watcher.journal import Counts
 from watcher.reporting import (
     ATTACHMENT_LIMIT,
     FileSummary,
+    body,
     common_reasons,
     failure_csv,
     needs_report,
@@ -203,3 +205,14 @@ def test_attachments_over_the_limit_point_to_bak() -> None:
     assert list(message.iter_attachments()) == []
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "too large to attach: it is in the .bak folder as failed-users.csv" in text
+
+
+def test_reasons_beyond_the_five_shown_are_counted() -> None:
+    """Seven kinds of failure: five listed, then 'and N more for 2 other reasons'."""
+    failures = [(f"f{k}", "required", f"m{k}") for k in range(7) for _ in range(7 - k)]
+    files = [dataclasses.replace(summary("a.csv", failed=28, total=30), reasons=tally(failures))]
+    text = body(files, reply_to="a@b.c", attached=[], now=0.0)
+    assert "    7 x m0 (and similar)" in text
+    assert "    3 x m4 (and similar)" in text
+    assert "    and 3 more for 2 other reasons" in text
+    assert "Users that are not listed below" not in text

@@ -478,6 +478,23 @@ def test_run_once_processes_what_is_ready_and_exits(tmp_path: Path) -> None:
     assert (site.drop / "a.csv.filepart").exists()
 
 
+def test_a_schema_edit_is_in_force_within_seconds_whatever_the_rescan_interval(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """With rescans ten minutes apart, an edited schema is loaded within the five-second tick."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(OPSCOM_SCHEMA.read_text())
+    site = Site(tmp_path, service='settle_time = 0.5\nrescan_interval = "10m"')
+    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    with running(site):
+        wait_for(lambda: bool(named(events, "schema.loaded")), 10)
+        document = json.loads(schema.read_text())
+        document["version"] = "edited"
+        schema.write_text(json.dumps(document))
+        wait_for(lambda: bool(named(events, "schema.updated")), 12)
+    assert named(events, "schema.updated")[0]["version"] == "edited"
+
+
 def test_a_schema_update_applies_from_the_next_batch_and_a_broken_one_is_refused(
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:

@@ -239,7 +239,8 @@ class ApiSink:
         except _TransientError as first:
             verdict = await self._retry(client, body, number, first)
         if verdict.kind == "auth":
-            raise SinkUnavailableError("auth", f"the API answered {verdict.status}")
+            said = (verdict.message or "").replace(token, "[token]")
+            raise SinkUnavailableError("auth", f"the API answered {verdict.status}: {said}")
         if verdict.kind == "rejected":
             self.log.info("import.rejected", row=number, status=verdict.status)
             return Outcome(

@@ -93,33 +93,39 @@ class Mailer:
         queued = journal.messages("queued")
         if self.config is None:
             for record in queued:
-                self.log.info("mail.kept_in_outbox", message_id=record.id, path=record.path)
+                self.log.info(
+                    "mail.kept_in_outbox",
+                    tenant=record.tenant,
+                    message_id=record.id,
+                    path=record.path,
+                )
             return len(queued)
         waiting = 0
         for record in queued:
             if not journal.claim_message(record.id):
                 continue
+            log = self.log.bind(tenant=record.tenant, message_id=record.id)
             path = Path(record.path)
             try:
                 with path.open("rb") as handle:
                     message = BytesParser(policy=policy.default).parse(handle)
             except OSError as exc:
-                self.log.error("mail.unreadable", message_id=record.id, error=exc.strerror)
+                log.error("mail.unreadable", error=exc.strerror)
                 journal.mark_message(record.id, "rejected", self.clock(), error=str(exc))
                 continue
-            verdict, detail = self._try(message)
+            verdict, detail = self._try(message, log)
             if verdict is None:
                 journal.mark_message(record.id, "sent", self.clock())
                 faults.checkpoint("mail-sent")
                 sent_dir.mkdir(parents=True, exist_ok=True)
                 path.replace(sent_dir / path.name)
-                self.log.info("mail.sent", message_id=record.id, attempts=record.attempts + 1)
+                log.info("mail.sent", attempts=record.attempts + 1)
             elif verdict == "reject":
                 journal.mark_message(record.id, "rejected", self.clock(), error=detail)
-                self.log.error("mail.rejected", message_id=record.id, error=detail)
+                log.error("mail.rejected", error=detail)
             else:
                 journal.mark_message(record.id, "queued", self.clock(), error=detail)
-                self.log.warning("mail.deferred", message_id=record.id, error=detail)
+                log.warning("mail.deferred", error=detail)
                 waiting += 1
         return waiting
 
@@ -134,7 +140,7 @@ class Mailer:
                     sent_dir.mkdir(parents=True, exist_ok=True)
                     path.replace(sent_dir / path.name)
 
-    def _try(self, message: EmailMessage) -> tuple[Verdict | None, str]:
+    def _try(self, message: EmailMessage, log: FilteringBoundLogger) -> tuple[Verdict | None, str]:
         """Send with retries; (None, "") when sent, else the verdict and why."""
         assert self.config is not None  # noqa: S101 - deliver checked it
         retrying = tenacity.Retrying(
@@ -142,7 +148,7 @@ class Mailer:
             wait=tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1),
             retry=tenacity.retry_if_exception_type(_RetryNowError),
             sleep=self.sleep,
-            before_sleep=lambda state: self.log.warning(
+            before_sleep=lambda state: log.warning(
                 "mail.retry_scheduled",
                 attempt=state.attempt_number,
                 wait=round(state.upcoming_sleep, 3),

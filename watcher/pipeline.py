@@ -501,11 +501,14 @@ class Pipeline:
         )
         sink = self._sink(tenant, record)
         started = time.monotonic()
+        # The sink's events (import.rejected, retries) name the file they concern.
+        logs.bind(file=shown(record.name))
         try:
             asyncio.run(sink.push(rows, on_outcome))
         except SinkUnavailableError as exc:
             return f"{sink.kind} {exc.reason}: {exc.detail}"
         finally:
+            logs.unbind("file")
             flush()
         self.log.info(
             "file.imported",

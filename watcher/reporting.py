@@ -143,7 +143,7 @@ def subject(files: Sequence[FileSummary]) -> str:
     failed = sum(f.counts.failed for f in rows)
     if failed:
         total = sum(f.counts.total for f in rows)
-        parts.append(f"{failed:,} of {total:,} users not imported")
+        parts.append(f"{failed:,} of {total:,} user{'s' if total != 1 else ''} not imported")
     return "User import: " + "; ".join(parts)
 
 
@@ -156,7 +156,7 @@ def body(
         "Hello,",
         "",
         f"The user import that finished on {when} could not import everything.",
-        "Users that are not listed below were imported.",
+        "Below, for each file: how many users were imported, and why the others were not.",
         "",
     ]
     for f in files:
@@ -173,6 +173,12 @@ def body(
             if f.reasons:
                 lines.append("  Most common reasons:")
                 lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.reasons))
+                others = sorted(f.reasons, key=lambda r: -r.count)[_REASONS_SHOWN:]
+                if others:
+                    kinds = (
+                        "one other reason" if len(others) == 1 else f"{len(others)} other reasons"
+                    )
+                    lines.append(f"    and {sum(r.count for r in others):,} more for {kinds}")
             if f.listed is not None and f.failures_name is not None:
                 lines.append(
                     f"  The list of rows not imported holds the first {f.listed:,} of "

@@ -244,6 +244,8 @@ class Service:
                 next_liveness = now + _LIVENESS_EVERY
                 for tenant in self.tenants.values():
                     self._check_watch(tenant, now)
+                    # A stat per schema file: an edit is in force within seconds.
+                    self._schema(tenant)
             if now >= next_rescan:
                 next_rescan = now + self.config.service.rescan_interval
                 for tenant in self.tenants.values():
