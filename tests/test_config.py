@@ -188,6 +188,10 @@ def test_sizes(text: object, size: int) -> None:
         ),
         ('[service]\nstate_dir = "s"\ntenant = 3\n', "service.tenant: is not a known key"),
         (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nfrom = "not an address"\n',
+            "email.from: must be an email address (got 'not an address')",
+        ),
+        (
             '[service]\nstate_dir = "s"\nmax_rows = "lots"\n',
             "service.max_rows: must be a whole number of rows (got 'lots')",
         ),

@@ -216,3 +216,25 @@ def test_reasons_beyond_the_five_shown_are_counted() -> None:
     assert "    3 x m4 (and similar)" in text
     assert "    and 3 more for 2 other reasons" in text
     assert "Users that are not listed below" not in text
+
+
+def test_with_the_services_own_address_the_report_comes_from_it_and_replies_go_to_the_tenant() -> (
+    None
+):
+    """[email] from: From is the service's mailbox under the tenant's name; Reply-To the tenant's."""
+    message = report_message(
+        tenant="jcu",
+        batch_id="b1",
+        sender="Import Admin <admin@jcu.example>",
+        recipient="registrar@jcu.example",
+        files=[summary("users.csv", failed=1)],
+        attachments={},
+        now=0.0,
+        service_address="imports@relay.example",
+    )
+    assert (message["From"], message["Reply-To"], message["Sender"]) == (
+        "Import Admin <imports@relay.example>",
+        "Import Admin <admin@jcu.example>",
+        None,
+    )
+    assert message["Message-ID"] == "<b1.jcu@relay.example>"

@@ -124,6 +124,9 @@ class EmailConfig:
     ca_file: Path | None = None
     timeout: float = 30.0
     max_attempts: int = 3
+    # ``from`` in the file: the service's own address, so reports pass SPF and
+    # DMARC; None sends them from each tenant's reply-to address.
+    sender: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,7 +290,7 @@ def exposed_secrets(config: Config) -> list[tuple[str, str]]:
 _SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
 _EMAIL_KEYS = frozenset(
     {"host", "port", "starttls", "ssl", "username", "password_file", "password_env"}
-    | {"ca_file", "timeout", "max_attempts"}
+    | {"ca_file", "timeout", "max_attempts", "from"}
 )
 _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
@@ -499,7 +502,8 @@ class _Parser:
         ca_file = self.path("email.ca_file", table["ca_file"]) if "ca_file" in table else None
         timeout = self.duration("email.timeout", table.get("timeout", 30))
         attempts = self.integer("email.max_attempts", table.get("max_attempts", 3), 1, 20)
-        if None in (host, port, starttls, ssl, timeout, attempts):
+        sender = self.address("email.from", table["from"]) if "from" in table else ""
+        if None in (host, port, starttls, ssl, timeout, attempts, sender):
             return None
         return EmailConfig(
             host=str(host),
@@ -511,6 +515,7 @@ class _Parser:
             ca_file=ca_file,
             timeout=float(timeout or 30),
             max_attempts=int(attempts or 3),
+            sender=sender or None,
         )
 
     def tenant(self, index: int, value: object) -> TenantConfig | None:

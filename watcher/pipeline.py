@@ -587,6 +587,7 @@ class Pipeline:
             files=summaries,
             attachments=attachments,
             now=self.clock(),
+            service_address=self.config.email.sender if self.config.email else None,
         )
         path = write_outbox(self.config.outbox, batch_id, message)
         faults.checkpoint("report-written")

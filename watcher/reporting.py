@@ -18,7 +18,7 @@ import io
 import time
 from collections import Counter
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING
 
 from watcher.names import shown
@@ -214,8 +214,17 @@ def report_message(
     files: Sequence[FileSummary],
     attachments: Mapping[str, bytes],
     now: float,
+    service_address: str | None = None,
 ) -> EmailMessage:
-    """The whole failure report as an email, attachments within the size limit."""
+    """The whole failure report as an email, attachments within the size limit.
+
+    ``sender`` is the tenant's reply-to address. With ``service_address`` the
+    message comes from the service's own mailbox under the tenant's display
+    name, replies still going to ``sender``: a relay may send for its own
+    domain, and the customer's domain's SPF and DMARC would refuse it for
+    theirs. No Sender field: RFC 5322 wants one only when the From mailbox is
+    not the one that sent it.
+    """
     attached: dict[str, bytes] = {}
     size = 0
     for name, data in attachments.items():
@@ -223,12 +232,16 @@ def report_message(
             attached[name] = data
             size += len(data)
     message = EmailMessage()
-    message["From"] = sender
+    if service_address is None:
+        message["From"] = sender
+    else:
+        name = parseaddr(sender)[0] or parseaddr(service_address)[0] or "User import"
+        message["From"] = formataddr((name, parseaddr(service_address)[1]))
     message["Reply-To"] = sender
     message["To"] = recipient
     message["Subject"] = subject(files)
     message["Date"] = formatdate(now, usegmt=True)
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    domain = parseaddr(message["From"])[1].rpartition("@")[2] or "localhost"
     # One id per batch: a report rebuilt after a crash is the same message.
     message["Message-ID"] = f"<{batch_id}.{tenant}@{domain}>"
     message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
