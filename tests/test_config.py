@@ -277,6 +277,22 @@ def test_tenants_can_live_in_included_files(tmp_path: Path) -> None:
     assert 'tenants.d/c.toml: tenant[0] "c".drop_dir: is required' in found
 
 
+def test_an_absolute_include_pattern_works(tmp_path: Path) -> None:
+    """Include = ["/etc/user-import/tenants.d/*.toml"] is globbed from the root."""
+    (tmp_path / "tenants.d").mkdir()
+    (tmp_path / "tenants.d" / "b.toml").write_text(
+        f'[[tenant]]\nname = "b"\ndrop_dir = "/srv/sftp/b/upload"\nschema = "{OPSCOM_SCHEMA}"\n'
+        'failed_import_email = "x@b.example"\nreply_to = "y@b.example"\n'
+    )
+    config = load_config(
+        write(
+            tmp_path,
+            f'include = ["{tmp_path}/tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n',
+        )
+    )
+    assert [t.name for t in config.tenants] == ["b"]
+
+
 def test_secret_files_others_may_read_are_warned_of_and_writable_ones_refused(
     tmp_path: Path,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import subprocess
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import Site, users_csv
-from watcher.cli import EXIT_OK
+from watcher import status as status_module
+from watcher.cli import EXIT_OK, EXIT_USAGE, main
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,3 +79,20 @@ def test_status_of_a_running_service_shows_files_and_the_schema_in_force(tmp_pat
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_a_state_folder_this_user_may_not_read_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user outside the service's group gets what to do, not a traceback."""
+    site = Site(tmp_path)
+
+    def refuse(_: object) -> bool:
+        raise PermissionError(errno.EACCES, "Permission denied", str(site.state))
+
+    monkeypatch.setattr(status_module, "running", refuse)
+    assert main(["status", "--config", str(site.config)]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"watcher: cannot read the state folder {site.state} (Permission denied): run watcher "
+        "status as the service's user, root, or a member of its group\n"
+    )

@@ -358,7 +358,11 @@ class _Parser:
             return []
         found: list[TenantConfig | None] = []
         for pattern in patterns:
-            for path in sorted(self.base.glob(pattern)):
+            # Path.glob takes relative patterns only; an absolute one is
+            # globbed from the root it names.
+            root = Path(pattern).anchor
+            matches = Path(root).glob(pattern[len(root) :]) if root else self.base.glob(pattern)
+            for path in sorted(matches):
                 where = (
                     str(path.relative_to(self.base))
                     if path.is_relative_to(self.base)

@@ -15,6 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from watcher.errors import StateError
 from watcher.journal import Journal
 
 if TYPE_CHECKING:
@@ -39,7 +40,21 @@ def running(config: Config) -> bool:
 
 
 def gather(config: Config) -> dict[str, Any]:
-    """Everything ``watcher status`` shows, as one JSON-ready value."""
+    """Everything ``watcher status`` shows, as one JSON-ready value.
+
+    Raises:
+        StateError: the state folder cannot be read by this user.
+    """
+    try:
+        return _gather(config)
+    except PermissionError as exc:
+        raise StateError(
+            f"cannot read the state folder {config.service.state_dir} ({exc.strerror}): run "
+            "watcher status as the service's user, root, or a member of its group"
+        ) from exc
+
+
+def _gather(config: Config) -> dict[str, Any]:
     alive = running(config)
     live: dict[str, Any] = {}
     status_file = config.service.state_dir / "status.json"
