@@ -495,6 +495,58 @@ def test_a_schema_edit_is_in_force_within_seconds_whatever_the_rescan_interval(
     assert named(events, "schema.updated")[0]["version"] == "edited"
 
 
+def test_the_last_good_schema_survives_a_restart_with_a_broken_file(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """Broken on disk at start: the kept schema is in force, said loudly, and shown in status."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(OPSCOM_SCHEMA.read_text())
+    site = Site(tmp_path, service=FAST)
+    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    with running(site):
+        wait_for(lambda: bool(named(events, "schema.loaded")), 10)
+    schema.write_text('{"fields": []}')
+    with running(site) as service:
+        site.drop_file("a.csv", users_csv(2))
+        wait_for(lambda: len(archived(site)) == 1)
+        wait_for((site.state / "status.json").exists)
+        live = json.loads((site.state / "status.json").read_text())["tenants"]["jcu"]
+        assert service.schemas.refused("jcu") == [
+            "fields: must be a non-empty list of field objects"
+        ]
+    (kept,) = named(events, "schema.kept")
+    assert (kept["version"], kept["problems"]) == (
+        json.loads(OPSCOM_SCHEMA.read_text())["version"],
+        ["fields: must be a non-empty list of field objects"],
+    )
+    assert live["schema_on_disk"] == ["fields: must be a non-empty list of field objects"]
+    assert live["schema"]["version"] == kept["version"]
+    assert len(site.users()) == 2
+
+
+def test_files_waiting_for_a_valid_schema_say_so_in_the_status(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """No good schema ever loaded: a ready file is shown as blocked, not as settling."""
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"fields": []}')
+    site = Site(tmp_path, service=FAST)
+    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+
+    def blocked() -> bool:
+        path = site.state / "status.json"
+        if not path.exists():
+            return False
+        files = json.loads(path.read_text())["tenants"]["jcu"]["files"]
+        return {"name": "a.csv", "state": "blocked: no valid schema"} in files
+
+    with running(site):
+        site.drop_file("a.csv", users_csv(2))
+        wait_for(lambda: bool(named(events, "batch.no_schema")), 20)
+        wait_for(blocked, 10)
+    assert archived(site) == []
+
+
 def test_a_schema_update_applies_from_the_next_batch_and_a_broken_one_is_refused(
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:

@@ -56,8 +56,12 @@ def status_summary(status: dict[str, Any]) -> str:
         lines.append(
             f"  schema in force: {schema['version']} ({schema['path']})"
             if schema
+            else "  schema in force: none (no valid schema has been loaded)"
+            if status["running"]
             else "  schema in force: unknown while the service is not running"
         )
+        if t.get("schema_on_disk"):
+            lines.append(f"  schema on disk: rejected ({'; '.join(t['schema_on_disk'])})")
         files = t["files"]
         lines.append(f"  files waiting: {len(files)}")
         lines.extend(f"    {f['name']:<32} {f['state']}" for f in files)

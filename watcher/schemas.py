@@ -5,6 +5,10 @@ Operators edit ``schema/*.json`` while the service runs. Before each batch
 checked, and only a schema that passes replaces the one in force. A broken
 update is logged with every problem and refused, and the previous schema
 stays in force, so files keep being processed as before.
+
+The schema in force is also kept in the state folder (``schemas/<tenant>.json``,
+its exact text), so a restart with a broken file on disk (an upgrade, a
+half-finished edit) still has the last good schema, and says so loudly.
 """
 
 from __future__ import annotations
@@ -34,10 +38,52 @@ class InForce:
 class Schemas:
     """The schemas in force, one per tenant."""
 
-    def __init__(self, log: FilteringBoundLogger) -> None:
+    def __init__(self, log: FilteringBoundLogger, keep: Path | None = None) -> None:
         self.log = log
+        self.keep = keep
         self._in_force: dict[str, InForce] = {}
         self._seen: dict[str, tuple[int, int, int] | None] = {}
+        self._refused: dict[str, list[str]] = {}
+
+    def refused(self, tenant: str) -> list[str] | None:
+        """Why the file on disk is not in force, or None when it is."""
+        return self._refused.get(tenant)
+
+    def _kept(self, tenant: str) -> Path | None:
+        return None if self.keep is None else self.keep / f"{tenant}.json"
+
+    def _remember(self, tenant: str, text: bytes) -> None:
+        kept = self._kept(tenant)
+        if kept is None:
+            return
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            temporary = kept.with_suffix(".tmp")
+            temporary.write_bytes(text)
+            temporary.replace(kept)
+        except OSError as exc:
+            self.log.error("schema.not_kept", tenant=tenant, path=str(kept), error=exc.strerror)
+
+    def _fall_back(self, tenant: str, path: Path) -> InForce | None:
+        """At start, with a broken file on disk: the schema last in force, from the state folder."""
+        kept = self._kept(tenant)
+        if kept is None or tenant in self._in_force:
+            return None
+        try:
+            text = kept.read_bytes()
+            schema = parse_schema(text, source=str(kept))
+        except (OSError, SchemaError):
+            return None
+        self._in_force[tenant] = InForce(text=text, schema=schema, path=path)
+        self.log.error(
+            "schema.kept",
+            tenant=tenant,
+            path=str(path),
+            version=schema.label,
+            digest=schema.digest,
+            problems=self._refused.get(tenant, []),
+        )
+        return self._in_force[tenant]
 
     def current(self, tenant: str, path: Path) -> InForce | None:
         """The schema in force for ``tenant``, after looking at its file."""
@@ -59,6 +105,8 @@ class Schemas:
             text = path.read_bytes()
             schema = parse_schema(text, source=str(path))
         except OSError as exc:
+            self._refused[tenant] = [f"cannot be read: {exc.strerror}"]
+            previous = previous or self._fall_back(tenant, path)
             self.log.error(
                 "schema.unreadable",
                 tenant=tenant,
@@ -68,6 +116,8 @@ class Schemas:
             )
             return
         except SchemaError as exc:
+            self._refused[tenant] = list(exc.problems)
+            previous = previous or self._fall_back(tenant, path)
             self.log.error(
                 "schema.rejected",
                 tenant=tenant,
@@ -76,9 +126,11 @@ class Schemas:
                 in_force=previous.schema.label if previous else None,
             )
             return
+        self._refused.pop(tenant, None)
         if previous is not None and previous.schema.digest == schema.digest:
             return
         self._in_force[tenant] = InForce(text=text, schema=schema, path=path)
+        self._remember(tenant, text)
         if previous is None:
             self.log.info(
                 "schema.loaded",

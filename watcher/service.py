@@ -153,6 +153,8 @@ class _Tenant:
         self.retry_delay = service.config.service.rescan_interval
         self.retry_at = 0.0
         self.sftp_folder: PurePosixPath | None = None
+        # Files ready but held because no schema is in force.
+        self.blocked: set[str] = set()
 
     @property
     def busy(self) -> bool:
@@ -175,7 +177,7 @@ class Service:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.inbox: queue.Queue[object] = queue.Queue()
-        self.schemas = Schemas(self.log)
+        self.schemas = Schemas(self.log, keep=config.service.state_dir / "schemas")
         self.tenants = {t.name: _Tenant(t, self) for t in config.tenants}
         self.journal: Journal | None = None
         self.mail_worker: threading.Thread | None = None
@@ -607,9 +609,11 @@ class Service:
         in_force = self.schemas.current(tenant.config.name, tenant.config.schema)
         if names and in_force is None:
             self.log.error("batch.no_schema", tenant=tenant.config.name, files=len(names))
+            tenant.blocked = set(names)
             for name in names:
                 tenant.tracker.note(name, "scan", self.clock())
             return
+        tenant.blocked = set()
 
         self._start_worker(tenant, lambda p: _resume_and_run(p, tenant.config, names, in_force))
 
@@ -754,6 +758,7 @@ class Service:
 
     def _tenant_status(self, tenant: _Tenant, now: float) -> dict[str, object]:
         in_force = self.schemas.current(tenant.config.name, tenant.config.schema)
+        blocked = {shown(name) for name in tenant.blocked}
         settle = self.config.service.settle_time
         files = [
             {
@@ -768,6 +773,11 @@ class Service:
             }
             for f in tenant.tracker.states(now)
         ]
+        if in_force is None:
+            files = [
+                {**f, "state": "blocked: no valid schema"} if f["name"] in blocked else f
+                for f in files
+            ]
         deadline = tenant.batcher.deadline()
         files += [{"name": shown(n), "state": "in the next batch"} for n in tenant.batcher.waiting]
         return {
@@ -782,6 +792,7 @@ class Service:
                 "digest": in_force.schema.digest,
                 "path": str(in_force.path),
             },
+            "schema_on_disk": self.schemas.refused(tenant.config.name),
         }
 
     def _shutdown(self) -> None:

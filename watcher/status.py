@@ -87,6 +87,7 @@ def _tenant(
         "batch_in": now_live.get("batch_in"),
         "batch_running": now_live.get("batch_running", False),
         "schema": now_live.get("schema"),
+        "schema_on_disk": now_live.get("schema_on_disk"),
         "last_batch": None,
         "unfinished_batches": 0,
         "pending_rows": 0,
