@@ -28,7 +28,7 @@ _SHOWN = 8
 
 
 def _config(folder: Path, schema: Path) -> str:
-    return f"""# Written by `watcher demo`. Run the service on it yourself with:
+    return f"""{_MARK} Run the service on it yourself with:
 #   uv run watcher run --config {folder / "watcher.toml"}
 [service]
 state_dir = "state"
@@ -45,11 +45,31 @@ reply_to = "User Import Admin <admin@demo.example.edu>"
 """
 
 
+_MARK = "# Written by `watcher demo`."
+
+
+def _fresh(folder: Path) -> bool:
+    """Start from an empty folder: clear an earlier demo's, refuse anything else."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return True
+    config = folder / "watcher.toml"
+    if not (config.is_file() and config.read_text(errors="replace").startswith(_MARK)):
+        print(f"{folder} is not empty and holds no earlier demo: choose another with --dir.")
+        return False
+    for name in ("drop", "state"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / "watcher.log").unlink(missing_ok=True)
+    print(f"Cleared the earlier demo in {folder}.")
+    return True
+
+
 def run_demo(folder: Path) -> int:
     """Run the demo in ``folder``; the exit status."""
     from watcher.cli import default_schema_path  # noqa: PLC0415 - the CLI imports this module
 
     folder = folder.resolve()
+    if not _fresh(folder):
+        return 2
     drop = folder / "drop"
     drop.mkdir(parents=True, exist_ok=True)
     (folder / "watcher.toml").write_text(_config(folder, default_schema_path()))

@@ -14,6 +14,7 @@ polling observer is used.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,22 @@ if TYPE_CHECKING:
 
     from watcher.config import Observer as ObserverKind
     from watcher.readiness import Signal
+
+
+class _StopRace(logging.Filter):
+    """Drops watchdog's error for a read that raced the observer's own stop.
+
+    When an observer stops while its emitter waits in ``read_event``, watchdog
+    7's ``InotifyEmitter.queue_events`` logs "called when the thread is
+    inactive" at error level (through logging's last-resort handler, so on
+    stderr) although nothing went wrong: the emitter was stopped on purpose.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
 _SIGNALS: dict[str, Signal] = {
     "created": "created",
