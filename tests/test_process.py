@@ -331,3 +331,21 @@ def test_a_file_over_max_rows_fails_whole_with_its_reason(tmp_path: Path) -> Non
     assert site.users() == {}
     (outcome,) = [json.loads(p.read_text()) for p in site.bak.glob("*.result.json")]
     assert outcome["file_error"]["code"] == "file_too_many_rows"
+
+
+def test_root_may_not_process_a_state_folder_the_service_user_owns(tmp_path: Path) -> None:
+    """Run as root on a folder owned by another account: refused, nothing written."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("this check needs root")
+        pytest.skip("this check needs root")
+    site = Site(tmp_path)
+    site.state.mkdir()
+    os.chown(site.state, 65534, 65534)
+    site.drop_file("a.csv", users_csv(2))
+    result = site.process("a.csv")
+    assert result.returncode == EXIT_USAGE
+    assert "not as root" in result.stderr
+    assert "(sudo -u nobody watcher process ...)" in result.stderr
+    assert list(site.state.iterdir()) == []
+    assert (site.drop / "a.csv").exists()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pwd
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,8 @@ from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from watcher.config import Config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -243,6 +247,8 @@ def _process(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         names.append(path.name)
+    if _refuse_root(config, "process"):
+        return EXIT_USAGE
     from watcher.service import AlreadyRunningError, StateLock  # noqa: PLC0415
 
     try:
@@ -269,12 +275,40 @@ def _process(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
 
 
+def _refuse_root(config: Config, command: str) -> bool:
+    """Whether root must not run ``command`` on this state folder, said on stderr.
+
+    Files root writes (the journal, the spool, reports in a customer's
+    ``.bak/``) would be root's, and the service, running as the account that
+    owns the state folder, could no longer write them.
+    """
+    state = config.service.state_dir
+    try:
+        owner = state.stat().st_uid
+    except OSError:
+        return False
+    if os.geteuid() != 0 or owner == 0:
+        return False
+    try:
+        user = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        user = str(owner)
+    print(
+        f"watcher: {state} belongs to {user}, who runs the service: run this as that user "
+        f"(sudo -u {user} watcher {command} ...), not as root",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from watcher import logs  # noqa: PLC0415 - keeps start-up lean
     from watcher.config import load_config  # noqa: PLC0415
     from watcher.service import AlreadyRunningError, Service  # noqa: PLC0415
 
     config = load_config(args.config)
+    if _refuse_root(config, "run"):
+        return EXIT_USAGE
     logs.configure()
     service = Service(config)
     service.handle_signals()
