@@ -11,10 +11,11 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from apiserver import ApiServer, Reply
 
 from conftest import Site, users_csv
 from watcher import status as status_module
-from watcher.cli import EXIT_OK, EXIT_USAGE, main
+from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,3 +97,23 @@ def test_a_state_folder_this_user_may_not_read_is_one_clear_line(
         f"watcher: cannot read the state folder {site.state} (Permission denied): run watcher "
         "status as the service's user, root, or a member of its group\n"
     )
+
+
+def test_status_says_why_rows_are_pending_and_since_when(tmp_path: Path) -> None:
+    """A refused token: the pending rows come with the API's answer and the time of the stop."""
+    with ApiServer(lambda _, __: Reply(status=401, body={"error": "token revoked"})) as api:
+        site = Site(tmp_path, api_url=api.url)
+        site.drop_file("a.csv", users_csv(3))
+        before = time.time()
+        assert site.process("a.csv").returncode == EXIT_INCOMPLETE
+    jcu = status(site)["tenants"]["jcu"]  # type: ignore[index]
+    assert jcu["pending_rows"] == 3
+    why = jcu["pending_reason"]
+    assert why["reason"] == "api auth: the API answered 401: token revoked"
+    assert before - 1 <= why["since"] <= time.time()
+    text = subprocess.run(
+        [sys.executable, "-m", "watcher", "status", "--config", str(site.config)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert ": api auth: the API answered 401: token revoked" in text
+    assert "    waiting since " in text

@@ -81,6 +81,10 @@ def status_summary(status: dict[str, Any]) -> str:
         lines.append(
             f"  pending rows: {t['pending_rows']:,} in {t['unfinished_batches']} unfinished batches"
         )
+        why = t.get("pending_reason")
+        if why:
+            since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))
+            lines.append(f"    waiting since {since}: {why['reason']}")
         lines.append(
             f"  outbox: {t['outbox']['waiting']} waiting, {t['outbox']['rejected']} rejected"
         )

@@ -178,10 +178,16 @@ class Journal:
 
     def _migrate(self) -> None:
         """Add what journals written by earlier versions lack."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
-        if "attempts" not in columns:
+        for table, column, kind in (
+            ("files", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("batches", "stopped_reason", "TEXT"),
+            ("batches", "stopped_since", "REAL"),
+        ):
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column in columns:
+                continue
             try:
-                self.db.execute("ALTER TABLE files ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             except sqlite3.OperationalError as exc:  # another connection was first
                 if "duplicate column" not in str(exc):
                     raise
@@ -250,6 +256,21 @@ class Journal:
             (tenant,),
         ).fetchone()
         return None if row is None else self.batch(row[0])
+
+    def note_stopped(self, batch_id: str, reason: str, now: float) -> None:
+        """Record why a batch stopped with rows pending; ``since`` is the first such stop."""
+        self.db.execute(
+            "UPDATE batches SET stopped_reason = ?,"
+            " stopped_since = COALESCE(stopped_since, ?) WHERE id = ?",
+            (reason, now, batch_id),
+        )
+
+    def stopped(self, batch_id: str) -> tuple[str, float] | None:
+        """Why a batch last stopped with rows pending, and since when; None if it never did."""
+        row = self.db.execute(
+            "SELECT stopped_reason, stopped_since FROM batches WHERE id = ?", (batch_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (str(row[0]), float(row[1]))
 
     def set_batch_state(self, batch_id: str, state: str, now: float) -> None:
         """Move a batch to ``state``."""

@@ -258,6 +258,7 @@ class Pipeline:
             if state == "importing":
                 reason = self._import(tenant, batch_id, reports)
                 if reason is not None:
+                    self.journal.note_stopped(batch_id, reason, self.clock())
                     counts = self._batch_counts(batch_id)
                     self.log.warning(
                         "batch.incomplete",

@@ -91,6 +91,7 @@ def _tenant(
         "last_batch": None,
         "unfinished_batches": 0,
         "pending_rows": 0,
+        "pending_reason": None,
         "outbox": {"waiting": 0, "rejected": 0},
     }
     if journal is None:
@@ -111,6 +112,10 @@ def _tenant(
     result["pending_rows"] = sum(
         journal.counts(f.id).pending for b in unfinished for f in journal.files(b.id)
     )
+    stops = [found for b in unfinished if (found := journal.stopped(b.id)) is not None]
+    if stops:
+        reason, since = min(stops, key=lambda stop: stop[1])
+        result["pending_reason"] = {"reason": reason, "since": since}
     result["outbox"] = {
         "waiting": journal.message_count("queued", tenant=name),
         "rejected": journal.message_count("rejected", tenant=name),
