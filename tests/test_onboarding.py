@@ -255,3 +255,32 @@ def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_pat
         pwd.getpwnam(TENANT)
     assert not chroot.exists()
     assert not (base / "etc" / "tenants.d" / f"{TENANT}.toml").exists()
+
+
+def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) -> None:
+    """Remove without --purge: nothing under the chroot keeps the old uid or access for others."""
+    base = host["base"]
+    watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
+            "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
+            *layout(host))  # fmt: skip
+    uid = pwd.getpwnam(TENANT).pw_uid
+    chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
+    (upload / ".bak").mkdir()
+    for path in (upload / "users.csv", upload / ".bak" / "old.csv"):
+        path.write_text("unique_id\nU-1\n")
+        os.chown(path, uid, -1)
+        path.chmod(0o644)
+    (upload / "link.csv").symlink_to("/etc/passwd")
+    os.lchown(upload / "link.csv", uid, -1)
+    try:
+        removed = watcher(host, "tenant", "remove", TENANT, *layout(host))
+        assert f"kept {chroot}, now owned by root with no access for other accounts" in (
+            removed.stdout
+        )
+        entries = [chroot, *chroot.rglob("*")]
+        assert [p for p in entries if p.lstat().st_uid == uid] == []
+        assert [p for p in entries if not p.is_symlink() and p.lstat().st_mode & 0o007] == []
+        assert Path("/etc/passwd").stat().st_uid == 0  # the link was not followed
+        assert (upload / "users.csv").read_text() == "unique_id\nU-1\n"
+    finally:
+        watcher(host, "tenant", "remove", TENANT, "--purge", *layout(host))

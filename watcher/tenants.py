@@ -25,13 +25,11 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from watcher.errors import WatcherError
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _KEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
@@ -179,6 +177,29 @@ def add(layout: Layout, tenant: NewTenant) -> list[str]:
     return done
 
 
+def _disown(chroot: Path, uid: int | None) -> int:
+    """Give root what the removed account owned under ``chroot``; close it to others.
+
+    The next account made may get the same uid, and would then own the earlier
+    customer's uploads and archives. Links are re-owned themselves, never
+    followed. Returns how many entries the account owned.
+    """
+    reowned = 0
+    entries = [chroot] + [
+        Path(folder) / n
+        for folder, folders, files in os.walk(chroot, followlinks=False)
+        for n in (*folders, *files)
+    ]
+    for path in entries:
+        info = path.lstat()
+        if uid is not None and info.st_uid == uid:
+            os.lchown(path, 0, -1)
+            reowned += 1
+        if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o007:
+            path.chmod(stat.S_IMODE(info.st_mode) & ~0o007)
+    return reowned
+
+
 def remove(layout: Layout, name: str, *, purge: bool = False) -> list[str]:
     """Remove a tenant's configuration, key and account (and folders, if purged)."""
     check_name(name)
@@ -191,8 +212,9 @@ def remove(layout: Layout, name: str, *, purge: bool = False) -> list[str]:
     if keys.exists():
         keys.unlink()
         done.append(f"removed the key {keys}")
+    uid: int | None = None
     with contextlib.suppress(KeyError):
-        pwd.getpwnam(name)
+        uid = pwd.getpwnam(name).pw_uid
         _run("userdel", name)
         done.append(f"removed the account {name}")
     chroot = layout.sftp_root / name
@@ -200,7 +222,12 @@ def remove(layout: Layout, name: str, *, purge: bool = False) -> list[str]:
         shutil.rmtree(chroot)
         done.append(f"removed {chroot} and every file in it")
     elif chroot.is_dir():
-        done.append(f"kept {chroot}: remove it with --purge once its files are no longer needed")
+        reowned = _disown(chroot, uid)
+        done.append(
+            f"kept {chroot}, now owned by root with no access for other accounts "
+            f"({reowned} entries were the removed account's): remove it with --purge once "
+            "its files are no longer needed"
+        )
     if not done:
         raise OnboardingError(f"there is no tenant {name!r} on this host")
     return done
