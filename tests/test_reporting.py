@@ -22,6 +22,7 @@ from watcher.reporting import (
     subject,
     tally,
 )
+from watcher.wording import counted
 
 if TYPE_CHECKING:
     from watcher.schema import Schema
@@ -146,12 +147,18 @@ def test_only_failures_need_a_report() -> None:
 
 
 def test_the_subject_counts_files_and_users() -> None:
-    """The subject says how many files and users were not imported."""
+    """The subject counts files and every row, those of files that failed whole too."""
     assert subject([summary("a.csv", failed=3), summary("b.csv", failed=1, total=5)]) == (
         "User import: 4 of 15 users not imported"
     )
-    assert subject([summary("a.csv", failed=2), summary("x.xlsx", error="binary")]) == (
-        "User import: 1 file not imported; 2 of 10 users not imported"
+    unreadable = dataclasses.replace(
+        summary("x.csv", error="broken quoting"), counts=Counts(total=5, failed=5)
+    )
+    assert subject([summary("a.csv", failed=2), unreadable]) == (
+        "User import: 1 file not imported; 7 of 15 users not imported"
+    )
+    assert subject([summary("one.csv", failed=1, total=1)]) == (
+        "User import: 1 of 1 user not imported"
     )
 
 
@@ -238,3 +245,11 @@ def test_with_the_services_own_address_the_report_comes_from_it_and_replies_go_t
         None,
     )
     assert message["Message-ID"] == "<b1.jcu@relay.example>"
+
+
+def test_counts_are_worded_with_the_right_plural() -> None:
+    """One file, two files, one batch, two batches, one entry, 2,500 rows."""
+    assert [
+        counted(1, "file"), counted(2, "file"), counted(1, "unfinished batch"),
+        counted(2, "unfinished batch"), counted(3, "entry"), counted(2500, "row"),
+    ] == ["1 file", "2 files", "1 unfinished batch", "2 unfinished batches", "3 entries", "2,500 rows"]  # fmt: skip

@@ -6,6 +6,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from watcher import wording
+
 if TYPE_CHECKING:
     from watcher.validation import ValidationReport
 
@@ -73,13 +75,15 @@ def status_summary(status: dict[str, Any]) -> str:
         if last:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(last["finished_at"]))
             lines.append(
-                f"  last batch: {when}, {last['files']} files, {last['rows']:,} rows: "
+                f"  last batch: {when}, {wording.counted(last['files'], 'file')}, "
+                f"{wording.counted(last['rows'], 'row')}: "
                 f"{last['imported']:,} imported, {last['failed']:,} failed"
             )
         else:
             lines.append("  last batch: none yet")
         lines.append(
-            f"  pending rows: {t['pending_rows']:,} in {t['unfinished_batches']} unfinished batches"
+            f"  pending rows: {t['pending_rows']:,} in "
+            f"{wording.counted(t['unfinished_batches'], 'unfinished batch')}"
         )
         why = t.get("pending_reason")
         if why:

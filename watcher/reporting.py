@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from watcher.names import shown
 from watcher.schema import RESERVED_COLUMNS
+from watcher.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -138,12 +139,13 @@ def subject(files: Sequence[FileSummary]) -> str:
     parts: list[str] = []
     unreadable = sum(1 for f in files if f.file_error is not None)
     if unreadable:
-        parts.append(f"{unreadable} file{'s' if unreadable != 1 else ''} not imported")
-    rows = [f for f in files if f.file_error is None]
-    failed = sum(f.counts.failed for f in rows)
+        parts.append(f"{counted(unreadable, 'file')} not imported")
+    # Every row of the batch, those of files that failed whole included: the
+    # same counts as the result files, the log and watcher status.
+    failed = sum(f.counts.failed for f in files)
     if failed:
-        total = sum(f.counts.total for f in rows)
-        parts.append(f"{failed:,} of {total:,} user{'s' if total != 1 else ''} not imported")
+        total = sum(f.counts.total for f in files)
+        parts.append(f"{failed:,} of {counted(total, 'user')} not imported")
     return "User import: " + "; ".join(parts)
 
 
@@ -166,7 +168,7 @@ def body(
         else:
             c = f.counts
             lines.append(
-                f"  {c.total:,} rows: {c.imported:,} imported, {c.failed:,} not imported"
+                f"  {counted(c.total, 'row')}: {c.imported:,} imported, {c.failed:,} not imported"
                 + (f", {c.pending:,} still waiting" if c.pending else "")
                 + "."
             )
