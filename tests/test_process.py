@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import subprocess
 import sys
 from email import policy
@@ -349,3 +351,35 @@ def test_root_may_not_process_a_state_folder_the_service_user_owns(tmp_path: Pat
     assert "(sudo -u nobody watcher process ...)" in result.stderr
     assert list(site.state.iterdir()) == []
     assert (site.drop / "a.csv").exists()
+
+
+def test_on_a_terminal_process_prints_a_summary_not_log_lines(tmp_path: Path) -> None:
+    """Standard output a terminal: one line per batch; --json keeps the JSON lines."""
+    site = Site(tmp_path)
+    site.drop_file("a.csv", users_csv(4, bad_every=3))
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "watcher", "process", "--config", str(site.config),
+             "--tenant", "jcu", str(site.drop / "a.csv")],
+            stdout=terminal, stderr=subprocess.PIPE, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        os.close(terminal)
+        terminal = -1
+        output = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(controller, 4096):
+                output += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert result.returncode == EXIT_OK, result.stderr
+    lines = output.decode().replace("\r\n", "\n").splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("Batch ")
+    assert lines[0].endswith(": 1 file, 4 rows: 2 imported, 2 failed.")
+    assert lines[1] == "1 report waiting in the outbox."
+    site.drop_file("b.csv", users_csv(1, start=50))
+    as_json = site.process("b.csv")
+    assert "batch.completed" in {e["event"] for e in site.events(as_json)}

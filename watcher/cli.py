@@ -29,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
+DEFAULT_CONFIG = Path("/etc/user-import/watcher.toml")
 
 
 def default_schema_path() -> Path:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="check a CSV file against a header schema and list failing rows",
     )
-    validate.add_argument("file", type=Path, metavar="FILE")
+    validate.add_argument("file", type=Path, metavar="FILE", help="the CSV file to check")
     validate.add_argument(
         "--schema",
         type=Path,
@@ -72,21 +73,42 @@ def build_parser() -> argparse.ArgumentParser:
     check_schema = commands.add_parser(
         "check-schema", help="check header schema files and list every problem"
     )
-    check_schema.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    check_schema.add_argument(
+        "paths", type=Path, nargs="+", metavar="PATH", help="schema files to check"
+    )
     check_schema.set_defaults(handler=_check_schema)
 
     check_config = commands.add_parser(
         "check-config", help="check the service configuration and what it refers to"
     )
     _config_argument(check_config)
+    check_config.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip the SMTP and API probes (default: connect to each, sending nothing)",
+    )
     check_config.set_defaults(handler=_check_config)
 
     process = commands.add_parser(
         "process", help="process files of one tenant now, as one batch, as the service does"
     )
     _config_argument(process)
-    process.add_argument("--tenant", required=True, metavar="NAME")
-    process.add_argument("files", type=Path, nargs="*", metavar="FILE")
+    process.add_argument(
+        "--tenant", required=True, metavar="NAME", help="the tenant whose drop folder holds FILE"
+    )
+    process.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON log lines on standard output, as when it is not a terminal "
+        "(default on a terminal: a summary, and warnings on standard error)",
+    )
+    process.add_argument(
+        "files",
+        type=Path,
+        nargs="*",
+        metavar="FILE",
+        help="files in the drop folder (none: only finish what an earlier run left)",
+    )
     process.set_defaults(handler=_process)
 
     run = commands.add_parser("run", help="watch every tenant's drop folder and process uploads")
@@ -107,38 +129,101 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
 
-    tenant = commands.add_parser("tenant", help="add or remove a tenant on this SFTP host (root)")
-    actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="create the account, folders, key and configuration")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument(
-        "--key", type=Path, required=True, metavar="FILE", help="the customer's public key"
-    )
-    add.add_argument("--failed-import-email", required=True, metavar="ADDRESS")
-    add.add_argument("--reply-to", required=True, metavar="ADDRESS")
-    add.add_argument("--schema", type=Path, default=None, metavar="PATH")
-    add.add_argument("--api-url", default=None, metavar="URL")
-    add.add_argument("--token-file", type=Path, default=None, metavar="FILE")
-    remove = actions.add_parser("remove", help="remove the configuration, key and account")
-    remove.add_argument("name", metavar="NAME")
-    remove.add_argument("--purge", action="store_true", help="also delete the tenant's folders")
-    for action in (add, remove):
-        action.add_argument("--config", type=Path, default=Path("/etc/user-import/watcher.toml"))
-        action.add_argument("--sftp-root", type=Path, default=Path("/srv/sftp"))
-        action.add_argument("--keys-dir", type=Path, default=Path("/etc/ssh/authorized_keys"))
-        action.add_argument("--group", default="sftp-import")
-        action.add_argument("--service-user", default="user-import")
-    tenant.set_defaults(handler=_tenant)
+    _tenant_parser(commands)
     return parser
+
+
+def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tenant = commands.add_parser(
+        "tenant", help="list, add or remove the tenants of this SFTP host (add and remove: root)"
+    )
+    actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the configured tenants and their folders")
+    _config_argument(listing)
+    listing.set_defaults(handler=_tenant_list)
+    add = actions.add_parser("add", help="create the account, folders, key and configuration")
+    add.add_argument("name", metavar="NAME", help="the tenant and SFTP account name")
+    add.add_argument(
+        "--key", type=Path, required=True, metavar="FILE", help="the customer's SSH public key"
+    )
+    add.add_argument(
+        "--failed-import-email",
+        required=True,
+        metavar="ADDRESS",
+        help="where failure reports go",
+    )
+    add.add_argument(
+        "--reply-to",
+        required=True,
+        metavar="ADDRESS",
+        help="the tenant's admin address: replies to reports go there",
+    )
+    add.add_argument(
+        "--schema",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the header schema (default: schema/opscom-users.json beside the configuration)",
+    )
+    add.add_argument(
+        "--api-url",
+        default=None,
+        metavar="URL",
+        help="the Push API endpoint (default: none, users go to the embedded store)",
+    )
+    add.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the API token's file, put in place first (required with --api-url)",
+    )
+    remove = actions.add_parser("remove", help="remove the configuration, key and account")
+    remove.add_argument("name", metavar="NAME", help="the tenant to remove")
+    remove.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the tenant's folders (default: keep them, owned by root)",
+    )
+    for action in (add, remove):
+        _config_argument(action)
+        action.add_argument(
+            "--sftp-root",
+            type=Path,
+            default=Path("/srv/sftp"),
+            metavar="DIR",
+            help="where chroots are made (default: /srv/sftp)",
+        )
+        action.add_argument(
+            "--keys-dir",
+            type=Path,
+            default=Path("/etc/ssh/authorized_keys"),
+            metavar="DIR",
+            help="sshd's AuthorizedKeysFile folder (default: /etc/ssh/authorized_keys)",
+        )
+        action.add_argument(
+            "--group",
+            default="sftp-import",
+            metavar="GROUP",
+            help="the group of SFTP tenant accounts (default: sftp-import)",
+        )
+        action.add_argument(
+            "--service-user",
+            default="user-import",
+            metavar="USER",
+            help="the account the service runs as (default: user-import)",
+        )
+    add.set_defaults(handler=_tenant)
+    remove.set_defaults(handler=_tenant)
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        required=True,
+        default=DEFAULT_CONFIG,
         metavar="PATH",
-        help="the service configuration (TOML)",
+        help=f"the service configuration (default: {DEFAULT_CONFIG})",
     )
 
 
@@ -226,6 +311,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _process(args: argparse.Namespace) -> int:
     from watcher import logs  # noqa: PLC0415 - keeps start-up lean
     from watcher.config import load_config  # noqa: PLC0415
+    from watcher.display import process_summary  # noqa: PLC0415
     from watcher.journal import Journal  # noqa: PLC0415
     from watcher.pipeline import Pipeline  # noqa: PLC0415
     from watcher.schema import load_schema  # noqa: PLC0415
@@ -259,19 +345,27 @@ def _process(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    logs.configure()
-    journal = Journal(config.service.state_dir / "journal.sqlite")
+    as_json = args.json or not sys.stdout.isatty()
+    if as_json:
+        logs.configure()
+    else:  # a person at a terminal: a summary, and only what went wrong from the log
+        logs.configure(stream=sys.stderr, json=False, level="warning")
     try:
-        pipeline = Pipeline(config, journal)
-        pipeline.start_up()
-        results = pipeline.resume(tenant.name)
-        batch_id = pipeline.claim(tenant, names) if names else None
-        if batch_id is not None:
-            results.append(pipeline.run(batch_id))
-        pipeline.deliver_mail()
+        journal = Journal(config.service.state_dir / "journal.sqlite")
+        try:
+            pipeline = Pipeline(config, journal)
+            pipeline.start_up()
+            results = pipeline.resume(tenant.name)
+            batch_id = pipeline.claim(tenant, names) if names else None
+            if batch_id is not None:
+                results.append(pipeline.run(batch_id))
+            waiting = pipeline.deliver_mail()
+        finally:
+            journal.close()
     finally:
-        journal.close()
         lock.release()
+    if not as_json:
+        print(process_summary(results, waiting=waiting))
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
 
 
@@ -360,6 +454,24 @@ def _tenant(args: argparse.Namespace) -> int:
     for step in steps:
         print(f"  {step}")
     print("Restart the service to apply it: systemctl try-restart user-import-watcher")
+    return EXIT_OK
+
+
+def _tenant_list(args: argparse.Namespace) -> int:
+    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
+
+    config = load_config(args.config)
+    if not config.tenants:
+        print(f"no tenants in {args.config}")
+    for tenant in config.tenants:
+        try:
+            pwd.getpwnam(tenant.name)
+            account = "SFTP account"
+        except KeyError:
+            account = "no account on this host"
+        where = tenant.api.url if tenant.api else "embedded store"
+        folder = "" if tenant.drop_dir.is_dir() else " (MISSING)"
+        print(f"{tenant.name:<20} {tenant.drop_dir}{folder}  {account}; users to {where}")
     return EXIT_OK
 
 

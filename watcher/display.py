@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from watcher import wording
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from watcher.pipeline import BatchResult
     from watcher.validation import ValidationReport
 
 SHOWN_FAILURES = 20
@@ -92,4 +95,24 @@ def status_summary(status: dict[str, Any]) -> str:
         lines.append(
             f"  outbox: {t['outbox']['waiting']} waiting, {t['outbox']['rejected']} rejected"
         )
+    return "\n".join(lines)
+
+
+def process_summary(results: Sequence[BatchResult], *, waiting: int) -> str:
+    """``watcher process`` for a terminal: a line per batch, then the outbox."""
+    if not results:
+        return "Nothing to do: no files named and no unfinished batch."
+    lines: list[str] = []
+    for r in results:
+        c = r.counts
+        line = (
+            f"Batch {r.batch_id[:8]}: {wording.counted(r.files, 'file')}, "
+            f"{wording.counted(c.total, 'row')}: {c.imported:,} imported, {c.failed:,} failed"
+        )
+        if r.complete:
+            lines.append(line + ".")
+        else:
+            lines.append(f"{line}, {c.pending:,} pending: stopped ({r.reason}).")
+    if waiting:
+        lines.append(f"{wording.counted(waiting, 'report')} waiting in the outbox.")
     return "\n".join(lines)
