@@ -293,12 +293,23 @@ def _check_schema(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from watcher.config import exposed_secrets, load_config, preflight  # noqa: PLC0415
+    from watcher.config import (  # noqa: PLC0415 - keeps start-up lean
+        exposed_secrets,
+        folder_warnings,
+        load_config,
+        preflight,
+    )
 
     config = load_config(args.config)
     for key, found in exposed_secrets(config):
         print(f"watcher: warning: {key}: {found}", file=sys.stderr)
+    for warning in folder_warnings(config):
+        print(f"watcher: warning: {warning}", file=sys.stderr)
     problems = preflight(config)
+    if not args.offline:
+        from watcher.probes import probe  # noqa: PLC0415 - only when probing
+
+        problems += probe(config)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         print(f"watcher: {args.config}:\n{listing}", file=sys.stderr)

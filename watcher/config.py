@@ -237,13 +237,7 @@ def preflight(config: Config) -> list[str]:
     from watcher.errors import SchemaError  # noqa: PLC0415 - keeps this module light
     from watcher.schema import load_schema  # noqa: PLC0415
 
-    problems: list[str] = []
-    state = config.service.state_dir
-    if state.exists() and not os.access(state, os.W_OK | os.X_OK):
-        problems.append(f"service.state_dir: {state} is not writable")
-    journal = state / "journal.sqlite"
-    if journal.exists() and (damage := _journal_damage(journal)) is not None:
-        problems.append(f"service.state_dir: the journal {journal} {damage}")
+    problems = _state_problems(config.service.state_dir)
     for tenant in config.tenants:
         where = f'tenant "{tenant.name}"'
         if not tenant.drop_dir.is_dir():
@@ -265,6 +259,27 @@ def preflight(config: Config) -> list[str]:
     return problems
 
 
+def _state_problems(state: Path) -> list[str]:
+    """Whether the state folder can be used: writable, or makeable, with a sound journal."""
+    if not state.exists():
+        parent = next((p for p in state.parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            return [
+                (
+                    f"service.state_dir: {state} does not exist and cannot be made here: create it "
+                    "writable by the service's user (systemd's StateDirectory= does)"
+                )
+            ]
+        return []
+    problems = []
+    if not os.access(state, os.W_OK | os.X_OK):
+        problems.append(f"service.state_dir: {state} is not writable")
+    journal = state / "journal.sqlite"
+    if journal.exists() and (damage := _journal_damage(journal)) is not None:
+        problems.append(f"service.state_dir: the journal {journal} {damage}")
+    return problems
+
+
 def _journal_damage(path: Path) -> str | None:
     """Why the journal cannot be used, read-only and without changing it; None if it can."""
     import sqlite3  # noqa: PLC0415 - only check-config needs it here
@@ -277,6 +292,27 @@ def _journal_damage(path: Path) -> str | None:
     if verdict != "ok":
         return "is damaged (quick_check failed): restore it from a backup or move it aside"
     return None
+
+
+def folder_warnings(config: Config) -> list[str]:
+    """Drop folders without the modes ``watcher tenant add`` gives (setgid, group rwx).
+
+    Without them the service's group may not read an upload or move it into
+    ``.bak``; a folder made by hand can still be right for its host.
+    """
+    warnings = []
+    for tenant in config.tenants:
+        try:
+            mode = tenant.drop_dir.stat().st_mode
+        except OSError:
+            continue  # preflight names a missing folder
+        if not mode & stat.S_ISGID or mode & stat.S_IRWXG != stat.S_IRWXG:
+            warnings.append(
+                f'tenant "{tenant.name}".drop_dir: {tenant.drop_dir} has mode '
+                f"{stat.S_IMODE(mode):04o}, not the 2770 onboarding gives: check that the "
+                "service's group can read and move its files"
+            )
+    return warnings
 
 
 def exposed_secrets(config: Config) -> list[tuple[str, str]]:
