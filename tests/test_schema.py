@@ -333,6 +333,20 @@ def test_custom_date_formats_are_accepted() -> None:
     assert schema.field("d").format == "%d/%m/%Y"
 
 
+def test_date_formats_must_be_usable_date_patterns_on_date_fields() -> None:
+    """DateFormats lists patterns for date fields only; each is checked like format."""
+    with pytest.raises(SchemaError) as caught:
+        parse_schema(
+            '{"fields": [{"name": "d", "type": "date", "dateFormats": ["%Y", "soon"]},'
+            ' {"name": "s", "dateFormats": ["%d/%m/%Y"]}]}'
+        )
+    assert caught.value.problems == (
+        "fields[0] 'd'.dateFormats: '%Y' is not a usable date pattern",
+        "fields[0] 'd'.dateFormats: dates take 'default' (YYYY-MM-DD) or a pattern such as '%d/%m/%Y'",
+        "fields[1] 's'.dateFormats: only date fields take dateFormats",
+    )
+
+
 def test_schema_error_lists_problems_in_its_message() -> None:
     """The exception's text names the source and each problem on its own line."""
     error = SchemaError("s.json", ["one", "two"])

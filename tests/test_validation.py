@@ -292,6 +292,26 @@ def test_api_rows_convert_custom_dates_and_booleans() -> None:
     assert report.api_rows().drop("row").rows() == [("1990-02-03", "true"), (None, "false")]
 
 
+def test_spreadsheet_dates_are_accepted_where_the_schema_says_and_sent_as_iso() -> None:
+    """DateFormats ["%m/%d/%Y"] beside the default: 3/17/2004 and 2004-03-17 both pass."""
+    schema = small_schema(
+        {"name": "id"},
+        {"name": "dob", "type": "date", "dateFormats": ["%m/%d/%Y"]},
+    )
+    report = check("id,dob\nA,3/17/2004\nB,2004-03-18\nC,17/3/2004\n", schema)
+    assert failures(report) == [(4, "dob", "invalid_date")]
+    assert report.failures["message"].to_list() == [
+        '"dob" must be a real date written like 1990-12-31 or 12/31/1990'
+    ]
+    assert report.api_rows().drop("row").rows() == [("A", "2004-03-17"), ("B", "2004-03-18")]
+
+
+def test_the_shipped_schema_stays_strict_about_dates(opscom: Schema) -> None:
+    """US spreadsheet dates fail the shipped schema, which accepts only YYYY-MM-DD."""
+    report = check("unique_id,login_source,date_of_birth\nA,OPSCOM,3/17/2004\n", opscom)
+    assert failures(report) == [(2, "date_of_birth", "invalid_date")]
+
+
 def test_counts_always_add_up(opscom: Schema) -> None:
     """rows_total is valid plus failed, and failures name only failed rows."""
     report = check("unique_id,email\nA,a@b.co\nB,bad\n\nA,c@d.ef\n,\nC\nD,d@e.fg\n", opscom)

@@ -90,7 +90,7 @@ def typed(field: Field, value: pl.Expr) -> pl.Expr:
                 .otherwise(None)
             )
         case "date":
-            return _parse_date(value, field.format)
+            return _parse_dates(value, field.date_patterns)
         case "boolean":
             return (
                 pl.when(value.is_in(field.true_values))
@@ -109,7 +109,7 @@ def api_text(field: Field, value: pl.Expr) -> pl.Expr:
         case "integer":
             return value.cast(pl.Int64, strict=False).cast(pl.String)
         case "date":
-            return _parse_date(value, field.format).dt.to_string(ISO_DATE_FORMAT)
+            return _parse_dates(value, field.date_patterns).dt.to_string(ISO_DATE_FORMAT)
         case "boolean":
             return (
                 pl.when(value.is_in(field.true_values))
@@ -120,6 +120,13 @@ def api_text(field: Field, value: pl.Expr) -> pl.Expr:
             )
         case _:
             return value
+
+
+def _parse_dates(value: pl.Expr, patterns: tuple[str, ...]) -> pl.Expr:
+    """The date ``value`` is in the first of ``patterns`` that reads it, else null."""
+    if len(patterns) == 1:
+        return _parse_date(value, patterns[0])
+    return pl.coalesce([_parse_date(value, fmt) for fmt in patterns])
 
 
 def _parse_date(value: pl.Expr, fmt: str) -> pl.Expr:
@@ -270,18 +277,18 @@ def _type_check(field: Field, name: str) -> Check | None:
                 bad=lambda v: v.is_not_null() & fails_type(v),
                 screen=lambda raw: _present(raw) & fails_type(raw),
             )
-        case "date", fmt:
+        case "date", _:
             written = (
                 "YYYY-MM-DD, such as 1990-12-31"
-                if fmt == "default"
-                else f"like {date_example(fmt)}"
+                if field.date_patterns == ("default",)
+                else "like " + " or ".join(date_example(f) for f in field.date_patterns)
             )
             return Check(
                 code=Code.INVALID_DATE,
                 message=f"{name} must be a real date written {written}",
                 bad=lambda v: v.is_not_null() & fails_type(v),
                 screen=(lambda raw: _present(raw) & _iso_date_suspect(raw))
-                if fmt == "default"
+                if field.date_patterns == ("default",)
                 else (lambda raw: _present(raw) & fails_type(raw)),
             )
         case "string", "email":

@@ -98,6 +98,7 @@ _FIELD_KEYS = frozenset(
         "possibleNames",
         "default",
         "patternDescription",
+        "dateFormats",
     }
 )
 _FIELD_UNSUPPORTED = {
@@ -150,6 +151,13 @@ class Field:
     pattern_description: str | None = None
     true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
     false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
+    # More date patterns accepted after ``format`` (a spreadsheet's own, say).
+    date_formats: tuple[str, ...] = ()
+
+    @property
+    def date_patterns(self) -> tuple[str, ...]:
+        """Every way a date may be written here, tried in order ("default" is YYYY-MM-DD)."""
+        return (self.format, *self.date_formats)
 
     @property
     def required(self) -> bool:
@@ -295,6 +303,7 @@ class _Parser:
         self.unknown_keys(where, obj, _FIELD_KEYS, _FIELD_UNSUPPORTED)
         ftype = self.field_type(where, obj.get("type", "string"))
         fmt = self.field_format(where, ftype, obj.get("format", "default"))
+        more = self.date_formats(where, ftype, obj.get("dateFormats"))
         true_values = self.string_list(f"{where}.trueValues", obj.get("trueValues"))
         false_values = self.string_list(f"{where}.falseValues", obj.get("falseValues"))
         possible = self.string_list(f"{where}.possibleNames", obj.get("possibleNames"))
@@ -324,6 +333,7 @@ class _Parser:
             ),
             true_values=true_values or DEFAULT_TRUE_VALUES,
             false_values=false_values or DEFAULT_FALSE_VALUES,
+            date_formats=more,
         )
         if len(self.problems) > before:
             return None
@@ -344,25 +354,38 @@ class _Parser:
             )
         return "string"
 
-    def field_format(self, where: str, ftype: FieldType, value: object) -> str:
+    def date_formats(self, where: str, ftype: FieldType, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        patterns = self.string_list(f"{where}.dateFormats", value)
+        if ftype != "date":
+            self.problem(f"{where}.dateFormats", "only date fields take dateFormats")
+            return ()
+        for pattern in patterns or ():
+            self.field_format(where, ftype, pattern, key="dateFormats")
+        return patterns or ()
+
+    def field_format(
+        self, where: str, ftype: FieldType, value: object, *, key: str = "format"
+    ) -> str:
         if not isinstance(value, str) or not value:
-            self.problem(f"{where}.format", "must be a non-empty string")
+            self.problem(f"{where}.{key}", "must be a non-empty string")
             return "default"
         if ftype == "string" and value not in STRING_FORMATS:
             self.problem(
-                f"{where}.format",
+                f"{where}.{key}",
                 f"text fields accept {', '.join(STRING_FORMATS)} (got '{value}')",
             )
         elif ftype == "date" and value != "default":
             if value == "any" or "%" not in value:
                 self.problem(
-                    f"{where}.format",
+                    f"{where}.{key}",
                     "dates take 'default' (YYYY-MM-DD) or a pattern such as '%d/%m/%Y'",
                 )
             elif not rules.date_format_is_valid(value):
-                self.problem(f"{where}.format", f"'{value}' is not a usable date pattern")
+                self.problem(f"{where}.{key}", f"'{value}' is not a usable date pattern")
         elif ftype not in ("string", "date") and value != "default":
-            self.problem(f"{where}.format", f"{ftype} fields take only 'default'")
+            self.problem(f"{where}.{key}", f"{ftype} fields take only 'default'")
         return value
 
     def constraints(self, where: str, ftype: FieldType, value: object) -> Constraints:
