@@ -121,3 +121,18 @@ def test_check_schema_reports_each_file(tmp_path: Path) -> None:
     broken = run("check-schema", str(OPSCOM_SCHEMA), str(bad))
     assert broken.returncode == EXIT_USAGE
     assert "maxLength: must be a whole number of characters (got -1)" in broken.stderr
+
+
+def test_a_file_that_cannot_be_read_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable file is one line naming it, not a traceback."""
+    path = tmp_path / "users.csv"
+    path.write_text("unique_id\nA\n")
+
+    def refuse(_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("watcher.reading.read_table", refuse)
+    assert main(["validate", str(path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"watcher: {path}: Permission denied\n"

@@ -50,3 +50,11 @@ def test_a_folder_that_is_not_a_demo_is_left_alone(tmp_path: Path) -> None:
     assert result.returncode == EXIT_USAGE
     assert "is not empty and holds no earlier demo" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_a_demo_folder_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    """--dir naming a file: refused with a sentence, no traceback."""
+    (tmp_path / "file").write_text("")
+    result = demo(tmp_path / "file")
+    assert (result.returncode, "Traceback" in result.stderr) == (EXIT_USAGE, False)
+    assert result.stdout == f"{tmp_path / 'file'} is not a folder: choose another with --dir.\n"

@@ -249,7 +249,12 @@ def _validate(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"watcher: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
-    report = validate(read_table(path), schema)
+    try:
+        table = read_table(path)
+    except OSError as exc:
+        print(f"watcher: {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    report = validate(table, schema)
     if args.json:
         document = {
             "file": str(path),

@@ -50,7 +50,15 @@ _MARK = "# Written by `watcher demo`."
 
 def _fresh(folder: Path) -> bool:
     """Start from an empty folder: clear an earlier demo's, refuse anything else."""
-    if not folder.exists() or not any(folder.iterdir()):
+    if folder.exists() and not folder.is_dir():
+        print(f"{folder} is not a folder: choose another with --dir.")
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{folder} cannot be made ({exc.strerror}): choose another with --dir.")
+        return False
+    if not any(folder.iterdir()):
         return True
     config = folder / "watcher.toml"
     if not (config.is_file() and config.read_text(errors="replace").startswith(_MARK)):
