@@ -183,3 +183,12 @@ def require_sshd() -> str:
     sshd = require("sshd")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     return sshd
+
+
+def require_root(why: str) -> None:
+    """Go on only as root; otherwise skip locally and fail under CI, saying ``why``."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} needs root")
+    pytest.skip(f"{why} needs root")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import OPSCOM_SCHEMA, ROOT, require, require_sshd, users_csv
+from conftest import OPSCOM_SCHEMA, ROOT, require, require_root, require_sshd, users_csv
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,10 +89,7 @@ def _account(kind: str, name: str, *create: str) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def host() -> Iterator[dict[str, Path]]:
     """A host with the project installed for the service account, and sshd running."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("onboarding needs root")
-        pytest.skip("onboarding needs root")
+    require_root("onboarding")
     sshd, keygen, uv = require_sshd(), require("ssh-keygen"), require("uv")
     require("setpriv")
     require("sftp")

@@ -16,7 +16,7 @@ import pytest
 from apiserver import ApiServer, Reply
 from smtpserver import SmtpServer
 
-from conftest import ROOT, Site, users_csv
+from conftest import ROOT, Site, require_root, users_csv
 from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -337,10 +337,7 @@ def test_a_file_over_max_rows_fails_whole_with_its_reason(tmp_path: Path) -> Non
 
 def test_root_may_not_process_a_state_folder_the_service_user_owns(tmp_path: Path) -> None:
     """Run as root on a folder owned by another account: refused, nothing written."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("this check needs root")
-        pytest.skip("this check needs root")
+    require_root("this check")
     site = Site(tmp_path)
     site.state.mkdir()
     os.chown(site.state, 65534, 65534)

@@ -22,7 +22,7 @@ import structlog
 from apiserver import ApiServer, Reply
 from structlog.testing import LogCapture
 
-from conftest import OPSCOM_SCHEMA, Site, users_csv
+from conftest import OPSCOM_SCHEMA, Site, require_root, users_csv
 from watcher import pipeline as pipeline_module
 from watcher import watching
 from watcher.config import load_config
@@ -81,6 +81,15 @@ def archived(site: Site) -> list[str]:
     return sorted(
         p.name for p in site.bak.iterdir() if not p.name.endswith((".json", ".failures.csv"))
     )
+
+
+def site_with_schema(tmp_path: Path, text: str, *, service: str) -> tuple[Site, Path]:
+    """A site whose tenant uses its own schema file holding ``text``, to edit."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(text)
+    site = Site(tmp_path, service=service)
+    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    return site, schema
 
 
 def test_uploads_are_batched_processed_and_archived(
@@ -359,10 +368,7 @@ def test_forged_log_lines_from_another_account_cannot_set_an_upload_aside(
     events: list[dict[str, Any]],
 ) -> None:
     """After a genuine close, nobody's forged open + forced close is ignored and the file imported."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("sending as another account needs root")
-        pytest.skip("sending as another account needs root")
+    require_root("sending as another account")
     nobody = pwd.getpwnam("nobody")
     root = Path(tempfile.mkdtemp(prefix="watcher-forge-"))
     try:
@@ -482,10 +488,9 @@ def test_a_schema_edit_is_in_force_within_seconds_whatever_the_rescan_interval(
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:
     """With rescans ten minutes apart, an edited schema is loaded within the five-second tick."""
-    schema = tmp_path / "schema.json"
-    schema.write_text(OPSCOM_SCHEMA.read_text())
-    site = Site(tmp_path, service='settle_time = 0.5\nrescan_interval = "10m"')
-    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    site, schema = site_with_schema(
+        tmp_path, OPSCOM_SCHEMA.read_text(), service='settle_time = 0.5\nrescan_interval = "10m"'
+    )
     with running(site):
         wait_for(lambda: bool(named(events, "schema.loaded")), 10)
         document = json.loads(schema.read_text())
@@ -499,10 +504,7 @@ def test_the_last_good_schema_survives_a_restart_with_a_broken_file(
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:
     """Broken on disk at start: the kept schema is in force, said loudly, and shown in status."""
-    schema = tmp_path / "schema.json"
-    schema.write_text(OPSCOM_SCHEMA.read_text())
-    site = Site(tmp_path, service=FAST)
-    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    site, schema = site_with_schema(tmp_path, OPSCOM_SCHEMA.read_text(), service=FAST)
     with running(site):
         wait_for(lambda: bool(named(events, "schema.loaded")), 10)
     schema.write_text('{"fields": []}')
@@ -528,10 +530,7 @@ def test_files_waiting_for_a_valid_schema_say_so_in_the_status(
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:
     """No good schema ever loaded: a ready file is shown as blocked, not as settling."""
-    schema = tmp_path / "schema.json"
-    schema.write_text('{"fields": []}')
-    site = Site(tmp_path, service=FAST)
-    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    site, _schema = site_with_schema(tmp_path, '{"fields": []}', service=FAST)
 
     def blocked() -> bool:
         path = site.state / "status.json"
@@ -551,10 +550,7 @@ def test_a_schema_update_applies_from_the_next_batch_and_a_broken_one_is_refused
     tmp_path: Path, events: list[dict[str, Any]]
 ) -> None:
     """A good schema edit is used for the next file; a broken edit keeps the good one in force."""
-    schema = tmp_path / "schema.json"
-    schema.write_text(OPSCOM_SCHEMA.read_text())
-    site = Site(tmp_path, service=FAST)
-    site.config.write_text(site.config.read_text().replace(str(OPSCOM_SCHEMA), str(schema)))
+    site, schema = site_with_schema(tmp_path, OPSCOM_SCHEMA.read_text(), service=FAST)
     with_nickname = "unique_id,nickname\nN-1,Bee\n"
     with running(site):
         site.drop_file("before.csv", with_nickname)

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from conftest import require_root
 from watcher.sftplog import Datagram, LogSocket, Transaction, name_in, parse, trusted
 
 
@@ -129,10 +130,7 @@ def test_only_the_tenants_account_and_root_are_trusted() -> None:
 @pytest.mark.integration
 def test_the_socket_tells_a_forged_sender_by_its_real_account() -> None:
     """A datagram sent by another local account (nobody) arrives with nobody's uid."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("sending as another account needs root")
-        pytest.skip("sending as another account needs root")
+    require_root("sending as another account")
     nobody = pwd.getpwnam("nobody")
     folder = Path(tempfile.mkdtemp(prefix="watcher-sock-"))
     try:
