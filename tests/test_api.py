@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 
 from watcher.api import ApiSink, Verdict, classify, retry_after
 from watcher.config import ApiConfig, Secret
-from watcher.sinks import Outcome, SinkUnavailableError
+from watcher.errors import SinkUnavailableError
+from watcher.sinks import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,14 +10,13 @@ from conftest import OPSCOM_SCHEMA
 from watcher.config import (
     ApiConfig,
     Secret,
-    SecretUnavailableError,
     exposed_secrets,
     load_config,
     parse_duration,
     parse_size,
     preflight,
 )
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, SecretUnavailableError
 
 if TYPE_CHECKING:
     from pathlib import Path

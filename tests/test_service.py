@@ -26,7 +26,8 @@ from conftest import OPSCOM_SCHEMA, Site, require_root, users_csv
 from watcher import pipeline as pipeline_module
 from watcher import watching
 from watcher.config import load_config
-from watcher.service import AlreadyRunningError, Service, StateLock
+from watcher.errors import AlreadyRunningError
+from watcher.service import Service, StateLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

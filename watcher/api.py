@@ -28,8 +28,8 @@ import httpx
 import tenacity
 
 from watcher.codes import Code
-from watcher.config import SecretUnavailableError
-from watcher.sinks import Outcome, SinkUnavailableError
+from watcher.errors import SecretUnavailableError, SinkUnavailableError
+from watcher.sinks import Outcome
 
 if TYPE_CHECKING:
     import threading

@@ -351,7 +351,8 @@ def _process(args: argparse.Namespace) -> int:
         names.append(path.name)
     if _refuse_root(config, "process"):
         return EXIT_USAGE
-    from watcher.service import AlreadyRunningError, StateLock  # noqa: PLC0415
+    from watcher.errors import AlreadyRunningError  # noqa: PLC0415
+    from watcher.service import StateLock  # noqa: PLC0415
 
     try:
         lock = StateLock(config.service.state_dir)
@@ -414,7 +415,8 @@ def _refuse_root(config: Config, command: str) -> bool:
 def _run(args: argparse.Namespace) -> int:
     from watcher import logs  # noqa: PLC0415 - keeps start-up lean
     from watcher.config import load_config  # noqa: PLC0415
-    from watcher.service import AlreadyRunningError, Service  # noqa: PLC0415
+    from watcher.errors import AlreadyRunningError  # noqa: PLC0415
+    from watcher.service import Service  # noqa: PLC0415
 
     config = load_config(args.config)
     if _refuse_root(config, "run"):

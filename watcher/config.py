@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, SecretUnavailableError
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
@@ -42,10 +42,6 @@ _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _SECRET_KEYS = frozenset({"token", "password", "api_token", "apiToken", "secret"})
 
 Observer = Literal["native", "polling"]
-
-
-class SecretUnavailableError(Exception):
-    """A secret's file or environment variable cannot be read right now."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

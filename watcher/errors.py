@@ -1,22 +1,43 @@
 """Exceptions of the user import watcher, split by what the caller should do.
 
-Expected bad input (a customer's malformed file, a row that breaks a rule) is
-never an exception: it is data in a report. Exceptions are for the operator's
-mistakes and for the world being unavailable::
+Every exception this package raises on purpose is here. Expected bad input (a
+customer's malformed file, a row that breaks a rule) is never an exception: it
+is data in a report. Exceptions are for the operator's mistakes and for the
+world being unavailable::
 
-    WatcherError             base of everything this package raises on purpose
-    ├── SchemaError          a header schema is invalid: fix the schema file
-    ├── ConfigError          the service configuration is invalid: fix the config
-    ├── StateError           the state folder or its journal cannot be used: fix
-    │                        its permissions, free space, or restore the journal
-    └── AlreadyRunningError  (watcher.service) another service holds the state
-                             folder: stop it, or drop files instead of processing
+    WatcherError               base of everything this package raises on purpose
+    ├── SchemaError            a header schema is invalid: fix the schema file
+    ├── ConfigError            the service configuration is invalid: fix the config
+    ├── StateError             the state folder or its journal cannot be used: fix
+    │                          its permissions, free space, or restore the journal
+    ├── AlreadyRunningError    another service holds the state folder: stop it,
+    │                          or drop files instead of processing them
+    ├── OnboardingError        a tenant cannot be added or removed as asked;
+    │                          nothing was changed: fix the request
+    ├── SecretUnavailableError a token or password cannot be read now: put the
+    │                          file or variable in place; tried again on next use
+    └── SinkUnavailableError   the API or the store cannot take users now: the
+                               rows stay pending and are tried again later
 
-Each carries every problem found, not just the first, so one run of
-``watcher check-schema`` or ``watcher check-config`` lists all of them.
+``SchemaError`` and ``ConfigError`` carry every problem found, not just the
+first, so one run of ``watcher check-schema`` or ``watcher check-config``
+lists all of them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "AlreadyRunningError",
+    "ConfigError",
+    "OnboardingError",
+    "SchemaError",
+    "SecretUnavailableError",
+    "SinkUnavailableError",
+    "StateError",
+    "WatcherError",
+]
 
 
 class WatcherError(Exception):
@@ -43,3 +64,29 @@ class ConfigError(_ProblemsError):
 
 class StateError(WatcherError):
     """The state folder or its journal cannot be used; the message says which and why."""
+
+
+class AlreadyRunningError(WatcherError):
+    """Another ``watcher run`` or ``watcher process`` holds this state folder."""
+
+
+class OnboardingError(WatcherError):
+    """A tenant cannot be added or removed as asked; nothing was changed."""
+
+
+class SecretUnavailableError(WatcherError):
+    """A secret's file or environment variable cannot be read right now."""
+
+
+class SinkUnavailableError(WatcherError):
+    """The sink cannot take users now; unreported rows stay pending.
+
+    ``reason`` is ``"unavailable"`` (the API kept failing, or timed out, past
+    every retry) or ``"auth"`` (the API refused the tenant's token: an
+    operator must fix it, and no customer is told their users failed).
+    """
+
+    def __init__(self, reason: Literal["unavailable", "auth"], detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import tenacity
 
 from watcher import faults
-from watcher.config import SecretUnavailableError
+from watcher.errors import SecretUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

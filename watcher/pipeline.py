@@ -29,6 +29,7 @@ from watcher import faults, logs
 from watcher.api import ApiSink
 from watcher.claiming import Busy, Claimed, DropFolder, Gone, Identity, Refused
 from watcher.codes import Code
+from watcher.errors import SinkUnavailableError
 from watcher.journal import Counts, FileRecord, Journal, new_id
 from watcher.mailer import Mailer, write_outbox
 from watcher.names import archive_name, attachment_name, shown
@@ -42,7 +43,6 @@ from watcher.reporting import (
     report_message,
 )
 from watcher.schema import Schema, parse_schema
-from watcher.sinks import Outcome, Sink, SinkUnavailableError
 from watcher.userstore import UserStore
 from watcher.validation import FIRST_DATA_ROW, ValidationReport, validate
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config, TenantConfig
     from watcher.schemas import InForce
+    from watcher.sinks import Outcome, Sink
 
 _FLUSH_EVERY = 500
 _SLICE = 50_000

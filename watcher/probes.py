@@ -15,7 +15,7 @@ import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from watcher.config import SecretUnavailableError
+from watcher.errors import SecretUnavailableError
 
 if TYPE_CHECKING:
     from watcher.config import ApiConfig, Config, EmailConfig

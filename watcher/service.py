@@ -35,7 +35,7 @@ from watcher.batching import Batcher
 from watcher.claiming import DropFolder, Identity, Refused
 from watcher.codes import Code
 from watcher.config import exposed_secrets
-from watcher.errors import StateError, WatcherError
+from watcher.errors import AlreadyRunningError, StateError
 from watcher.journal import Journal
 from watcher.names import shown
 from watcher.notify import Notifier
@@ -57,10 +57,6 @@ _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0
 _LONGEST_RETRY_DELAY = 3600.0
 _LONGEST_STATUS_BACKOFF = 30.0
-
-
-class AlreadyRunningError(WatcherError):
-    """Another ``watcher run`` holds this state folder."""
 
 
 class StateLock:

@@ -10,9 +10,7 @@ not reported stay pending and are sent again on the next run.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Literal, Protocol
-
-from watcher.errors import WatcherError
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -28,20 +26,6 @@ class Outcome:
     imported: bool
     code: str | None = None
     message: str | None = None
-
-
-class SinkUnavailableError(WatcherError):
-    """The sink cannot take users now; unreported rows stay pending.
-
-    ``reason`` is ``"unavailable"`` (the API kept failing, or timed out, past
-    every retry) or ``"auth"`` (the API refused the tenant's token: an
-    operator must fix it, and no customer is told their users failed).
-    """
-
-    def __init__(self, reason: Literal["unavailable", "auth"], detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 class Sink(Protocol):

@@ -29,14 +29,10 @@ import stat
 import subprocess
 from pathlib import Path
 
-from watcher.errors import WatcherError
+from watcher.errors import OnboardingError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _KEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
-
-
-class OnboardingError(WatcherError):
-    """A tenant cannot be added or removed as asked; nothing was changed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
