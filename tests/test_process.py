@@ -69,6 +69,8 @@ def test_logs_hold_no_values_from_the_file(tmp_path: Path) -> None:
     site = Site(tmp_path)
     site.drop_file("new-users.csv", SAMPLE)
     result = site.process("new-users.csv")
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "batch.completed" in {e["event"] for e in site.events(result)}
     for value in (
         "Amelia",
         "Okafor",
