@@ -456,13 +456,6 @@ class Journal:
             total=imported + failed + pending, imported=imported, failed=failed, pending=pending
         )
 
-    def failures(self, file_id: str) -> Iterator[tuple[int, str | None, str, str]]:
-        """A file's row failures (row, field, code, message), in row order."""
-        yield from self.db.execute(
-            "SELECT row, field, code, message FROM failures WHERE file_id = ? ORDER BY row, rowid",
-            (file_id,),
-        )
-
     def failure_kinds(self, file_id: str) -> list[tuple[int, str | None, str, str]]:
         """A file's row failures counted by field and code: (count, field, code, an example)."""
         return self.db.execute(
@@ -471,8 +464,11 @@ class Journal:
             (file_id,),
         ).fetchall()
 
-    def first_failures(self, file_id: str, rows: int) -> Iterator[tuple[int, str | None, str, str]]:
-        """The failures of the first ``rows`` failed rows, as :meth:`failures` gives them."""
+    def failures(self, file_id: str, rows: int) -> Iterator[tuple[int, str | None, str, str]]:
+        """The row failures (row, field, code, message) of a file's first ``rows`` failed rows.
+
+        In row order; a report never lists more, however many there are.
+        """
         yield from self.db.execute(
             "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("
             " SELECT MAX(row) FROM (SELECT DISTINCT row FROM failures WHERE file_id = ?"

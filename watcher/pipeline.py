@@ -504,7 +504,7 @@ class Pipeline:
         sink = self._sink(tenant, record)
         started = time.monotonic()
         # The sink's events (import.rejected, retries) name the file they concern.
-        logs.bind(file=shown(record.name))
+        logs.bind(file=record.name)
         try:
             asyncio.run(sink.push(rows, on_outcome))
         except SinkUnavailableError as exc:
@@ -626,7 +626,7 @@ class Pipeline:
             assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
             table = read
         by_row: dict[int, list[tuple[str | None, str, str]]] = {}
-        for row, field, code, message in self.journal.first_failures(record.id, LISTED_ROWS):
+        for row, field, code, message in self.journal.failures(record.id, LISTED_ROWS):
             by_row.setdefault(row, []).append((field, code, message))
         numbers = sorted(by_row)
         values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
@@ -720,7 +720,7 @@ def _numbers(series: pl.Series) -> Iterator[int]:
 def _result_json(record: FileRecord, counts: Counts, journal: Journal) -> bytes:
     """The machine-readable outcome of a file: counts and codes, no values."""
     failed: dict[int, dict[str, list[str | None]]] = {}
-    for row, field, code, _ in journal.first_failures(record.id, LISTED_ROWS):
+    for row, field, code, _ in journal.failures(record.id, LISTED_ROWS):
         entry = failed.setdefault(row, {"codes": [], "fields": []})
         entry["codes"].append(code)
         entry["fields"].append(field)

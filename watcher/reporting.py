@@ -42,7 +42,11 @@ Failure = tuple[str | None, str, str]  # field, code, message
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Reason:
-    """One kind of failure in a file: how often, the field and code, an example message."""
+    """One kind of failure in a file: how often, the field and code, an example message.
+
+    A file's reasons are kept most frequent first (:func:`tally` and the
+    journal both give them so).
+    """
 
     count: int
     field: str | None
@@ -130,7 +134,7 @@ def common_reasons(reasons: Sequence[Reason]) -> list[tuple[int, str]]:
     """The most frequent reasons: (count, a sentence with an example)."""
     return [
         (r.count, r.example if r.count == 1 else f"{r.example} (and similar)")
-        for r in sorted(reasons, key=lambda r: -r.count)[:_REASONS_SHOWN]
+        for r in reasons[:_REASONS_SHOWN]
     ]
 
 
@@ -175,7 +179,7 @@ def body(
             if f.reasons:
                 lines.append("  Most common reasons:")
                 lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.reasons))
-                others = sorted(f.reasons, key=lambda r: -r.count)[_REASONS_SHOWN:]
+                others = f.reasons[_REASONS_SHOWN:]
                 if others:
                     kinds = (
                         "one other reason" if len(others) == 1 else f"{len(others)} other reasons"

@@ -1,7 +1,7 @@
 """The schema in force for each tenant, reloaded when its file changes.
 
 Operators edit ``schema/*.json`` while the service runs. Before each batch
-(and at every rescan) the file is looked at; a changed file is loaded and
+(and every five seconds) the file is looked at; a changed file is loaded and
 checked, and only a schema that passes replaces the one in force. A broken
 update is logged with every problem and refused, and the previous schema
 stays in force, so files keep being processed as before.

@@ -182,7 +182,7 @@ class Service:
         self.status_path = config.service.state_dir / "status.json"
         self._status_written = float("-inf")
         self._status_dirty = True
-        self._state_ok = True
+        # Seconds between tries at the status file while it cannot be written; 0 while it can.
         self._status_backoff = 0.0
         self._status_retry_at = float("-inf")
         self._outbox_seen = 0
@@ -248,7 +248,6 @@ class Service:
                 next_rescan = now + self.config.service.rescan_interval
                 for tenant in self.tenants.values():
                     self._scan(tenant, now)
-                    self._schema(tenant)
                     self._retry_unfinished(tenant, now)
                 self._deliver_mail()
             for tenant in self.tenants.values():
@@ -290,7 +289,7 @@ class Service:
                 return
 
     def _deadlines(self) -> list[float]:
-        if not self._state_ok:
+        if self._status_backoff:
             extra = [self._status_retry_at]
         else:
             extra = [self._status_written + 1.0] if self._status_dirty else []
@@ -715,7 +714,7 @@ class Service:
         ``watcher status`` reads it; a failed write means the state folder
         cannot be written, and the service stops reporting itself healthy.
         """
-        if not self._state_ok:
+        if self._status_backoff:
             if now < self._status_retry_at:
                 return False
         else:
@@ -736,17 +735,15 @@ class Service:
                 temporary.unlink(missing_ok=True)
             # Once per change of state, then tries less and less often: a full
             # disk must not turn the loop into a busy one.
-            if self._state_ok:
+            if not self._status_backoff:
                 self.log.error(
                     "service.state_unwritable", path=str(self.status_path), error=exc.strerror
                 )
-            self._state_ok = False
             self._status_backoff = min(self._status_backoff * 2 or 1.0, _LONGEST_STATUS_BACKOFF)
             self._status_retry_at = now + self._status_backoff
             return False
-        if not self._state_ok:
+        if self._status_backoff:
             self.log.info("service.state_writable", path=str(self.status_path))
-        self._state_ok = True
         self._status_backoff = 0.0
         self._status_written = now
         self._status_dirty = False
@@ -754,12 +751,13 @@ class Service:
 
     def _tenant_status(self, tenant: _Tenant, now: float) -> dict[str, object]:
         in_force = self.schemas.current(tenant.config.name, tenant.config.schema)
-        blocked = {shown(name) for name in tenant.blocked}
         settle = self.config.service.settle_time
         files = [
             {
                 "name": shown(f.name),
-                "state": "interrupted"
+                "state": "blocked: no valid schema"
+                if in_force is None and f.name in tenant.blocked
+                else "interrupted"
                 if f.interrupted
                 else "uploading"
                 if f.writing or not f.complete
@@ -769,11 +767,6 @@ class Service:
             }
             for f in tenant.tracker.states(now)
         ]
-        if in_force is None:
-            files = [
-                {**f, "state": "blocked: no valid schema"} if f["name"] in blocked else f
-                for f in files
-            ]
         deadline = tenant.batcher.deadline()
         files += [{"name": shown(n), "state": "in the next batch"} for n in tenant.batcher.waiting]
         return {
