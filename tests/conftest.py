@@ -9,13 +9,16 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from watcher.reading import Table, Unreadable, read_table
-from watcher.schema import Schema, load_schema, parse_schema
-from watcher.validation import ValidationReport, validate
+from watcher.core.reading import Table, Unreadable, read_table
+from watcher.core.schema_parser import load_schema, parse_schema
+from watcher.core.validation import ValidationReport, validate
+
+if TYPE_CHECKING:
+    from watcher.core.schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 OPSCOM_SCHEMA = ROOT / "schema" / "opscom-users.json"

@@ -16,7 +16,7 @@ def emitted() -> dict[str, tuple[set[str], set[str]]]:
     literal first argument, as every event of this package is written.
     """
     found: dict[str, tuple[set[str], set[str]]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for function in ast.walk(tree):
             if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -15,10 +15,10 @@ import tenacity
 from apiserver import ApiServer, Reply
 from structlog.testing import capture_logs
 
-from watcher.api import ApiSink, Verdict, classify, retry_after
 from watcher.config import ApiConfig, Secret
 from watcher.errors import SinkUnavailableError
-from watcher.sinks import Outcome
+from watcher.shell.api import ApiSink, Verdict, classify, retry_after
+from watcher.shell.sinks import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

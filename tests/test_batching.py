@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.batching import Batcher
+from watcher.core.batching import Batcher
 
 
 def test_a_window_opens_at_the_first_file_and_closes_after_the_window() -> None:

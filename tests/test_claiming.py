@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from watcher.claiming import (
+from watcher.core.codes import Code
+from watcher.shell.dropfolder import (
     BAK,
     Busy,
     Claimed,
@@ -17,7 +18,6 @@ from watcher.claiming import (
     Gone,
     Refused,
 )
-from watcher.codes import Code
 
 if TYPE_CHECKING:
     from pathlib import Path

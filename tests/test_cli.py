@@ -8,14 +8,15 @@ import sys
 from typing import TYPE_CHECKING
 
 from conftest import OPSCOM_SCHEMA, ROOT
-from watcher.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, default_schema_path, main
+from watcher.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from watcher.core.schema_parser import shipped_schema_path
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pytest
 
-SAMPLE = ROOT / "watcher" / "samples" / "new-users.csv"
+SAMPLE = ROOT / "watcher" / "cli" / "samples" / "new-users.csv"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_default_schema_is_the_shipped_one() -> None:
     """Without --schema, validation uses schema/opscom-users.json."""
-    assert default_schema_path() == OPSCOM_SCHEMA
+    assert shipped_schema_path() == OPSCOM_SCHEMA
 
 
 def test_validating_the_sample_lists_its_failures() -> None:
@@ -133,6 +134,6 @@ def test_a_file_that_cannot_be_read_is_a_usage_error(
     def refuse(_: object, **__: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("watcher.reading.read_table", refuse)
+    monkeypatch.setattr("watcher.core.reading.read_table", refuse)
     assert main(["validate", str(path)]) == EXIT_USAGE
     assert capsys.readouterr().err == f"watcher: {path}: Permission denied\n"

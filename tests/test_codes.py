@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import ROOT
-from watcher.codes import Code
+from watcher.core.codes import Code
 
 
 def documented() -> dict[str, str]:

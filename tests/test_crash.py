@@ -1,6 +1,6 @@
 """Killing `watcher process` at every step, then running it again.
 
-Each step of a batch is a checkpoint (see watcher.faults); the first run dies
+Each step of a batch is a checkpoint (see watcher.shell.faults); the first run dies
 there by SIGKILL, the second must finish the batch with every valid user
 imported exactly once, one failure report sent, and each file archived once.
 """
@@ -19,7 +19,7 @@ from smtpserver import SmtpServer
 
 from conftest import Site, users_csv
 from watcher.cli import EXIT_OK
-from watcher.faults import STEPS
+from watcher.shell.faults import STEPS
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from conftest import small_schema
-from watcher.codes import Code, Problem
-from watcher.headers import Column, match_headers, spreadsheet_letter
+from watcher.core.codes import Code, Problem
+from watcher.core.headers import Column, match_headers, spreadsheet_letter
 
 SCHEMA = small_schema(
     {

@@ -13,8 +13,8 @@ from smtpserver import PASSWORD, USER, SmtpServer, free_port, make_certificate
 from structlog.testing import capture_logs
 
 from watcher.config import EmailConfig, Secret
-from watcher.journal import Journal
-from watcher.mailer import Mailer, write_outbox
+from watcher.shell.journal import Journal
+from watcher.shell.mailer import Mailer, write_outbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

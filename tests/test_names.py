@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from watcher.names import (
+from watcher.core.names import (
     NAME_MAX,
     archive_name,
     attachment_name,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import Site
-from watcher.notify import Notifier
+from watcher.shell.notify import Notifier
 
 if TYPE_CHECKING:
     from pathlib import Path

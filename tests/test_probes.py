@@ -13,7 +13,7 @@ from smtpserver import SmtpServer, free_port
 from conftest import Site
 from watcher.cli import EXIT_OK, EXIT_USAGE
 from watcher.config import load_config
-from watcher.probes import probe
+from watcher.shell.probes import probe
 
 if TYPE_CHECKING:
     from pathlib import Path

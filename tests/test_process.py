@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
-SAMPLE = (ROOT / "watcher" / "samples" / "new-users.csv").read_bytes()
+SAMPLE = (ROOT / "watcher" / "cli" / "samples" / "new-users.csv").read_bytes()
 
 
 def test_the_embedded_store_imports_reports_and_archives(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.claiming import Identity
-from watcher.readiness import Signal, Tracker, is_temporary
+from watcher.core.readiness import Signal, Tracker, is_temporary
+from watcher.shell.dropfolder import Identity
 
 SETTLE = 5.0
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import table_of, unreadable
-from watcher.codes import Code
-from watcher.reading import Table, Unreadable, _Reader, count_lines, read_table
+from watcher.core.codes import Code
+from watcher.core.reading import Table, Unreadable, _Reader, count_lines, read_table
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,8 +8,7 @@ import io
 from typing import TYPE_CHECKING
 
 from conftest import check
-from watcher.journal import Counts
-from watcher.reporting import (
+from watcher.core.reporting import (
     ATTACHMENT_LIMIT,
     FileSummary,
     body,
@@ -22,10 +21,11 @@ from watcher.reporting import (
     subject,
     tally,
 )
-from watcher.wording import counted
+from watcher.core.wording import counted
+from watcher.shell.journal import Counts
 
 if TYPE_CHECKING:
-    from watcher.schema import Schema
+    from watcher.core.schema import Schema
 
 
 def rows_of(data: bytes) -> list[list[str]]:

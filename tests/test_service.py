@@ -23,11 +23,11 @@ from apiserver import ApiServer, Reply
 from structlog.testing import LogCapture
 
 from conftest import OPSCOM_SCHEMA, Site, require_root, users_csv
-from watcher import pipeline as pipeline_module
-from watcher import watching
 from watcher.config import load_config
 from watcher.errors import AlreadyRunningError
-from watcher.service import Service, StateLock
+from watcher.shell import pipeline as pipeline_module
+from watcher.shell import watching
+from watcher.shell.service import Service, StateLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from conftest import require_root
-from watcher.sftplog import Datagram, LogSocket, Transaction, name_in, parse, trusted
+from watcher.core.sftplog import Datagram, Transaction, name_in, parse, trusted
+from watcher.shell.logsocket import LogSocket
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from watcher.sniffing import Sniff, sniff, utf8_prefix_ok
+from watcher.core.sniffing import Sniff, sniff, utf8_prefix_ok
 
 
 @pytest.mark.parametrize(

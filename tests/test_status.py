@@ -14,8 +14,8 @@ import pytest
 from apiserver import ApiServer, Reply
 
 from conftest import Site, users_csv
-from watcher import status as status_module
 from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
+from watcher.shell import status as status_module
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import check, failures, small_schema
-from watcher import rules
-from watcher.codes import Code
-from watcher.reading import read_table
-from watcher.validation import ValidationReport, validate
+from watcher.core import rules
+from watcher.core.codes import Code
+from watcher.core.reading import read_table
+from watcher.core.validation import ValidationReport, validate
 
 if TYPE_CHECKING:
-    from watcher.schema import Schema
+    from watcher.core.schema import Schema
 
 
 def one_field(field: dict[str, Any], *values: str, **top: Any) -> ValidationReport:

@@ -65,8 +65,8 @@ def rate(url: str, users: int, concurrency: int) -> float:
 
     import structlog  # noqa: PLC0415
 
-    from watcher.api import ApiSink  # noqa: PLC0415
     from watcher.config import ApiConfig, Secret  # noqa: PLC0415
+    from watcher.shell.api import ApiSink  # noqa: PLC0415
 
     os.environ["BENCH_TOKEN"] = "bench"  # noqa: S105 - a stand-in API accepts anything
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))

@@ -2,7 +2,7 @@
 
 The work happens in two phases so a large file costs little more than reading
 it. First every rule's cheap *screen* runs over the raw text of every row
-(see :mod:`watcher.rules`), together with a hash-based search for repeated
+(see :mod:`watcher.core.rules`), together with a hash-based search for repeated
 keys. Then the exact rules run on clean values, but only for the rows some
 screen flagged. Messages are constant per rule and column, so building the
 failure list is a few filters and a concat; only repeated keys need a message
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher import rules
-from watcher.codes import Code, Problem
-from watcher.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
-from watcher.reading import Table, Unreadable, column
-from watcher.reporting import FORMULA_START
-from watcher.schema import Field, Schema
+from watcher.core import rules
+from watcher.core.codes import Code, Problem
+from watcher.core.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
+from watcher.core.reading import Table, Unreadable, column
+from watcher.core.reporting import FORMULA_START
+from watcher.core.schema import Field, Schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,13 +17,15 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
+from watcher.core.schema_parser import parse_schema
 from watcher.errors import SchemaError
-from watcher.schema import Schema, parse_schema
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from structlog.typing import FilteringBoundLogger
+
+    from watcher.core.schema import Schema
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Self
 
-from watcher.codes import Code
+from watcher.core.codes import Code
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from watcher.names import shown
+from watcher.core.names import shown
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
@@ -33,7 +33,7 @@ def _drop_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _escape_names(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    """Show text fields as :func:`watcher.names.shown` does.
+    """Show text fields as :func:`watcher.core.names.shown` does.
 
     A file name can hold a newline (a forged log line in a console) or bytes
     that are not UTF-8 (which no JSON encoder can write).

@@ -17,14 +17,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher.codes import Code
-
-if TYPE_CHECKING:
-    from watcher.schema import Field, FieldType
+from watcher.core.codes import Code
+from watcher.core.schema import Field, FieldType
 
 Rule = Callable[[pl.Expr], pl.Expr]
 
@@ -392,8 +389,6 @@ def date_format_is_valid(fmt: str) -> bool:
 
 def value_type_problem(ftype: FieldType, text: str) -> str | None:
     """Why ``text`` is not a value of type ``ftype``, or None if it is one."""
-    from watcher.schema import Field  # noqa: PLC0415 - schema imports this module
-
     field = Field(name="value", type=ftype)
     check = _type_check(field, "value")
     if check is None:

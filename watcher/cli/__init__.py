@@ -32,18 +32,6 @@ EXIT_INCOMPLETE = 3
 DEFAULT_CONFIG = Path("/etc/user-import/watcher.toml")
 
 
-def default_schema_path() -> Path:
-    """The shipped OPS-COM schema: inside the wheel, or in the source checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (
-        package / "_schema" / "opscom-users.json",
-        package.parent / "schema" / "opscom-users.json",
-    ):
-        if candidate.is_file():
-            return candidate
-    return package.parent / "schema" / "opscom-users.json"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -239,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from watcher.display import validation_summary  # noqa: PLC0415 - keeps start-up lean
-    from watcher.reading import read_table  # noqa: PLC0415
-    from watcher.schema import load_schema  # noqa: PLC0415
-    from watcher.validation import validate  # noqa: PLC0415
+    from watcher.cli.display import validation_summary  # noqa: PLC0415 - keeps start-up lean
+    from watcher.core.reading import read_table  # noqa: PLC0415
+    from watcher.core.schema_parser import load_schema, shipped_schema_path  # noqa: PLC0415
+    from watcher.core.validation import validate  # noqa: PLC0415
 
-    schema = load_schema(args.schema or default_schema_path())
+    schema = load_schema(args.schema or shipped_schema_path())
     path: Path = args.file
     if not path.is_file():
         print(f"watcher: {path}: no such file", file=sys.stderr)
@@ -283,7 +271,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check_schema(args: argparse.Namespace) -> int:
-    from watcher.schema import load_schema  # noqa: PLC0415 - keeps start-up lean
+    from watcher.core.schema_parser import load_schema  # noqa: PLC0415 - keeps start-up lean
 
     status = EXIT_OK
     for path in args.paths:
@@ -312,7 +300,7 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"watcher: warning: {warning}", file=sys.stderr)
     problems = preflight(config)
     if not args.offline:
-        from watcher.probes import probe  # noqa: PLC0415 - only when probing
+        from watcher.shell.probes import probe  # noqa: PLC0415 - only when probing
 
         problems += probe(config)
     if problems:
@@ -325,12 +313,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from watcher import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.cli.display import process_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415
-    from watcher.display import process_summary  # noqa: PLC0415
-    from watcher.journal import Journal  # noqa: PLC0415
-    from watcher.pipeline import Pipeline  # noqa: PLC0415
-    from watcher.schema import load_schema  # noqa: PLC0415
+    from watcher.core.schema_parser import load_schema  # noqa: PLC0415
+    from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.journal import Journal  # noqa: PLC0415
+    from watcher.shell.pipeline import Pipeline  # noqa: PLC0415
 
     config = load_config(args.config)
     try:
@@ -352,7 +340,7 @@ def _process(args: argparse.Namespace) -> int:
     if _refuse_root(config, "process"):
         return EXIT_USAGE
     from watcher.errors import AlreadyRunningError  # noqa: PLC0415
-    from watcher.service import StateLock  # noqa: PLC0415
+    from watcher.shell.service import StateLock  # noqa: PLC0415
 
     try:
         lock = StateLock(config.service.state_dir)
@@ -413,10 +401,10 @@ def _refuse_root(config: Config, command: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from watcher import logs  # noqa: PLC0415 - keeps start-up lean
     from watcher.config import load_config  # noqa: PLC0415
     from watcher.errors import AlreadyRunningError  # noqa: PLC0415
-    from watcher.service import Service  # noqa: PLC0415
+    from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.service import Service  # noqa: PLC0415
 
     config = load_config(args.config)
     if _refuse_root(config, "run"):
@@ -432,13 +420,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from watcher.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
+    from watcher.cli.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
 
     return run_demo(args.dir)
 
 
 def _tenant(args: argparse.Namespace) -> int:
-    from watcher.tenants import Layout, NewTenant, add, remove  # noqa: PLC0415
+    from watcher.shell.tenants import Layout, NewTenant, add, remove  # noqa: PLC0415
 
     layout = Layout(
         config=args.config.resolve(),
@@ -494,9 +482,9 @@ def _tenant_list(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from watcher.cli.display import status_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
-    from watcher.display import status_summary  # noqa: PLC0415
-    from watcher.status import gather  # noqa: PLC0415
+    from watcher.shell.status import gather  # noqa: PLC0415
 
     status = gather(load_config(args.config))
     if args.json:

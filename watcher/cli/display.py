@@ -6,13 +6,13 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from watcher import wording
+from watcher.core import wording
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from watcher.pipeline import BatchResult
-    from watcher.validation import ValidationReport
+    from watcher.core.validation import ValidationReport
+    from watcher.shell.pipeline import BatchResult
 
 SHOWN_FAILURES = 20
 

@@ -17,14 +17,14 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from watcher.core.names import from_stored, to_stored
 from watcher.errors import StateError
-from watcher.names import from_stored, to_stored
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
 
-    from watcher.claiming import Identity
+    from watcher.shell.dropfolder import Identity
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schemas (

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 import tenacity
 
-from watcher.codes import Code
+from watcher.core.codes import Code
 from watcher.errors import SecretUnavailableError, SinkUnavailableError
-from watcher.sinks import Outcome
+from watcher.shell.sinks import Outcome
 
 if TYPE_CHECKING:
     import threading

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from watcher.errors import StateError
-from watcher.journal import Journal
+from watcher.shell.journal import Journal
 
 if TYPE_CHECKING:
     from watcher.config import Config

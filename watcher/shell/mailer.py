@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Literal
 
 import tenacity
 
-from watcher import faults
 from watcher.errors import SecretUnavailableError
+from watcher.shell import faults
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import EmailConfig
-    from watcher.journal import Journal
+    from watcher.shell.journal import Journal
 
 Verdict = Literal["retry", "defer", "reject"]
 

@@ -18,9 +18,10 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from watcher import logs
 from watcher.config import load_config
-from watcher.service import Service
+from watcher.core.schema_parser import shipped_schema_path
+from watcher.shell import logs
+from watcher.shell.service import Service
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 _TIMEOUT = 120.0
@@ -73,14 +74,12 @@ def _fresh(folder: Path) -> bool:
 
 def run_demo(folder: Path) -> int:
     """Run the demo in ``folder``; the exit status."""
-    from watcher.cli import default_schema_path  # noqa: PLC0415 - the CLI imports this module
-
     folder = folder.resolve()
     if not _fresh(folder):
         return 2
     drop = folder / "drop"
     drop.mkdir(parents=True, exist_ok=True)
-    (folder / "watcher.toml").write_text(_config(folder, default_schema_path()))
+    (folder / "watcher.toml").write_text(_config(folder, shipped_schema_path()))
     config = load_config(folder / "watcher.toml")
     log_path = folder / "watcher.log"
     with log_path.open("a", encoding="utf-8") as log_file:

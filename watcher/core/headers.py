@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-from watcher.codes import Code, Problem
-from watcher.schema import RESERVED_COLUMNS, Schema, header_key
+from watcher.core.codes import Code, Problem
+from watcher.core.schema import RESERVED_COLUMNS, Schema, header_key
 
 _DELIMITERS = ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars"))
 

@@ -30,20 +30,21 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from watcher import logs
-from watcher.batching import Batcher
-from watcher.claiming import DropFolder, Identity, Refused
-from watcher.codes import Code
 from watcher.config import exposed_secrets
+from watcher.core.batching import Batcher
+from watcher.core.codes import Code
+from watcher.core.names import shown
+from watcher.core.readiness import Tracker, is_temporary
+from watcher.core.sftplog import Transaction, name_in, parse, trusted
 from watcher.errors import AlreadyRunningError, StateError
-from watcher.journal import Journal
-from watcher.names import shown
-from watcher.notify import Notifier
-from watcher.pipeline import BatchResult, Pipeline
-from watcher.readiness import Tracker, is_temporary
-from watcher.schemas import Schemas
-from watcher.sftplog import LogSocket, Transaction, name_in, parse, trusted
-from watcher.watching import Change, Watch
+from watcher.shell import logs
+from watcher.shell.dropfolder import DropFolder, Identity, Refused
+from watcher.shell.journal import Journal
+from watcher.shell.logsocket import LogSocket
+from watcher.shell.notify import Notifier
+from watcher.shell.pipeline import BatchResult, Pipeline
+from watcher.shell.schemas import Schemas
+from watcher.shell.watching import Change, Watch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config, TenantConfig
-    from watcher.schemas import InForce
+    from watcher.shell.schemas import InForce
 
 _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0

@@ -21,14 +21,14 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING
 
-from watcher.names import shown
-from watcher.schema import RESERVED_COLUMNS
-from watcher.wording import counted
+from watcher.core.names import shown
+from watcher.core.schema import RESERVED_COLUMNS
+from watcher.core.wording import counted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from watcher.journal import Counts
+    from watcher.shell.journal import Counts
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ATTACHMENT_LIMIT = 10 * 1024 * 1024

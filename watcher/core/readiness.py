@@ -27,7 +27,7 @@ import fnmatch
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from watcher.claiming import Identity
+    from watcher.shell.dropfolder import Identity
 
 Signal = Literal[
     "created",

@@ -1,10 +1,9 @@
-"""The JSON header schema: a superset of Frictionless Table Schema.
+"""Reading header schema files: JSON in, a checked :class:`Schema` out.
 
-A schema says which columns a tenant's CSV files may have, under which header
-spellings (``possibleNames``), and which rules each value must follow. Parsing
-is strict: every problem is collected and reported with the field it concerns,
-so an operator fixes a schema in one pass, and a schema that loads is one the
-validator can apply without surprises. ``schema/README.md`` documents the format.
+Parsing is strict: every problem is collected and reported with the field it
+concerns, so an operator fixes a schema in one pass, and a schema that loads
+is one the validator can apply without surprises. ``schema/README.md``
+documents the format.
 """
 
 from __future__ import annotations
@@ -14,37 +13,30 @@ import datetime as dt
 import difflib
 import hashlib
 import json
-from typing import TYPE_CHECKING, Literal, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from watcher import rules
+from watcher.core import rules
+from watcher.core.schema import (
+    DEFAULT_FALSE_VALUES,
+    DEFAULT_TRUE_VALUES,
+    RESERVED_COLUMNS,
+    STRING_FORMATS,
+    SUPPORTED_TYPES,
+    Bound,
+    Constraints,
+    Field,
+    FieldType,
+    HeaderMatching,
+    Schema,
+    UnknownColumns,
+    folded,
+)
 from watcher.errors import SchemaError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
-FieldType = Literal["string", "integer", "number", "boolean", "date", "any"]
-HeaderMatching = Literal["exact", "caseInsensitive"]
-UnknownColumns = Literal["fail", "ignore"]
-Bound = int | float | dt.date
-
-# Column names of the failure CSV that a customer sends back after fixing rows.
-# They are never data, so no schema may claim them and the validator skips them.
-RESERVED_COLUMNS = (
-    "import_row",
-    "import_error_code",
-    "import_error_field",
-    "import_error",
-)
-
-SUPPORTED_TYPES: tuple[FieldType, ...] = (
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "date",
-    "any",
-)
 _KNOWN_UNSUPPORTED_TYPES = frozenset(
     {
         "object",
@@ -59,9 +51,6 @@ _KNOWN_UNSUPPORTED_TYPES = frozenset(
         "list",
     }
 )
-STRING_FORMATS = ("default", "email", "uri", "uuid")
-DEFAULT_TRUE_VALUES = ("true", "True", "TRUE", "1")
-DEFAULT_FALSE_VALUES = ("false", "False", "FALSE", "0")
 
 _SCHEMA_KEYS = frozenset(
     {
@@ -122,73 +111,16 @@ _CONSTRAINT_KEYS = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Constraints:
-    """The rules one value must follow; ``None`` means the rule is off."""
-
-    required: bool = False
-    unique: bool = False
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    enum: tuple[str, ...] | None = None
-    minimum: Bound | None = None
-    maximum: Bound | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Field:
-    """One API attribute and the header spellings that name it."""
-
-    name: str
-    type: FieldType = "string"
-    format: str = "default"
-    title: str | None = None
-    description: str | None = None
-    constraints: Constraints = Constraints()
-    possible_names: tuple[str, ...] = ()
-    default: str | None = None
-    pattern_description: str | None = None
-    true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
-    false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
-    # More date patterns accepted after ``format`` (a spreadsheet's own, say).
-    date_formats: tuple[str, ...] = ()
-
-    @property
-    def date_patterns(self) -> tuple[str, ...]:
-        """Every way a date may be written here, tried in order ("default" is YYYY-MM-DD)."""
-        return (self.format, *self.date_formats)
-
-    @property
-    def required(self) -> bool:
-        """Whether a row needs a value here (its default may supply one)."""
-        return self.constraints.required
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Schema:
-    """A parsed, checked header schema."""
-
-    fields: tuple[Field, ...]
-    primary_key: tuple[str, ...] = ()
-    missing_values: tuple[str, ...] = ("",)
-    header_matching: HeaderMatching = "exact"
-    unknown_columns: UnknownColumns = "fail"
-    title: str | None = None
-    version: str | None = None
-    digest: str = ""
-
-    def field(self, name: str) -> Field:
-        """The field called ``name``; a KeyError names the missing field."""
-        for field in self.fields:
-            if field.name == name:
-                return field
-        raise KeyError(name)
-
-    @property
-    def label(self) -> str:
-        """A short name for logs and status: the version, else the digest."""
-        return self.version or self.digest[:12]
+def shipped_schema_path() -> Path:
+    """The shipped OPS-COM schema: inside the wheel, or in the source checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (
+        package / "_schema" / "opscom-users.json",
+        package.parent / "schema" / "opscom-users.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    return package.parent / "schema" / "opscom-users.json"
 
 
 def load_schema(path: Path) -> Schema:
@@ -534,7 +466,7 @@ class _Parser:
         names: dict[str, int] = {}
         claims: dict[str, str] = {}
         fold = schema.header_matching == "caseInsensitive"
-        reserved = {_fold(r, fold=True) for r in RESERVED_COLUMNS}
+        reserved = {folded(r, fold=True) for r in RESERVED_COLUMNS}
         for index, field in enumerate(schema.fields):
             if field.name in names:
                 self.problem(
@@ -543,8 +475,8 @@ class _Parser:
                 )
             names[field.name] = index
             for header in field.possible_names:
-                key = _fold(header, fold=fold)
-                if _fold(header, fold=True) in reserved:
+                key = folded(header, fold=fold)
+                if folded(header, fold=True) in reserved:
                     self.problem(
                         f"fields[{index}] '{field.name}'.possibleNames",
                         f"'{header}' is reserved for the failure report's own columns",
@@ -567,17 +499,3 @@ class _Parser:
             field = schema.field(name)
             if not field.required:
                 self.problem("primaryKey", f"'{name}' must also be required")
-
-
-def _fold(header: str, *, fold: bool) -> str:
-    return header.casefold() if fold else header
-
-
-def header_key(header: str, schema: Schema) -> str:
-    """The form of ``header`` that matching compares, per the schema's rule."""
-    return _fold(header.strip(), fold=schema.header_matching == "caseInsensitive")
-
-
-def schema_files(folder: Path) -> list[Path]:
-    """The schema files in ``folder``, sorted by name."""
-    return sorted(p for p in folder.glob("*.json") if p.is_file())

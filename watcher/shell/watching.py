@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
     from watcher.config import Observer as ObserverKind
-    from watcher.readiness import Signal
+    from watcher.core.readiness import Signal
 
 
 class _StopRace(logging.Filter):

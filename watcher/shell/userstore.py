@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from watcher.sinks import Outcome
+from watcher.shell.sinks import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

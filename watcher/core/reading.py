@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher.codes import Code
-from watcher.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
+from watcher.core.codes import Code
+from watcher.core.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -25,16 +25,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher import faults, logs
-from watcher.api import ApiSink
-from watcher.claiming import Busy, Claimed, DropFolder, Gone, Identity, Refused
-from watcher.codes import Code
-from watcher.errors import SinkUnavailableError
-from watcher.journal import Counts, FileRecord, Journal, new_id
-from watcher.mailer import Mailer, write_outbox
-from watcher.names import archive_name, attachment_name, shown
-from watcher.reading import Table, read_table
-from watcher.reporting import (
+from watcher.core.codes import Code
+from watcher.core.names import archive_name, attachment_name, shown
+from watcher.core.reading import Table, read_table
+from watcher.core.reporting import (
     LISTED_ROWS,
     FileSummary,
     Reason,
@@ -42,9 +36,15 @@ from watcher.reporting import (
     needs_report,
     report_message,
 )
-from watcher.schema import Schema, parse_schema
-from watcher.userstore import UserStore
-from watcher.validation import FIRST_DATA_ROW, ValidationReport, validate
+from watcher.core.schema_parser import parse_schema
+from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
+from watcher.errors import SinkUnavailableError
+from watcher.shell import faults, logs
+from watcher.shell.api import ApiSink
+from watcher.shell.dropfolder import Busy, Claimed, DropFolder, Gone, Identity, Refused
+from watcher.shell.journal import Counts, FileRecord, Journal, new_id
+from watcher.shell.mailer import Mailer, write_outbox
+from watcher.shell.userstore import UserStore
 
 if TYPE_CHECKING:
     import threading
@@ -55,8 +55,9 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config, TenantConfig
-    from watcher.schemas import InForce
-    from watcher.sinks import Outcome, Sink
+    from watcher.core.schema import Schema
+    from watcher.shell.schemas import InForce
+    from watcher.shell.sinks import Outcome, Sink
 
 _FLUSH_EVERY = 500
 _SLICE = 50_000

@@ -1,0 +1,112 @@
+"""What ``watcher check-config`` and the service's start look at beyond the file itself.
+
+The state folder and its journal, each tenant's drop folder, schema and
+secrets: whatever would stop the service at run time, found before it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from typing import TYPE_CHECKING
+
+from watcher.errors import SchemaError, SecretUnavailableError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from watcher.config.model import Config
+
+__all__ = ["exposed_secrets", "folder_warnings", "preflight"]
+
+
+def preflight(config: Config) -> list[str]:
+    """What would stop the service at run time: folders, schemas, secrets."""
+    # The schema parser brings polars: only the checks that need it pay for it.
+    from watcher.core.schema_parser import load_schema  # noqa: PLC0415
+
+    problems = _state_problems(config.service.state_dir)
+    for tenant in config.tenants:
+        where = f'tenant "{tenant.name}"'
+        if not tenant.drop_dir.is_dir():
+            problems.append(f"{where}.drop_dir: {tenant.drop_dir} is not a folder")
+        try:
+            load_schema(tenant.schema)
+        except SchemaError as exc:
+            problems.extend(f"{where}.schema: {p}" for p in exc.problems)
+        if tenant.api is not None:
+            try:
+                tenant.api.token.reveal()
+            except SecretUnavailableError as exc:
+                problems.append(f"{where}.api: the token is unavailable: {exc}")
+    if config.email is not None and config.email.password is not None:
+        try:
+            config.email.password.reveal()
+        except SecretUnavailableError as exc:
+            problems.append(f"email: the password is unavailable: {exc}")
+    return problems
+
+
+def _state_problems(state: Path) -> list[str]:
+    """Whether the state folder can be used: writable, or makeable, with a sound journal."""
+    if not state.exists():
+        parent = next((p for p in state.parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            return [
+                (
+                    f"service.state_dir: {state} does not exist and cannot be made here: create it "
+                    "writable by the service's user (systemd's StateDirectory= does)"
+                )
+            ]
+        return []
+    problems = []
+    if not os.access(state, os.W_OK | os.X_OK):
+        problems.append(f"service.state_dir: {state} is not writable")
+    journal = state / "journal.sqlite"
+    if journal.exists() and (damage := _journal_damage(journal)) is not None:
+        problems.append(f"service.state_dir: the journal {journal} {damage}")
+    return problems
+
+
+def _journal_damage(path: Path) -> str | None:
+    """Why the journal cannot be used, read-only and without changing it; None if it can."""
+    import sqlite3  # noqa: PLC0415 - only check-config needs it here
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as exc:
+        return f"cannot be read ({exc}): restore it from a backup or move it aside"
+    if verdict != "ok":
+        return "is damaged (quick_check failed): restore it from a backup or move it aside"
+    return None
+
+
+def folder_warnings(config: Config) -> list[str]:
+    """Drop folders without the modes ``watcher tenant add`` gives (setgid, group rwx).
+
+    Without them the service's group may not read an upload or move it into
+    ``.bak``; a folder made by hand can still be right for its host.
+    """
+    warnings = []
+    for tenant in config.tenants:
+        try:
+            mode = tenant.drop_dir.stat().st_mode
+        except OSError:
+            continue  # preflight names a missing folder
+        if not mode & stat.S_ISGID or mode & stat.S_IRWXG != stat.S_IRWXG:
+            warnings.append(
+                f'tenant "{tenant.name}".drop_dir: {tenant.drop_dir} has mode '
+                f"{stat.S_IMODE(mode):04o}, not the 2770 onboarding gives: check that the "
+                "service's group can read and move its files"
+            )
+    return warnings
+
+
+def exposed_secrets(config: Config) -> list[tuple[str, str]]:
+    """Secret files other accounts may read or write: (key, what is wrong)."""
+    secrets = [(f'tenant "{t.name}".api.token_file', t.api.token) for t in config.tenants if t.api]
+    if config.email is not None and config.email.password is not None:
+        secrets.append(("email.password_file", config.email.password))
+    return [(key, found) for key, secret in secrets if (found := secret.exposure()) is not None]

@@ -1,0 +1,163 @@
+"""The configuration as values: frozen dataclasses, each default stated once, here.
+
+:mod:`watcher.config.loading` builds them from the TOML file; everything else
+takes them as they are. A :class:`Secret` holds where a secret lives, never
+its value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from typing import TYPE_CHECKING, Literal
+
+from watcher.errors import SecretUnavailableError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "ApiConfig",
+    "Config",
+    "EmailConfig",
+    "Observer",
+    "Secret",
+    "ServiceConfig",
+    "TenantConfig",
+]
+
+Observer = Literal["native", "polling"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """Where a secret lives; its value is read on use and never shown."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Secret(file={self.file})" if self.file else f"Secret(env={self.env})"
+
+    def exposure(self) -> str | None:
+        """Who else may read or change the secret's file, in words; None when nobody."""
+        if self.file is None:
+            return None
+        try:
+            mode = self.file.stat().st_mode
+        except OSError:
+            return None  # reveal() says why it cannot be read
+        if mode & stat.S_IWOTH:
+            return f"{self.file} is writable by every account (chmod o-rwx)"
+        if mode & stat.S_IROTH:
+            return f"{self.file} is readable by every account (chmod o-rwx)"
+        return None
+
+    def reveal(self) -> str:
+        """The secret's current value, stripped of surrounding whitespace.
+
+        A file any account may write is refused: whoever wrote it would choose
+        where users go (a token) or whom the service logs in as.
+
+        Raises:
+            SecretUnavailableError: the file or variable is missing or empty,
+                or the file is writable by every account.
+        """
+        if self.file is not None and (exposure := self.exposure()) and "writable" in exposure:
+            raise SecretUnavailableError(f"refused: {exposure}")
+        if self.file is not None:
+            try:
+                value = self.file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SecretUnavailableError(f"cannot read {self.file}: {exc}") from exc
+            where = str(self.file)
+        else:
+            value = os.environ.get(self.env or "", "").strip()
+            where = f"${self.env}"
+        if not value:
+            raise SecretUnavailableError(f"{where} is empty")
+        return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    """Where and how a tenant's users are pushed to the User Import API."""
+
+    url: str
+    token: Secret
+    concurrency: int = 8
+    rate_limit: float | None = None
+    timeout: float = 30.0
+    max_attempts: int = 6
+    max_retry_time: float = 120.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EmailConfig:
+    """The SMTP server that delivers failure reports."""
+
+    host: str
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: Secret | None = None
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    max_attempts: int = 3
+    # ``from`` in the file: the service's own address, so reports pass SPF and
+    # DMARC; None sends them from each tenant's reply-to address.
+    sender: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TenantConfig:
+    """One customer: their drop folder, schema and addresses."""
+
+    name: str
+    drop_dir: Path
+    schema: Path
+    failed_import_email: str
+    reply_to: str
+    api: ApiConfig | None = None
+    sftp_log_socket: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceConfig:
+    """Settings that apply to every tenant."""
+
+    state_dir: Path
+    batch_window: float = 300.0
+    max_file_size: int = 100 * 1024**2
+    max_rows: int = 1_000_000
+    settle_time: float = 5.0
+    rescan_interval: float = 60.0
+    observer: Observer = "native"
+    interrupted_after: float = 24 * 3600.0
+    leftover_after: float = 24 * 3600.0
+    heartbeat_interval: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration."""
+
+    source: Path
+    service: ServiceConfig
+    email: EmailConfig | None
+    tenants: tuple[TenantConfig, ...]
+
+    def tenant(self, name: str) -> TenantConfig:
+        """The tenant called ``name``; KeyError lists the known ones."""
+        for tenant in self.tenants:
+            if tenant.name == name:
+                return tenant
+        known = ", ".join(t.name for t in self.tenants) or "none"
+        raise KeyError(f"no tenant {name!r} (known: {known})")
+
+    @property
+    def outbox(self) -> Path:
+        """Where failure reports wait to be sent (or stay, without SMTP)."""
+        return self.service.state_dir / "outbox"

@@ -1,0 +1,71 @@
+"""The socket a chroot's SFTP server logs to: ``<chroot>/dev/log``, bound by the service.
+
+Each datagram arrives with its sender's credentials, which the kernel fills in
+(``SO_PASSCRED``); :func:`watcher.core.sftplog.trusted` decides whom to believe
+and :func:`watcher.core.sftplog.parse` what a message says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import struct
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from watcher.core.sftplog import Datagram
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["LogSocket"]
+
+# struct ucred: pid, uid, gid.
+_UCRED = struct.Struct("iII")
+
+
+class LogSocket:
+    """A datagram socket bound where a chroot's ``/dev/log`` is expected."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                path.unlink()  # a socket left by an earlier run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind(str(path))
+        except OSError:
+            self.sock.close()
+            raise
+        # The chrooted sftp-server runs as the customer and must be able to send;
+        # who sent each message is checked on receipt (see trusted()).
+        os.chmod(path, 0o666)  # noqa: PTH101, S103 - the socket must accept any sender
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.settimeout(1.0)
+
+    def receive(self) -> Datagram | None:
+        """One datagram with its sender, or None after a second of silence."""
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(_UCRED.size))
+        except TimeoutError:
+            return None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid, uid, _ = _UCRED.unpack(payload[: _UCRED.size])
+                return Datagram(data=data, uid=uid, pid=pid)
+        return Datagram(data=data, uid=None, pid=None)
+
+    def close(self) -> None:
+        """Close and remove the socket."""
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    @property
+    def chroot_folder(self) -> PurePosixPath:
+        """The chroot this socket serves (``<chroot>/dev/log``)."""
+        return PurePosixPath(self.path.parent.parent)
