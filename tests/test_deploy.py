@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require, require_sshd
+from tests.support import ROOT, require, require_sshd
 from watcher.config import load_config
 
 DEPLOY = ROOT / "deploy"

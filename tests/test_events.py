@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from events import emitted
-
-from conftest import ROOT
+from tests.support import ROOT
+from tests.support.events import emitted
 
 CONTEXT = {"tenant", "batch_id"}
 

@@ -20,10 +20,16 @@ from pathlib import Path
 
 from watcher.config import load_config
 from watcher.core.schema_parser import shipped_schema_path
+from watcher.core.states import FileState
+from watcher.errors import StateError
 from watcher.shell import logs
+from watcher.shell.journal import Journal
 from watcher.shell.service import Service
+from watcher.shell.statedir import StateDir
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+__all__ = ["run_demo"]
+
+_SAMPLES = Path(__file__).resolve().parent / "samples"
 _TIMEOUT = 120.0
 _SHOWN = 8
 
@@ -88,41 +94,43 @@ def run_demo(folder: Path) -> int:
         runner = threading.Thread(target=service.run, name="service")
         started = time.monotonic()
         runner.start()
-        samples = sorted(SAMPLES.glob("*.csv"))
-        journal = config.service.state_dir / "journal.sqlite"
-        before = _archived(journal)
+        samples = sorted(_SAMPLES.glob("*.csv"))
+        state = StateDir(config.service.state_dir)
+        before = _archived(state)
         print(f"Service started in {folder} (batch window 3 s); dropping {len(samples)} files:")
         for sample in samples:
             shutil.copyfile(sample, drop / sample.name)
             print(f"  {drop / sample.name}")
-        while _archived(journal) < before + len(samples) and runner.is_alive():
+        while _archived(state) < before + len(samples) and runner.is_alive():
             if time.monotonic() - started > _TIMEOUT:
                 print("The batch did not finish in time; see the log.")
                 break
             time.sleep(0.25)
-        service.stop.set()
-        service.inbox.put(None)
+        service.request_stop()
         runner.join()
     elapsed = time.monotonic() - started
     print(f"\nBatch done in {elapsed:.1f} s. Where everything went:\n")
-    _show_users(config.service.state_dir / "users.sqlite")
-    _show_report(config.outbox, config.service.state_dir / "sent")
+    state = StateDir(config.service.state_dir)
+    _show_users(state.users)
+    _show_report(state.outbox, state.sent)
     _show_bak(drop / ".bak")
     print(f"\nLogs (JSON lines): {log_path}")
     print(f"Run the service yourself: uv run watcher run --config {folder / 'watcher.toml'}")
     return 0
 
 
-def _archived(journal: Path) -> int:
-    if not journal.exists():
+def _archived(state: StateDir) -> int:
+    """How many files the service archived so far."""
+    if not state.journal.exists():
         return 0
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-        try:
-            return int(
-                db.execute("SELECT COUNT(*) FROM files WHERE state = 'archived'").fetchone()[0]
-            )
-        except sqlite3.OperationalError:
-            return 0
+    try:
+        journal = Journal(state.journal, read_only=True)
+    except StateError:  # the service is creating it
+        return 0
+    try:
+        return journal.files.count(FileState.ARCHIVED)
+    finally:
+        journal.close()
 
 
 def _show_users(store: Path) -> None:

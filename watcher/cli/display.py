@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from watcher.core import wording
 
@@ -12,9 +12,12 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from watcher.core.validation import ValidationReport
-    from watcher.shell.pipeline import BatchResult
+    from watcher.shell.batches import BatchResult
+    from watcher.shell.status import Status
 
-SHOWN_FAILURES = 20
+__all__ = ["process_summary", "status_summary", "validation_summary"]
+
+_SHOWN_FAILURES = 20
 
 
 def validation_summary(name: str, report: ValidationReport) -> str:
@@ -33,14 +36,14 @@ def validation_summary(name: str, report: ValidationReport) -> str:
     lines.extend(f"  note: {note}" for note in report.notes)
     failures = list(report.row_failures())
     if failures:
-        width = max(len(str(f.row)) for f in failures[:SHOWN_FAILURES])
+        width = max(len(str(f.row)) for f in failures[:_SHOWN_FAILURES])
         lines.append("")
         lines.extend(
-            f"  row {f.row:>{width}}  {f.code:<16} {f.message}" for f in failures[:SHOWN_FAILURES]
+            f"  row {f.row:>{width}}  {f.code:<16} {f.message}" for f in failures[:_SHOWN_FAILURES]
         )
-        if len(failures) > SHOWN_FAILURES:
+        if len(failures) > _SHOWN_FAILURES:
             lines.append(
-                f"  ... and {len(failures) - SHOWN_FAILURES:,} more; --json lists them all"
+                f"  ... and {len(failures) - _SHOWN_FAILURES:,} more; --json lists them all"
             )
         lines.append("")
         lines.append("Most common reasons:")
@@ -49,7 +52,7 @@ def validation_summary(name: str, report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def status_summary(status: dict[str, Any]) -> str:
+def status_summary(status: Status) -> str:
     """``watcher status`` for a terminal."""
     if status["running"]:
         lines = [f"service: running (pid {status['pid']}, status {status['status_age']} s old)"]
@@ -65,8 +68,8 @@ def status_summary(status: dict[str, Any]) -> str:
             if status["running"]
             else "  schema in force: unknown while the service is not running"
         )
-        if t.get("schema_on_disk"):
-            lines.append(f"  schema on disk: rejected ({'; '.join(t['schema_on_disk'])})")
+        if refused := t["schema_on_disk"]:
+            lines.append(f"  schema on disk: rejected ({'; '.join(refused)})")
         files = t["files"]
         lines.append(f"  files waiting: {len(files)}")
         lines.extend(f"    {f['name']:<32} {f['state']}" for f in files)
@@ -88,7 +91,7 @@ def status_summary(status: dict[str, Any]) -> str:
             f"  pending rows: {t['pending_rows']:,} in "
             f"{wording.counted(t['unfinished_batches'], 'unfinished batch')}"
         )
-        why = t.get("pending_reason")
+        why = t["pending_reason"]
         if why:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))
             lines.append(f"    waiting since {since}: {why['reason']}")

@@ -12,6 +12,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Literal
 
+from watcher.core.limits import MAX_FILE_SIZE, MAX_ROWS
 from watcher.errors import SecretUnavailableError
 
 if TYPE_CHECKING:
@@ -130,8 +131,8 @@ class ServiceConfig:
 
     state_dir: Path
     batch_window: float = 300.0
-    max_file_size: int = 100 * 1024**2
-    max_rows: int = 1_000_000
+    max_file_size: int = MAX_FILE_SIZE
+    max_rows: int = MAX_ROWS
     settle_time: float = 5.0
     rescan_interval: float = 60.0
     observer: Observer = "native"
@@ -156,8 +157,3 @@ class Config:
                 return tenant
         known = ", ".join(t.name for t in self.tenants) or "none"
         raise KeyError(f"no tenant {name!r} (known: {known})")
-
-    @property
-    def outbox(self) -> Path:
-        """Where failure reports wait to be sent (or stay, without SMTP)."""
-        return self.service.state_dir / "outbox"

@@ -36,7 +36,7 @@ _SIZE_UNITS = {
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _SECRET_KEYS = frozenset({"token", "password", "api_token", "apiToken", "secret"})
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def parse_duration(value: object) -> float | None:
@@ -70,7 +70,7 @@ def parse_size(value: object) -> int | None:
     return size if size > 0 else None
 
 
-def made(build: Callable[..., T], values: Mapping[str, object]) -> T | None:
+def made(build: Callable[..., _T], values: Mapping[str, object]) -> _T | None:
     """``build(**values)``, or None when a value was bad (read as None).
 
     Keys the file left out are left out of ``values``, so the dataclass's own

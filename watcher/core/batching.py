@@ -9,6 +9,8 @@ is done. Tenants have a batcher each, so one never waits for another.
 
 from __future__ import annotations
 
+__all__ = ["Batcher"]
+
 
 class Batcher:
     """One tenant's window of ready files."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+__all__ = ["Code", "Level", "Problem"]
+
 
 class Level(enum.Enum):
     """Whether a code fails a whole file or one row."""

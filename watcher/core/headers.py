@@ -15,6 +15,8 @@ import difflib
 from watcher.core.codes import Code, Problem
 from watcher.core.schema import RESERVED_COLUMNS, Schema, header_key
 
+__all__ = ["Column", "HeaderMatch", "match_headers", "spreadsheet_letter"]
+
 _DELIMITERS = ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars"))
 
 
@@ -139,12 +141,12 @@ def _unknown(column: Column, schema: Schema) -> Problem:
         code=Code.HEADER_UNKNOWN,
         message=(
             f'Column {column.letter} "{column.header}" is not a column this import '
-            f"knows.{did_you_mean(column.header, schema)}"
+            f"knows.{_did_you_mean(column.header, schema)}"
         ),
     )
 
 
-def did_you_mean(header: str, schema: Schema) -> str:
+def _did_you_mean(header: str, schema: Schema) -> str:
     """A sentence suggesting the closest accepted header, or an empty string."""
     spellings: dict[str, str] = {}
     for field in schema.fields:

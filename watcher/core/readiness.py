@@ -27,7 +27,9 @@ import fnmatch
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from watcher.shell.dropfolder import Identity
+    from watcher.core.records import Identity
+
+__all__ = ["TEMPORARY_PATTERNS", "Signal", "Tracker", "UploadState", "is_temporary"]
 
 Signal = Literal[
     "created",
@@ -72,7 +74,7 @@ class _File:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class FileState:
+class UploadState:
     """What the tracker knows of one file, for status and tests."""
 
     name: str
@@ -199,10 +201,10 @@ class Tracker:
         ]
         return min(times) if times else None
 
-    def states(self, now: float) -> list[FileState]:
+    def states(self, now: float) -> list[UploadState]:
         """Every tracked file's state, by name."""
         return [
-            FileState(
+            UploadState(
                 name=name,
                 complete=file.complete,
                 writing=file.writing,

@@ -28,13 +28,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from watcher.core.codes import Code
+from watcher.core.limits import MAX_ROWS
 from watcher.core.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+__all__ = ["Table", "Unreadable", "column", "read_table"]
+
 _SLOW_CHUNK_ROWS = 100_000
-MAX_ROWS = 1_000_000
 _COUNT_CHUNK = 1024 * 1024
 # Lines the fast path may parse one by one (values spanning lines, quotes in
 # values, long rows) before the whole file goes to the slow path instead.
@@ -90,7 +92,7 @@ def column(index: int) -> str:
     return f"c{index}"
 
 
-def count_lines(source: Path | bytes) -> int:
+def _count_lines(source: Path | bytes) -> int:
     """How many lines ``source`` has (LF or bare CR endings), in one pass of small reads."""
     if isinstance(source, bytes):
         return max(source.count(b"\n"), source.count(b"\r")) + (not source.endswith((b"\n", b"\r")))
@@ -111,7 +113,7 @@ def read_table(source: Path | bytes, *, max_rows: int = MAX_ROWS) -> Table | Unr
     counting them: every row costs memory whatever its size, and a file of
     millions of one-byte rows would cost the service gigabytes to report on.
     """
-    if count_lines(source) > max_rows + 1:
+    if _count_lines(source) > max_rows + 1:
         return Unreadable(
             code=Code.FILE_TOO_MANY_ROWS,
             message=(

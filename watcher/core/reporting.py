@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import io
 import time
-from collections import Counter
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING
@@ -28,7 +27,23 @@ from watcher.core.wording import counted
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from watcher.shell.journal import Counts
+    from watcher.core.records import Counts, Reason
+
+__all__ = [
+    "ATTACHMENT_LIMIT",
+    "FORMULA_START",
+    "LISTED_ROWS",
+    "Failure",
+    "FileSummary",
+    "body",
+    "common_reasons",
+    "failure_csv",
+    "needs_report",
+    "neutralise",
+    "report_message",
+    "restore",
+    "subject",
+]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ATTACHMENT_LIMIT = 10 * 1024 * 1024
@@ -38,33 +53,6 @@ LISTED_ROWS = 10_000
 _REASONS_SHOWN = 5
 
 Failure = tuple[str | None, str, str]  # field, code, message
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Reason:
-    """One kind of failure in a file: how often, the field and code, an example message.
-
-    A file's reasons are kept most frequent first (:func:`tally` and the
-    journal both give them so).
-    """
-
-    count: int
-    field: str | None
-    code: str
-    example: str
-
-
-def tally(failures: Iterable[Failure]) -> tuple[Reason, ...]:
-    """Failures counted by kind (field and code), most frequent first."""
-    by_kind: Counter[tuple[str | None, str]] = Counter()
-    example: dict[tuple[str | None, str], str] = {}
-    for field, code, message in failures:
-        by_kind[field, code] += 1
-        example.setdefault((field, code), message)
-    return tuple(
-        Reason(count=count, field=field, code=code, example=example[field, code])
-        for (field, code), count in by_kind.most_common()
-    )
 
 
 def neutralise(cell: str) -> str:

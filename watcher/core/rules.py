@@ -23,6 +23,25 @@ import polars as pl
 from watcher.core.codes import Code
 from watcher.core.schema import Field, FieldType
 
+__all__ = [
+    "EMAIL_PATTERN",
+    "ISO_DATE_FORMAT",
+    "ISO_DATE_PATTERN",
+    "NUMBER_PATTERN",
+    "URI_PATTERN",
+    "UUID_PATTERN",
+    "Check",
+    "Rule",
+    "api_text",
+    "clean",
+    "date_format_is_valid",
+    "default_problems",
+    "field_checks",
+    "pattern_error",
+    "typed",
+    "value_type_problem",
+]
+
 Rule = Callable[[pl.Expr], pl.Expr]
 
 # Deliberately practical rather than RFC 5322: one @, no spaces, a dotted domain.
@@ -140,7 +159,7 @@ def _parse_date(value: pl.Expr, fmt: str) -> pl.Expr:
     return pl.when(parsed.dt.year() >= 1).then(parsed).otherwise(None)
 
 
-def date_example(fmt: str) -> str:
+def _date_example(fmt: str) -> str:
     """A sample date in ``fmt``, for messages a customer can follow."""
     return dt.date(1990, 12, 31).strftime(ISO_DATE_FORMAT if fmt == "default" else fmt)
 
@@ -192,7 +211,7 @@ def field_checks(field: Field, *, label: str, missing_values: tuple[str, ...]) -
                 bad=lambda v: v.is_not_null() & ~_matches(v, anchored),
                 # Sound only when padded text can never match the pattern.
                 screen=(lambda raw: _present(raw) & ~_matches(raw, anchored))
-                if pattern_avoids_whitespace(c.pattern)
+                if _pattern_avoids_whitespace(c.pattern)
                 else None,
             )
         )
@@ -236,7 +255,7 @@ def _required_screen(
         return None
     pattern = field.constraints.pattern
     if (type_check is not None and type_check.screen is not None) or (
-        pattern is not None and pattern_avoids_whitespace(pattern)
+        pattern is not None and _pattern_avoids_whitespace(pattern)
     ):
         return lambda raw: raw.is_null() | (raw == "")
     return lambda raw: raw.is_null() | ~raw.str.contains(r"\S")
@@ -278,7 +297,7 @@ def _type_check(field: Field, name: str) -> Check | None:
             written = (
                 "YYYY-MM-DD, such as 1990-12-31"
                 if field.date_patterns == ("default",)
-                else "like " + " or ".join(date_example(f) for f in field.date_patterns)
+                else "like " + " or ".join(_date_example(f) for f in field.date_patterns)
             )
             return Check(
                 code=Code.INVALID_DATE,
@@ -314,7 +333,7 @@ def _iso_date_suspect(raw: pl.Expr) -> pl.Expr:
     return ~_matches(raw, _ISO_DATE_EVERY_YEAR)
 
 
-def pattern_avoids_whitespace(pattern: str) -> bool:
+def _pattern_avoids_whitespace(pattern: str) -> bool:
     r"""Whether ``pattern`` provably matches no text that holds whitespace.
 
     Conservative: a pattern built only from letters, digits, common

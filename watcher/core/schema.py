@@ -13,6 +13,23 @@ import dataclasses
 import datetime as dt
 from typing import Literal
 
+__all__ = [
+    "DEFAULT_FALSE_VALUES",
+    "DEFAULT_TRUE_VALUES",
+    "RESERVED_COLUMNS",
+    "STRING_FORMATS",
+    "SUPPORTED_TYPES",
+    "Bound",
+    "Constraints",
+    "Field",
+    "FieldType",
+    "HeaderMatching",
+    "Schema",
+    "UnknownColumns",
+    "folded",
+    "header_key",
+]
+
 FieldType = Literal["string", "integer", "number", "boolean", "date", "any"]
 HeaderMatching = Literal["exact", "caseInsensitive"]
 UnknownColumns = Literal["fail", "ignore"]

@@ -37,6 +37,8 @@ from watcher.errors import SchemaError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+__all__ = ["load_schema", "parse_schema", "read_schema_file", "shipped_schema_path"]
+
 _KNOWN_UNSUPPORTED_TYPES = frozenset(
     {
         "object",
@@ -130,11 +132,20 @@ def load_schema(path: Path) -> Schema:
         SchemaError: the file is missing, not JSON, or breaks the format; the
             error lists every problem found.
     """
+    return read_schema_file(path)[1]
+
+
+def read_schema_file(path: Path) -> tuple[bytes, Schema]:
+    """The text of the schema file at ``path`` and the schema it holds.
+
+    Raises:
+        SchemaError: as :func:`load_schema`.
+    """
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise SchemaError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
-    return parse_schema(text, source=str(path))
+    return text, parse_schema(text, source=str(path))
 
 
 def parse_schema(text: bytes | str, *, source: str = "schema") -> Schema:
@@ -155,50 +166,14 @@ def parse_schema(text: bytes | str, *, source: str = "schema") -> Schema:
     return dataclasses.replace(schema, digest=hashlib.sha256(raw).hexdigest())
 
 
-class _Parser:
-    """Turns decoded JSON into the model, collecting problems as it goes."""
+class _Reader:
+    """Reads one value of each kind, noting every problem with where it is."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}" if where else message)
-
-    def schema(self, document: object) -> Schema | None:
-        if not isinstance(document, dict):
-            self.problem("", "the schema must be a JSON object with a 'fields' list")
-            return None
-        doc = cast("dict[str, object]", document)
-        self.unknown_keys("", doc, _SCHEMA_KEYS, _SCHEMA_UNSUPPORTED)
-        raw_fields = doc.get("fields")
-        if not isinstance(raw_fields, list) or not raw_fields:
-            self.problem("fields", "must be a non-empty list of field objects")
-            return None
-        fields = [self.field(i, item) for i, item in enumerate(raw_fields)]
-        good = tuple(f for f in fields if f is not None)
-        missing_values = self.string_list("missingValues", doc.get("missingValues"))
-        schema = Schema(
-            fields=good,
-            primary_key=self.primary_key(doc.get("primaryKey"), good),
-            missing_values=("",) if missing_values is None else missing_values,
-            header_matching=cast(
-                "HeaderMatching",
-                self.choice(
-                    "headerMatching",
-                    doc.get("headerMatching"),
-                    ("exact", "caseInsensitive"),
-                ),
-            ),
-            unknown_columns=cast(
-                "UnknownColumns",
-                self.choice("unknownColumns", doc.get("unknownColumns"), ("fail", "ignore")),
-            ),
-            title=self.optional_text("title", doc.get("title")),
-            version=self.optional_text("version", doc.get("version")),
-        )
-        if len(good) == len(fields):
-            self.cross_field(schema)
-        return schema
 
     def unknown_keys(
         self,
@@ -219,6 +194,55 @@ class _Parser:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 self.problem(place, f"is not a known property{hint}")
+
+    def flag(self, where: str, value: object) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.problem(where, f"must be true or false (got {value!r})")
+            return False
+        return value
+
+    def length(self, where: str, value: object) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.problem(where, f"must be a whole number of characters (got {value!r})")
+            return None
+        return value
+
+    def string_list(self, where: str, value: object) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(where, "must be a list of strings")
+            return None
+        items = tuple(cast("list[str]", value))
+        seen: set[str] = set()
+        for item in items:
+            if item in seen:
+                self.problem(where, f"'{item}' is listed twice")
+            seen.add(item)
+        return items
+
+    def optional_text(self, where: str, value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        self.problem(where, "must be text")
+        return None
+
+    def choice(self, where: str, value: object, options: tuple[str, ...]) -> str:
+        if value is None:
+            return options[0]
+        if value not in options:
+            listed = " or ".join(f"'{o}'" for o in options)
+            self.problem(where, f"must be {listed} (got {value!r})")
+            return options[0]
+        return str(value)
+
+
+class _FieldReader(_Reader):
+    """Reads one field: its type, format, constraints and spellings."""
 
     def field(self, index: int, item: object) -> Field | None:
         where = f"fields[{index}]"
@@ -361,22 +385,6 @@ class _Parser:
             maximum=maximum,
         )
 
-    def flag(self, where: str, value: object) -> bool:
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            self.problem(where, f"must be true or false (got {value!r})")
-            return False
-        return value
-
-    def length(self, where: str, value: object) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.problem(where, f"must be a whole number of characters (got {value!r})")
-            return None
-        return value
-
     def bound(self, where: str, ftype: FieldType, value: object) -> Bound | None:
         if value is None:
             return None
@@ -417,34 +425,45 @@ class _Parser:
             items.append(text)
         return tuple(items)
 
-    def string_list(self, where: str, value: object) -> tuple[str, ...] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(where, "must be a list of strings")
-            return None
-        items = tuple(cast("list[str]", value))
-        seen: set[str] = set()
-        for item in items:
-            if item in seen:
-                self.problem(where, f"'{item}' is listed twice")
-            seen.add(item)
-        return items
 
-    def optional_text(self, where: str, value: object) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        self.problem(where, "must be text")
-        return None
+class _Parser(_FieldReader):
+    """Turns decoded JSON into the model, collecting problems as it goes."""
 
-    def choice(self, where: str, value: object, options: tuple[str, ...]) -> str:
-        if value is None:
-            return options[0]
-        if value not in options:
-            listed = " or ".join(f"'{o}'" for o in options)
-            self.problem(where, f"must be {listed} (got {value!r})")
-            return options[0]
-        return str(value)
+    def schema(self, document: object) -> Schema | None:
+        if not isinstance(document, dict):
+            self.problem("", "the schema must be a JSON object with a 'fields' list")
+            return None
+        doc = cast("dict[str, object]", document)
+        self.unknown_keys("", doc, _SCHEMA_KEYS, _SCHEMA_UNSUPPORTED)
+        raw_fields = doc.get("fields")
+        if not isinstance(raw_fields, list) or not raw_fields:
+            self.problem("fields", "must be a non-empty list of field objects")
+            return None
+        fields = [self.field(i, item) for i, item in enumerate(raw_fields)]
+        good = tuple(f for f in fields if f is not None)
+        missing_values = self.string_list("missingValues", doc.get("missingValues"))
+        schema = Schema(
+            fields=good,
+            primary_key=self.primary_key(doc.get("primaryKey"), good),
+            missing_values=("",) if missing_values is None else missing_values,
+            header_matching=cast(
+                "HeaderMatching",
+                self.choice(
+                    "headerMatching",
+                    doc.get("headerMatching"),
+                    ("exact", "caseInsensitive"),
+                ),
+            ),
+            unknown_columns=cast(
+                "UnknownColumns",
+                self.choice("unknownColumns", doc.get("unknownColumns"), ("fail", "ignore")),
+            ),
+            title=self.optional_text("title", doc.get("title")),
+            version=self.optional_text("version", doc.get("version")),
+        )
+        if len(good) == len(fields):
+            self.cross_field(schema)
+        return schema
 
     def primary_key(self, value: object, fields: tuple[Field, ...]) -> tuple[str, ...]:
         if value is None:

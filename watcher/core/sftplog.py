@@ -21,6 +21,8 @@ import re
 from pathlib import PurePosixPath
 from typing import Literal
 
+__all__ = ["Datagram", "Kind", "Transaction", "name_in", "parse", "trusted"]
+
 Kind = Literal[
     "open",
     "close",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import dataclasses
 
+__all__ = ["HEAD_SIZE", "Sniff", "sniff", "utf8_prefix_ok"]
+
 HEAD_SIZE = 64 * 1024
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -37,7 +39,6 @@ class Sniff:
     encoding: str | None = None
     bom: bool = False
     binary: str | None = None
-    cr_only: bool = False
 
 
 def sniff(head: bytes) -> Sniff:
@@ -58,10 +59,7 @@ def sniff(head: bytes) -> Sniff:
         if utf16 is None:
             return Sniff(binary="binary data (it contains NUL bytes)")
         return Sniff(encoding=utf16)
-    return Sniff(
-        bom=head.startswith(codecs.BOM_UTF8),
-        cr_only=b"\r" in head and b"\n" not in head,
-    )
+    return Sniff(bom=head.startswith(codecs.BOM_UTF8))
 
 
 def _bomless_utf16(head: bytes) -> str | None:

@@ -26,12 +26,14 @@ from watcher.core.schema import Field, Schema
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+__all__ = ["FIRST_DATA_ROW", "RowFailure", "ValidationReport", "validate"]
+
 FIRST_DATA_ROW = 2
 _NAMED_ROWS = 5
 
 # Categorical text: most files repeat a few messages on many rows, and one
 # where every row fails would otherwise hold a copy of each per row.
-FAILURE_SCHEMA = {
+_FAILURE_SCHEMA = {
     "row": pl.Int64,
     "field": pl.Categorical,
     "code": pl.Categorical,
@@ -123,9 +125,9 @@ def _normal_default(field: Field) -> str | None:
     return None if result is None else str(result)
 
 
-def empty_failures() -> pl.DataFrame:
+def _empty_failures() -> pl.DataFrame:
     """A failure frame with no rows."""
-    return pl.DataFrame(schema=FAILURE_SCHEMA)
+    return pl.DataFrame(schema=_FAILURE_SCHEMA)
 
 
 def validate(table: Table | Unreadable, schema: Schema) -> ValidationReport:
@@ -136,7 +138,7 @@ def validate(table: Table | Unreadable, schema: Schema) -> ValidationReport:
             encoding=table.encoding,
             columns=(),
             file_errors=(Problem(code=table.code, message=table.message),),
-            failures=empty_failures(),
+            failures=_empty_failures(),
             rows_total=0,
             rows_valid=0,
             rows_failed=0,
@@ -145,7 +147,7 @@ def validate(table: Table | Unreadable, schema: Schema) -> ValidationReport:
     return _Validation(table, schema).run()
 
 
-Plan = list[tuple[str, Field, tuple[rules.Check, ...]]]
+_Plan = list[tuple[str, Field, tuple[rules.Check, ...]]]
 
 
 class _Validation:
@@ -177,7 +179,7 @@ class _Validation:
             encoding=self.table.encoding,
             columns=self.match.columns,
             file_errors=file_errors,
-            failures=empty_failures() if failures is None else failures,
+            failures=_empty_failures() if failures is None else failures,
             rows_total=rows_total,
             rows_valid=rows_total - rows_failed,
             rows_failed=rows_failed,
@@ -199,9 +201,9 @@ class _Validation:
         failures = pl.concat(
             [
                 self.exact_failures(plan, suspect & ~self.ragged),
-                self.ragged_failures(blank),
+                _ragged_failures(self.table, blank),
                 *(
-                    self.repeated_key_failures(code, names, found)
+                    _repeated_key_failures(self, code, names, found)
                     for (code, names), found in zip(groups, candidates, strict=True)
                 ),
             ]
@@ -228,9 +230,9 @@ class _Validation:
                 )
         return problems
 
-    def plan(self) -> Plan:
+    def plan(self) -> _Plan:
         """The checks of every imported column: (frame column, field, checks)."""
-        plan: Plan = []
+        plan: _Plan = []
         for col in self.match.imported():
             if col.field is None:
                 continue
@@ -256,7 +258,7 @@ class _Validation:
         return groups
 
     def screen(
-        self, plan: Plan, groups: list[tuple[Code, tuple[str, ...]]], blank: pl.Series
+        self, plan: _Plan, groups: list[tuple[Code, tuple[str, ...]]], blank: pl.Series
     ) -> tuple[pl.Series, list[pl.Series]]:
         """Phase one over every row: suspect rows, and repeated-key candidates.
 
@@ -321,14 +323,11 @@ class _Validation:
             suspect = suspect | found_rows
         return (suspect | self.ragged) & ~blank, candidates
 
-    def key_exprs(self, names: tuple[str, ...]) -> list[pl.Expr]:
-        return [rules.clean(pl.col(n), self.schema.missing_values) for n in names]
-
-    def exact_failures(self, plan: Plan, rows_mask: pl.Series) -> pl.DataFrame:
+    def exact_failures(self, plan: _Plan, rows_mask: pl.Series) -> pl.DataFrame:
         """Phase two: every rule, exactly, on the suspect rows that are whole."""
         rows = rows_mask.arg_true()
         if rows.is_empty() or not any(checks for _, _, checks in plan):
-            return empty_failures()
+            return _empty_failures()
         missing = self.schema.missing_values
         described = [
             (f"{i}.{j}", field.name, check.code.value, check.message)
@@ -376,84 +375,90 @@ class _Validation:
             ),
         )
 
-    def ragged_failures(self, blank: pl.Series) -> pl.DataFrame:
-        ragged = self.table.ragged.filter(~blank.gather(self.table.ragged["record"]))
-        width = self.table.width
-        if ragged.is_empty():
-            return pl.DataFrame(schema=FAILURE_SCHEMA)
-        # A message per distinct count, not per row: a file can have millions.
-        counts = ragged["fields"].unique().to_list()
-        fields = pl.col("fields")
-        return ragged.select(
-            row=pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW,
-            field=pl.lit(None, dtype=pl.Categorical),
-            code=pl.when(fields < width)
-            .then(pl.lit(Code.TOO_FEW_FIELDS.value))
-            .otherwise(pl.lit(Code.TOO_MANY_FIELDS.value))
-            .cast(pl.Categorical),
-            message=fields.replace_strict(
-                counts, [_ragged_message(n, width) for n in counts], return_dtype=pl.Categorical
-            ),
-        )
 
-    def repeated_key_failures(
-        self, code: Code, names: tuple[str, ...], candidates: pl.Series
-    ) -> pl.DataFrame:
-        """Each row whose key another row repeats, naming the other rows."""
-        rows = candidates.arg_true()
-        if rows.is_empty():
-            return empty_failures()
-        keys = self.frame.gather(rows).select(
-            *(k.alias(f"k{i}") for i, k in enumerate(self.key_exprs(names))),
-            row=rows.cast(pl.Int64) + FIRST_DATA_ROW,
+def _ragged_failures(table: Table, blank: pl.Series) -> pl.DataFrame:
+    """Each row with too few or too many values, saying how many it has."""
+    ragged = table.ragged.filter(~blank.gather(table.ragged["record"]))
+    width = table.width
+    if ragged.is_empty():
+        return pl.DataFrame(schema=_FAILURE_SCHEMA)
+    # A message per distinct count, not per row: a file can have millions.
+    counts = ragged["fields"].unique().to_list()
+    fields = pl.col("fields")
+    return ragged.select(
+        row=pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW,
+        field=pl.lit(None, dtype=pl.Categorical),
+        code=pl.when(fields < width)
+        .then(pl.lit(Code.TOO_FEW_FIELDS.value))
+        .otherwise(pl.lit(Code.TOO_MANY_FIELDS.value))
+        .cast(pl.Categorical),
+        message=fields.replace_strict(
+            counts, [_ragged_message(n, width) for n in counts], return_dtype=pl.Categorical
+        ),
+    )
+
+
+def _repeated_key_failures(
+    validation: _Validation, code: Code, names: tuple[str, ...], candidates: pl.Series
+) -> pl.DataFrame:
+    """Each row whose key another row repeats, naming the other rows."""
+    rows = candidates.arg_true()
+    if rows.is_empty():
+        return _empty_failures()
+    keys = validation.frame.gather(rows).select(
+        *(
+            rules.clean(pl.col(n), validation.schema.missing_values).alias(f"k{i}")
+            for i, n in enumerate(names)
+        ),
+        row=rows.cast(pl.Int64) + FIRST_DATA_ROW,
+    )
+    groups = (
+        keys.drop_nulls()
+        .group_by([f"k{i}" for i in range(len(names))])
+        .agg(pl.col("row").sort())
+        .filter(pl.col("row").list.len() > 1)
+    )
+    by_name = {column(c.index): c for c in validation.match.columns}
+    label = " + ".join(f'"{by_name[n].header}"' for n in names)
+    field = ",".join(by_name[n].field or "" for n in names)
+    # Each message names at most a few other rows, taken from the group's
+    # head: a row past the head names the same rows as every other row
+    # past it, so only the head's rows need messages of their own. A file
+    # where one key repeats on every row has a handful of messages, not
+    # one per row.
+    groups = groups.with_row_index("group")
+    heads = groups.select(
+        "group",
+        pl.col("row").list.head(_NAMED_ROWS + 1).alias("head"),
+        pl.col("row").list.len().alias("size"),
+    ).rows()
+    shared: list[tuple[int, str]] = []
+    own: list[tuple[int, int, str]] = []
+    for number, head, size in heads:
+        shared.append((number, _rows_phrase(head[:_NAMED_ROWS], size - 1)))
+        for at, row in enumerate(head):
+            others = [r for r in head if r != row][:_NAMED_ROWS]
+            own.append((number, at, _rows_phrase(others, size - 1)))
+    schema = {"group": pl.UInt32, "at": pl.UInt32, "phrase": pl.String}
+    return (
+        groups.select("group", "row")
+        .explode("row")
+        .with_columns(at=pl.int_range(pl.len(), dtype=pl.UInt32).over("group"))
+        .join(pl.DataFrame(own, schema=schema, orient="row"), on=["group", "at"], how="left")
+        .join(
+            pl.DataFrame(shared, schema={"group": pl.UInt32, "other": pl.String}, orient="row"),
+            on="group",
         )
-        groups = (
-            keys.drop_nulls()
-            .group_by([f"k{i}" for i in range(len(names))])
-            .agg(pl.col("row").sort())
-            .filter(pl.col("row").list.len() > 1)
+        .select(
+            "row",
+            field=pl.lit(field, dtype=pl.Categorical),
+            code=pl.lit(code.value, dtype=pl.Categorical),
+            message=(
+                pl.lit(f"{label} repeats the value of ")
+                + pl.col("phrase").fill_null(pl.col("other"))
+            ).cast(pl.Categorical),
         )
-        by_name = {column(c.index): c for c in self.match.columns}
-        label = " + ".join(f'"{by_name[n].header}"' for n in names)
-        field = ",".join(by_name[n].field or "" for n in names)
-        # Each message names at most a few other rows, taken from the group's
-        # head: a row past the head names the same rows as every other row
-        # past it, so only the head's rows need messages of their own. A file
-        # where one key repeats on every row has a handful of messages, not
-        # one per row.
-        groups = groups.with_row_index("group")
-        heads = groups.select(
-            "group",
-            pl.col("row").list.head(_NAMED_ROWS + 1).alias("head"),
-            pl.col("row").list.len().alias("size"),
-        ).rows()
-        shared: list[tuple[int, str]] = []
-        own: list[tuple[int, int, str]] = []
-        for number, head, size in heads:
-            shared.append((number, _rows_phrase(head[:_NAMED_ROWS], size - 1)))
-            for at, row in enumerate(head):
-                others = [r for r in head if r != row][:_NAMED_ROWS]
-                own.append((number, at, _rows_phrase(others, size - 1)))
-        schema = {"group": pl.UInt32, "at": pl.UInt32, "phrase": pl.String}
-        return (
-            groups.select("group", "row")
-            .explode("row")
-            .with_columns(at=pl.int_range(pl.len(), dtype=pl.UInt32).over("group"))
-            .join(pl.DataFrame(own, schema=schema, orient="row"), on=["group", "at"], how="left")
-            .join(
-                pl.DataFrame(shared, schema={"group": pl.UInt32, "other": pl.String}, orient="row"),
-                on="group",
-            )
-            .select(
-                "row",
-                field=pl.lit(field, dtype=pl.Categorical),
-                code=pl.lit(code.value, dtype=pl.Categorical),
-                message=(
-                    pl.lit(f"{label} repeats the value of ")
-                    + pl.col("phrase").fill_null(pl.col("other"))
-                ).cast(pl.Categorical),
-            )
-        )
+    )
 
 
 def _restore_cells(frame: pl.DataFrame, match: HeaderMatch) -> pl.DataFrame:

@@ -15,43 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import errno
 import fcntl
 import hashlib
 import os
-import secrets
-import stat
 import time
 from typing import TYPE_CHECKING, Self
 
-from watcher.core.codes import Code
+from watcher.core.records import Identity
+from watcher.core.refusals import Refused, check_entry, refused
+from watcher.shell.files import copy_file, replace_file, write_all
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
+__all__ = ["BAK", "Busy", "ClaimResult", "Claimed", "DropFolder", "Gone", "move"]
+
 BAK = ".bak"
 _CHUNK = 1024 * 1024
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Identity:
-    """What a file was when it was looked at: inode, size and change time."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, info: os.stat_result) -> Identity:
-        """The identity of a stat result."""
-        return cls(dev=info.st_dev, ino=info.st_ino, size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,16 +46,6 @@ class Claimed:
     name: str
     identity: Identity
     sha256: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Refused:
-    """A drop-folder entry that is not read, and why, in words for the customer."""
-
-    name: str
-    code: Code
-    kind: str
-    message: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +65,9 @@ class Gone:
 ClaimResult = Claimed | Refused | Busy | Gone
 
 _RENAME_NOREPLACE = 1
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The running program's own symbols, libc's among them: no search for the
+# library (find_library runs ldconfig in a subprocess).
+_libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
@@ -192,15 +169,15 @@ class DropFolder:
             return Gone(name=name)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return _refused(name, "symlink")
+                return refused(name, "symlink")
             if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):
-                return _refused(name, "special")
+                return refused(name, "special")
             if exc.errno in (errno.EACCES, errno.EPERM):
-                return _refused(name, "unreadable")
+                return refused(name, "unreadable")
             raise
         try:
             before = os.fstat(fd)
-            refusal = _check(name, before, max_size)
+            refusal = check_entry(name, before, max_size)
             if refusal is not None:
                 return refusal
             try:
@@ -213,7 +190,7 @@ class DropFolder:
             os.close(fd)
         if digest is None:
             spool.unlink(missing_ok=True)
-            return _refused(name, "too_large", max_size=max_size)
+            return refused(name, "too_large", max_size=max_size)
         if Identity.of(before) != Identity.of(after):
             spool.unlink(missing_ok=True)
             return Busy(name=name)
@@ -279,7 +256,7 @@ class DropFolder:
                 if same:
                     move(self.fd, name, bak, target)
                 else:
-                    _write_copy(spool, target, bak)
+                    copy_file(spool, bak, target)
         finally:
             os.close(bak)
 
@@ -300,27 +277,12 @@ class DropFolder:
         return True
 
     def write_bak(self, target: str, data: bytes) -> None:
-        """Write ``data`` as ``.bak/target`` atomically (a report beside an archive)."""
+        """Write ``data`` as ``.bak/target``, whole or not at all (a report beside an archive)."""
         bak = self.bak()
-        # A short name of its own: ``target`` may already be as long as a name can be.
-        temporary = f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            fd = os.open(temporary, _CREATE, 0o644, dir_fd=bak)
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, target, src_dir_fd=bak, dst_dir_fd=bak)
+            replace_file(bak, target, data)
         finally:
             os.close(bak)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view[:_CHUNK])
-        view = view[written:]
 
 
 def _exists(name: str, dir_fd: int) -> bool:
@@ -329,59 +291,6 @@ def _exists(name: str, dir_fd: int) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def _write_copy(spool: Path, target: str, bak: int) -> None:
-    with spool.open("rb") as source:
-        fd = os.open(target, _CREATE, 0o644, dir_fd=bak)
-        try:
-            while chunk := source.read(_CHUNK):
-                _write_all(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-_REASONS = {
-    "symlink": (
-        "This is a symbolic link, not a file. Links are never followed; upload the file itself."
-    ),
-    "hardlink": (
-        "This file has other names (hard links) elsewhere, so it was not read; upload a copy of it."
-    ),
-    "special": "This is not a regular file (a pipe, socket or device), so it was not read.",
-    "folder": "This is a folder; only files directly in the drop folder are imported.",
-    "unreadable": (
-        "The import service may not read this file: its permissions were changed during "
-        "the upload (an option such as put -p). Upload it without preserving permissions."
-    ),
-}
-
-
-def _refused(name: str, kind: str, *, max_size: int = 0) -> Refused:
-    if kind == "too_large":
-        return Refused(
-            name=name,
-            code=Code.FILE_TOO_LARGE,
-            kind=kind,
-            message=(
-                f"The file is larger than the limit of {max_size / 1024**2:,.0f} MiB; split "
-                "it into smaller files and upload them one by one."
-            ),
-        )
-    return Refused(name=name, code=Code.FILE_REFUSED, kind=kind, message=_REASONS[kind])
-
-
-def _check(name: str, info: os.stat_result, max_size: int) -> Refused | None:
-    if stat.S_ISDIR(info.st_mode):
-        return _refused(name, "folder")
-    if not stat.S_ISREG(info.st_mode):
-        return _refused(name, "special")
-    if info.st_nlink != 1:
-        return _refused(name, "hardlink")
-    if info.st_size > max_size:
-        return _refused(name, "too_large", max_size=max_size)
-    return None
 
 
 def _copy(fd: int, spool: Path, max_size: int) -> str | None:
@@ -396,7 +305,7 @@ def _copy(fd: int, spool: Path, max_size: int) -> str | None:
             if copied > max_size:
                 return None
             digest.update(chunk)
-            _write_all(out, chunk)
+            write_all(out, chunk)
         os.fsync(out)
     finally:
         os.close(out)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 
+__all__ = ["STEPS", "checkpoint"]
+
 STEPS = (
     "claimed",
     "validating",

@@ -22,6 +22,8 @@ from watcher.core.names import shown
 if TYPE_CHECKING:
     from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
+__all__ = ["bind", "configure", "get_logger", "unbind"]
+
 _SECRET_KEYS = frozenset({"token", "apitoken", "password", "secret", "authorization"})
 
 

@@ -15,10 +15,16 @@ import struct
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from watcher.core.sftplog import Datagram
+from watcher.core.sftplog import Datagram, parse, trusted
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
     from pathlib import Path
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.core.sftplog import Transaction
 
 __all__ = ["LogSocket"]
 
@@ -58,6 +64,39 @@ class LogSocket:
                 pid, uid, _ = _UCRED.unpack(payload[: _UCRED.size])
                 return Datagram(data=data, uid=uid, pid=pid)
         return Datagram(data=data, uid=None, pid=None)
+
+    def listen(
+        self,
+        tenant: str,
+        *,
+        senders: frozenset[int],
+        deliver: Callable[[Transaction], None],
+        stop: threading.Event,
+        log: FilteringBoundLogger,
+    ) -> None:
+        """Hand every transaction a trusted sender logs to ``deliver``, until ``stop`` is set.
+
+        Runs in a thread of its own. Messages from any other account are
+        dropped, and said once per account: a flood stays one line.
+        """
+        forgers: set[int | None] = set()
+        while not stop.is_set():
+            try:
+                datagram = self.receive()
+            except OSError:
+                return
+            if datagram is None:
+                continue
+            if not trusted(datagram, senders):
+                if datagram.uid not in forgers:
+                    forgers.add(datagram.uid)
+                    log.warning(
+                        "sftp.untrusted_sender", tenant=tenant, uid=datagram.uid, pid=datagram.pid
+                    )
+                continue
+            transaction = parse(datagram.data)
+            if transaction is not None:
+                deliver(transaction)
 
     def close(self) -> None:
         """Close and remove the socket."""

@@ -11,7 +11,6 @@ refuses the message for good (5xx) marks it rejected and an operator decides.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
@@ -23,8 +22,10 @@ from typing import TYPE_CHECKING, Literal
 
 import tenacity
 
+from watcher.core.states import MessageState
 from watcher.errors import SecretUnavailableError
 from watcher.shell import faults
+from watcher.shell.files import replace_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,23 +33,33 @@ if TYPE_CHECKING:
 
     from structlog.typing import FilteringBoundLogger
 
-    from watcher.config import EmailConfig
+    from watcher.config import Config, EmailConfig
     from watcher.shell.journal import Journal
+    from watcher.shell.statedir import StateDir
+
+__all__ = ["Mailer", "Verdict", "classify", "deliver", "requeue_after_crash", "write_outbox"]
 
 Verdict = Literal["retry", "defer", "reject"]
 
 
 def write_outbox(outbox: Path, message_id: str, message: EmailMessage) -> Path:
-    """Write ``message`` as ``outbox/<id>.eml`` atomically; its path."""
+    """Write ``message`` as ``outbox/<id>.eml``, whole or not at all; its path."""
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"{message_id}.eml"
-    temporary = outbox / f".{message_id}.{os.getpid()}.tmp"
-    with temporary.open("wb") as handle:
-        handle.write(message.as_bytes(policy=policy.SMTP))
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    replace_file(outbox, path.name, message.as_bytes(policy=policy.SMTP))
     return path
+
+
+def deliver(config: Config, journal: Journal, state: StateDir, log: FilteringBoundLogger) -> int:
+    """Send what the outbox holds; how many messages still wait."""
+    return Mailer(config.email, log=log).deliver(journal, state.sent)
+
+
+def requeue_after_crash(journal: Journal, log: FilteringBoundLogger) -> None:
+    """Queue again what a process that died was sending; with the state folder's lock held."""
+    requeued = journal.messages.requeue_sending()
+    if requeued:
+        log.warning("mail.requeued", messages=requeued)
 
 
 def classify(error: BaseException) -> Verdict:
@@ -90,7 +101,7 @@ class Mailer:
     def deliver(self, journal: Journal, sent_dir: Path) -> int:
         """Send every queued message; how many remain queued afterwards."""
         self._finish_moves(journal, sent_dir)
-        queued = journal.messages("queued")
+        queued = journal.messages.in_state(MessageState.QUEUED)
         if self.config is None:
             for record in queued:
                 self.log.info(
@@ -102,7 +113,7 @@ class Mailer:
             return len(queued)
         waiting = 0
         for record in queued:
-            if not journal.claim_message(record.id):
+            if not journal.messages.claim(record.id):
                 continue
             log = self.log.bind(tenant=record.tenant, message_id=record.id)
             path = Path(record.path)
@@ -111,20 +122,22 @@ class Mailer:
                     message = BytesParser(policy=policy.default).parse(handle)
             except OSError as exc:
                 log.error("mail.unreadable", error=exc.strerror)
-                journal.mark_message(record.id, "rejected", self.clock(), error=str(exc))
+                journal.messages.mark(
+                    record.id, MessageState.REJECTED, self.clock(), error=str(exc)
+                )
                 continue
             verdict, detail = self._try(message, log)
             if verdict is None:
-                journal.mark_message(record.id, "sent", self.clock())
+                journal.messages.mark(record.id, MessageState.SENT, self.clock())
                 faults.checkpoint("mail-sent")
                 sent_dir.mkdir(parents=True, exist_ok=True)
                 path.replace(sent_dir / path.name)
                 log.info("mail.sent", attempts=record.attempts + 1)
             elif verdict == "reject":
-                journal.mark_message(record.id, "rejected", self.clock(), error=detail)
+                journal.messages.mark(record.id, MessageState.REJECTED, self.clock(), error=detail)
                 log.error("mail.rejected", error=detail)
             else:
-                journal.mark_message(record.id, "queued", self.clock(), error=detail)
+                journal.messages.mark(record.id, MessageState.QUEUED, self.clock(), error=detail)
                 log.warning("mail.deferred", error=detail)
                 waiting += 1
         return waiting
@@ -132,8 +145,9 @@ class Mailer:
     @staticmethod
     def _finish_moves(journal: Journal, sent_dir: Path) -> None:
         """Move out of the outbox what the journal says was sent (a crash between)."""
-        sent = {Path(r.path).name for r in journal.messages("sent")}
-        outbox = {Path(r.path).parent for r in journal.messages("sent")}
+        done = journal.messages.in_state(MessageState.SENT)
+        sent = {Path(r.path).name for r in done}
+        outbox = {Path(r.path).parent for r in done}
         for folder in outbox:
             for path in folder.glob("*.eml"):
                 if path.name in sent:

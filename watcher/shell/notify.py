@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+__all__ = ["Notifier"]
+
 
 class Notifier:
     """Messages to the service manager, if there is one."""

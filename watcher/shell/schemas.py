@@ -17,8 +17,9 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from watcher.core.schema_parser import parse_schema
+from watcher.core.schema_parser import parse_schema, read_schema_file
 from watcher.errors import SchemaError
+from watcher.shell.files import replace_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.core.schema import Schema
+
+__all__ = ["InForce", "Schemas"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,11 +39,21 @@ class InForce:
     schema: Schema
     path: Path
 
+    @classmethod
+    def from_file(cls, path: Path) -> InForce:
+        """The schema in ``path``, as it would be in force.
+
+        Raises:
+            SchemaError: the file cannot be read or is not a valid schema.
+        """
+        text, schema = read_schema_file(path)
+        return cls(text=text, schema=schema, path=path)
+
 
 class Schemas:
     """The schemas in force, one per tenant."""
 
-    def __init__(self, log: FilteringBoundLogger, keep: Path | None = None) -> None:
+    def __init__(self, log: FilteringBoundLogger, keep: Path) -> None:
         self.log = log
         self.keep = keep
         self._in_force: dict[str, InForce] = {}
@@ -51,25 +64,21 @@ class Schemas:
         """Why the file on disk is not in force, or None when it is."""
         return self._refused.get(tenant)
 
-    def _kept(self, tenant: str) -> Path | None:
-        return None if self.keep is None else self.keep / f"{tenant}.json"
+    def _kept(self, tenant: str) -> Path:
+        return self.keep / f"{tenant}.json"
 
     def _remember(self, tenant: str, text: bytes) -> None:
         kept = self._kept(tenant)
-        if kept is None:
-            return
         try:
             kept.parent.mkdir(parents=True, exist_ok=True)
-            temporary = kept.with_suffix(".tmp")
-            temporary.write_bytes(text)
-            temporary.replace(kept)
+            replace_file(kept.parent, kept.name, text)
         except OSError as exc:
             self.log.error("schema.not_kept", tenant=tenant, path=str(kept), error=exc.strerror)
 
     def _fall_back(self, tenant: str, path: Path) -> InForce | None:
         """At start, with a broken file on disk: the schema last in force, from the state folder."""
         kept = self._kept(tenant)
-        if kept is None or tenant in self._in_force:
+        if tenant in self._in_force:
             return None
         try:
             text = kept.read_bytes()

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
+__all__ = ["Outcome", "Row", "Sink"]
+
 Row = dict[str, str | int]
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from watcher.errors import OnboardingError
 
+__all__ = ["Layout", "NewTenant", "add", "remove"]
+
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _KEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
 
@@ -64,7 +66,7 @@ class NewTenant:
     token_file: Path | None = None
 
 
-def check_name(name: str) -> None:
+def _check_name(name: str) -> None:
     """Refuse names that are no valid account or tenant name."""
     if not _NAME.match(name):
         raise OnboardingError(
@@ -73,7 +75,7 @@ def check_name(name: str) -> None:
         )
 
 
-def check_key(text: str) -> str:
+def _check_key(text: str) -> str:
     """The one public key in ``text``, or an error saying what is wrong."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1 or not _KEY.match(lines[0]):
@@ -114,8 +116,8 @@ def _tenant_toml(layout: Layout, tenant: NewTenant) -> str:
 
 def add(layout: Layout, tenant: NewTenant) -> list[str]:
     """Create everything ``tenant`` needs; the steps taken, for the operator."""
-    check_name(tenant.name)
-    key = check_key(tenant.public_key)
+    _check_name(tenant.name)
+    key = _check_key(tenant.public_key)
     if (tenant.api_url is None) != (tenant.token_file is None):
         raise OnboardingError("--api-url and --token-file go together")
     try:
@@ -198,7 +200,7 @@ def _disown(chroot: Path, uid: int | None) -> int:
 
 def remove(layout: Layout, name: str, *, purge: bool = False) -> list[str]:
     """Remove a tenant's configuration, key and account (and folders, if purged)."""
-    check_name(name)
+    _check_name(name)
     done: list[str] = []
     config_file = layout.tenants_dir / f"{name}.toml"
     if config_file.exists():

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
+__all__ = ["UserStore"]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     tenant TEXT NOT NULL,

@@ -2,25 +2,25 @@
 
 The event handler does one thing, a ``queue.put``, and can never raise: an
 exception in a watchdog handler silently ends its dispatch thread for good.
-Events are turned into :class:`Change` values for the service, which does the
-thinking. Watches are not recursive (``.bak/`` and other subfolders are not
-drop folders). Inotify can lose events (queue overflow is only a warning) and
-an observer thread can die; the service rescans periodically and restarts
-dead observers, so no file depends on an event arriving. On network
-filesystems, where inotify sees nothing and no close events exist, the
-polling observer is used.
+Events are turned into :class:`watcher.core.signals.Change` values by a pure
+helper, for the service, which does the thinking. Watches are not recursive
+(``.bak/`` and other subfolders are not drop folders). Inotify can lose
+events (queue overflow is only a warning) and an observer thread can die; the
+service rescans periodically and restarts dead observers, so no file depends
+on an event arriving. On network filesystems, where inotify sees nothing and
+no close events exist, the polling observer is used.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
+
+from watcher.core.signals import changes
 
 if TYPE_CHECKING:
     import queue
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
 
     from watcher.config import Observer as ObserverKind
-    from watcher.core.readiness import Signal
 
 
 class _StopRace(logging.Filter):
@@ -47,46 +46,7 @@ class _StopRace(logging.Filter):
 
 logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
-_SIGNALS: dict[str, Signal] = {
-    "created": "created",
-    "modified": "written",
-    "closed": "closed",
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Change:
-    """Something happened to ``name`` in ``tenant``'s drop folder."""
-
-    tenant: str
-    name: str
-    signal: Signal | None
-    gone: bool = False
-
-
-def changes(tenant: str, folder: str, event: FileSystemEvent) -> list[Change]:
-    """What a watchdog event means for the files directly in ``folder``.
-
-    Opens and closes without writing are ignored: the service's own reads
-    cause them. A move is the source going away and the destination arriving.
-    """
-    if event.is_directory:
-        return []
-    found: list[Change] = []
-    source = os.fsdecode(event.src_path)
-    if os.path.dirname(source) == folder:  # noqa: PTH120 - event paths are strings
-        name = os.path.basename(source)  # noqa: PTH119
-        if event.event_type in ("deleted", "moved"):
-            found.append(Change(tenant=tenant, name=name, signal=None, gone=True))
-        elif event.event_type in _SIGNALS:
-            found.append(Change(tenant=tenant, name=name, signal=_SIGNALS[event.event_type]))
-    if event.event_type == "moved":
-        destination = os.fsdecode(event.dest_path)
-        if os.path.dirname(destination) == folder:  # noqa: PTH120
-            found.append(
-                Change(tenant=tenant, name=os.path.basename(destination), signal="moved_in")  # noqa: PTH119
-            )
-    return found
+__all__ = ["Watch"]
 
 
 class _Handler(FileSystemEventHandler):

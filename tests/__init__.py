@@ -1,0 +1,1 @@
+"""The tests of the user import watcher, laid out like the package."""

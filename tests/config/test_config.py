@@ -1,0 +1,333 @@
+"""The TOML configuration: what loads, and how each mistake is named."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support import OPSCOM_SCHEMA
+from watcher.config import (
+    ApiConfig,
+    Secret,
+    exposed_secrets,
+    load_config,
+    parse_duration,
+    parse_size,
+    preflight,
+)
+from watcher.errors import ConfigError, SecretUnavailableError
+from watcher.shell.statedir import StateDir
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FULL = f"""
+[service]
+state_dir = "state"
+batch_window = "1m"
+max_file_size = "20MB"
+
+[email]
+host = "127.0.0.1"
+port = 2525
+starttls = true
+username = "mailer"
+password_file = "smtp.pass"
+
+[[tenant]]
+name = "jcu"
+drop_dir = "drop/jcu"
+schema = "{OPSCOM_SCHEMA}"
+failed_import_email = "registrar@jcu.example"
+reply_to = "Import Admin <admin@jcu.example>"
+
+[tenant.api]
+url = "https://controller.example/api/OC_TOMA/v1/profiles/push"
+token_env = "JCU_TOKEN"
+concurrency = 4
+rate_limit = 50
+
+[[tenant]]
+name = "uofx"
+drop_dir = "/srv/sftp/uofx/upload"
+schema = "{OPSCOM_SCHEMA}"
+failed_import_email = "it@uofx.example"
+reply_to = "admin@uofx.example"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """Write a configuration file and return its path."""
+    path = tmp_path / "watcher.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> tuple[str, ...]:
+    """The problems the loader reports for ``text``."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_a_full_configuration_loads_with_paths_resolved(tmp_path: Path) -> None:
+    """Every section loads; relative paths resolve against the file's folder."""
+    config = load_config(write(tmp_path, FULL))
+    assert config.service.state_dir == tmp_path / "state"
+    assert (config.service.batch_window, config.service.max_file_size) == (60.0, 20_000_000)
+    assert config.email is not None
+    assert (config.email.port, config.email.starttls) == (2525, True)
+    assert config.email.password == Secret(file=tmp_path / "smtp.pass")
+    jcu = config.tenant("jcu")
+    assert jcu.drop_dir == tmp_path / "drop" / "jcu"
+    assert jcu.api == ApiConfig(
+        url="https://controller.example/api/OC_TOMA/v1/profiles/push",
+        token=Secret(env="JCU_TOKEN"),
+        concurrency=4,
+        rate_limit=50.0,
+    )
+    assert config.tenant("uofx").api is None
+    assert StateDir(config.service.state_dir).outbox == tmp_path / "state" / "outbox"
+
+
+def test_defaults_apply_when_keys_are_left_out(tmp_path: Path) -> None:
+    """A minimal file gets a 5 minute window and a 100 MiB limit."""
+    config = load_config(write(tmp_path, '[service]\nstate_dir = "/var/lib/x"\n'))
+    assert (config.service.batch_window, config.service.max_file_size) == (300.0, 100 * 1024**2)
+    assert (config.email, config.tenants) == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5m", 300.0), ("90s", 90.0), ("1h30m", 5400.0), (300, 300.0), (0.5, 0.5), ("1.5m", 90.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    """Durations are numbers of seconds or text with h, m and s."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 minutes", "m", -1, True, "5d"])
+def test_bad_durations(text: object) -> None:
+    """Anything else is not a duration."""
+    assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("100MB", 100_000_000), ("64 MiB", 64 * 1024**2), (5, 5)]
+)
+def test_sizes(text: object, size: int) -> None:
+    """Sizes are bytes or text with a unit."""
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[service]\n", "service.state_dir: is required: the folder for the journal and outbox"),
+        (
+            '[service]\nstate_dir = "s"\nbatch_windw = 5\n',
+            "service.batch_windw: is not a known key (did you mean 'batch_window'?)",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nbatch_window = "soon"\n',
+            "service.batch_window: must be a duration such as '5m', '90s' or 300 (got 'soon')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nmax_file_size = "big"\n',
+            "service.max_file_size: must be a size such as '100MB' (got 'big')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nobserver = "inotify"\n',
+            "service.observer: must be 'native' or 'polling' (got 'inotify')",
+        ),
+        ('[service]\nstate_dir = "s"\n[email]\nport = 25\n', "email.host: must be non-empty text"),
+        (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nstarttls = true\nssl = true\n',
+            "email: choose starttls or ssl, not both",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\npassword = "x"\n',
+            "email.password: secrets are never written in the configuration: use a *_file or *_env key",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nusername = "u"\n',
+            "email: username and password_file/password_env go together",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "Big Corp"\n',
+            "tenant[0].name: must be lower-case letters, digits, '-' or '_', up to 64 characters",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\n',
+            'tenant[0] "a".drop_dir: is required',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "nobody"\nreply_to = "a@b.c"\n',
+            "tenant[0] \"a\".failed_import_email: must be an email address (got 'nobody')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "ftp://x"\ntoken_env = "T"\n',
+            "tenant[0] \"a\".api.url: must be an http or https URL (got 'ftp://x')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "http://x"\ntoken = "abc"\n',
+            'tenant[0] "a".api.token: secrets are never written in the configuration: use a *_file or *_env key',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "http://x"\n',
+            'tenant[0] "a".api: needs token_file or token_env',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "http://x"\ntoken_env = "T"\nconcurrency = 0\n',
+            'tenant[0] "a".api.concurrency: must be a whole number from 1 to 256 (got 0)',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
+            'tenant "a": the name is used twice',
+        ),
+        ('[service]\nstate_dir = "s"\ntenant = 3\n', "service.tenant: is not a known key"),
+        (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nfrom = "not an address"\n',
+            "email.from: must be an email address (got 'not an address')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nmax_rows = "lots"\n',
+            "service.max_rows: must be a whole number of rows (got 'lots')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "/srv/a"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[[tenant]]\nname = "b"\ndrop_dir = "/srv/a/nested"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
+            'tenant "b".drop_dir: overlaps the drop folder of tenant "a" (/srv/a): drop folders must not contain one another',
+        ),
+    ],
+)
+def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:
+    """A broken configuration names the key and the problem."""
+    assert expected in problems(tmp_path, text)
+
+
+def test_not_toml_is_reported(tmp_path: Path) -> None:
+    """A syntax error names the file and says so."""
+    assert problems(tmp_path, "[service\n")[0].startswith("not valid TOML")
+
+
+def test_secrets_are_read_on_use_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token file is read each time; its repr shows where, not what."""
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    secret = Secret(file=token)
+    assert secret.reveal() == "first"
+    token.write_text("rotated")
+    assert secret.reveal() == "rotated"
+    assert "rotated" not in repr(secret)
+    monkeypatch.setenv("TOKEN_X", "from-env")
+    assert Secret(env="TOKEN_X").reveal() == "from-env"
+    with pytest.raises(SecretUnavailableError, match="is empty"):
+        Secret(env="NOT_SET_ANYWHERE").reveal()
+
+
+def test_preflight_finds_what_would_fail_at_run_time(tmp_path: Path) -> None:
+    """Missing folders, broken schemas and unreadable tokens are listed."""
+    schema = tmp_path / "bad.json"
+    schema.write_text('{"fields": []}')
+    config = load_config(
+        write(
+            tmp_path,
+            f"""
+[service]
+state_dir = "state"
+[[tenant]]
+name = "a"
+drop_dir = "missing"
+schema = "{schema}"
+failed_import_email = "a@b.c"
+reply_to = "a@b.c"
+[tenant.api]
+url = "http://127.0.0.1:1/push"
+token_file = "no-token"
+""",
+        )
+    )
+    assert preflight(config) == [
+        f'tenant "a".drop_dir: {tmp_path / "missing"} is not a folder',
+        'tenant "a".schema: fields: must be a non-empty list of field objects',
+        (
+            f'tenant "a".api: the token is unavailable: cannot read {tmp_path / "no-token"}: '
+            f"[Errno 2] No such file or directory: '{tmp_path / 'no-token'}'"
+        ),
+    ]
+
+
+def test_tenants_can_live_in_included_files(tmp_path: Path) -> None:
+    """Include gathers one file per tenant; their problems name the file."""
+    (tmp_path / "tenants.d").mkdir()
+    (tmp_path / "tenants.d" / "b.toml").write_text(
+        f'[[tenant]]\nname = "b"\ndrop_dir = "/srv/sftp/b/upload"\nschema = "{OPSCOM_SCHEMA}"\n'
+        'failed_import_email = "x@b.example"\nreply_to = "y@b.example"\n'
+    )
+    config = load_config(
+        write(tmp_path, 'include = ["tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n')
+    )
+    assert [t.name for t in config.tenants] == ["b"]
+    (tmp_path / "tenants.d" / "c.toml").write_text('[service]\n[[tenant]]\nname = "c"\n')
+    found = problems(tmp_path, 'include = ["tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n')
+    assert "tenants.d/c.toml: service: an included file holds only [[tenant]] tables" in found
+    assert 'tenants.d/c.toml: tenant[0] "c".drop_dir: is required' in found
+
+
+def test_an_absolute_include_pattern_works(tmp_path: Path) -> None:
+    """Include = ["/etc/user-import/tenants.d/*.toml"] is globbed from the root."""
+    (tmp_path / "tenants.d").mkdir()
+    (tmp_path / "tenants.d" / "b.toml").write_text(
+        f'[[tenant]]\nname = "b"\ndrop_dir = "/srv/sftp/b/upload"\nschema = "{OPSCOM_SCHEMA}"\n'
+        'failed_import_email = "x@b.example"\nreply_to = "y@b.example"\n'
+    )
+    config = load_config(
+        write(
+            tmp_path,
+            f'include = ["{tmp_path}/tenants.d/*.toml"]\n[service]\nstate_dir = "s"\n',
+        )
+    )
+    assert [t.name for t in config.tenants] == ["b"]
+
+
+def test_secret_files_others_may_read_are_warned_of_and_writable_ones_refused(
+    tmp_path: Path,
+) -> None:
+    """0644 is named as exposed; 0666 is named and never used as a token."""
+    token = tmp_path / "jcu.token"
+    token.write_text("tok\n")
+    config = load_config(
+        write(
+            tmp_path,
+            f"""
+[service]
+state_dir = "state"
+[[tenant]]
+name = "jcu"
+drop_dir = "."
+schema = "{OPSCOM_SCHEMA}"
+failed_import_email = "a@b.c"
+reply_to = "a@b.c"
+[tenant.api]
+url = "http://127.0.0.1:1/push"
+token_file = "jcu.token"
+""",
+        )
+    )
+    token.chmod(0o600)
+    assert (exposed_secrets(config), preflight(config)) == ([], [])
+    token.chmod(0o644)
+    assert exposed_secrets(config) == [
+        ('tenant "jcu".api.token_file', f"{token} is readable by every account (chmod o-rwx)")
+    ]
+    assert preflight(config) == []
+    token.chmod(0o666)
+    assert preflight(config) == [
+        (
+            f'tenant "jcu".api: the token is unavailable: refused: {token} is writable by every '
+            "account (chmod o-rwx)"
+        )
+    ]

@@ -1,0 +1,119 @@
+"""`watcher status` against a real journal and a running service."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support import Site, users_csv
+from tests.support.apiserver import ApiServer, Reply
+from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
+from watcher.shell.statedir import StateDir
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+
+def status(site: Site) -> dict[str, object]:
+    """Run `watcher status --json`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "status", "--json", "--config", str(site.config)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == EXIT_OK, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_status_shows_the_last_batch_pending_rows_and_the_outbox(tmp_path: Path) -> None:
+    """After a batch, status gives its counts; without a service, it says so."""
+    site = Site(tmp_path)
+    site.drop_file("a.csv", users_csv(4, bad_every=3))
+    assert site.process("a.csv").returncode == 0
+    found = status(site)
+    assert found["running"] is False
+    jcu = found["tenants"]["jcu"]  # type: ignore[index]
+    assert jcu["last_batch"]["rows"] == 4
+    assert (jcu["last_batch"]["imported"], jcu["last_batch"]["failed"]) == (2, 2)
+    assert (jcu["pending_rows"], jcu["outbox"]) == (0, {"waiting": 1, "rejected": 0})
+    text = subprocess.run(
+        [sys.executable, "-m", "watcher", "status", "--config", str(site.config)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "service: not running" in text
+    assert "4 rows: 2 imported, 2 failed" in text
+
+
+def test_status_of_a_running_service_shows_files_and_the_schema_in_force(tmp_path: Path) -> None:
+    """A file being written shows as uploading; the schema version in force is given."""
+    site = Site(tmp_path, service='batch_window = "1m"\nsettle_time = 0.5')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (site.state / "status.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        with (site.drop / "growing.csv").open("w") as handle:
+            handle.write("unique_id\nA-1\n")
+            handle.flush()
+            time.sleep(2)
+            found = status(site)
+            jcu = found["tenants"]["jcu"]  # type: ignore[index]
+            assert found["running"] is True
+            assert jcu["files"] == [{"name": "growing.csv", "state": "uploading"}]
+            assert jcu["schema"]["version"] == "2026-11-22"
+        time.sleep(2)
+        jcu = status(site)["tenants"]["jcu"]  # type: ignore[index]
+        assert jcu["files"] == [{"name": "growing.csv", "state": "in the next batch"}]
+        assert 0 < jcu["batch_in"] <= 60
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def test_a_state_folder_this_user_may_not_read_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user outside the service's group gets what to do, not a traceback."""
+    site = Site(tmp_path)
+
+    def refuse(_: object) -> bool:
+        raise PermissionError(errno.EACCES, "Permission denied", str(site.state))
+
+    monkeypatch.setattr(StateDir, "locked", refuse)
+    assert main(["status", "--config", str(site.config)]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"watcher: cannot read the state folder {site.state} (Permission denied): run watcher "
+        "status as the service's user, root, or a member of its group\n"
+    )
+
+
+def test_status_says_why_rows_are_pending_and_since_when(tmp_path: Path) -> None:
+    """A refused token: the pending rows come with the API's answer and the time of the stop."""
+    with ApiServer(lambda _, __: Reply(status=401, body={"error": "token revoked"})) as api:
+        site = Site(tmp_path, api_url=api.url)
+        site.drop_file("a.csv", users_csv(3))
+        before = time.time()
+        assert site.process("a.csv").returncode == EXIT_INCOMPLETE
+    jcu = status(site)["tenants"]["jcu"]  # type: ignore[index]
+    assert jcu["pending_rows"] == 3
+    why = jcu["pending_reason"]
+    assert why["reason"] == "api auth: the API answered 401: token revoked"
+    assert before - 1 <= why["since"] <= time.time()
+    text = subprocess.run(
+        [sys.executable, "-m", "watcher", "status", "--config", str(site.config)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert ": api auth: the API answered 401: token revoked" in text
+    assert "    waiting since " in text

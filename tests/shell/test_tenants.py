@@ -1,0 +1,283 @@
+"""Onboarding a tenant for real, then an SFTP upload the unprivileged service imports.
+
+Installs the project into a venv on the system's Python (as a deployment
+does), creates the service account, runs `watcher tenant add` (a real SFTP
+account, chroot, key and configuration), starts sshd with the snippet from
+deploy/, runs the service as its own user, and uploads with the sftp client.
+Then `watcher tenant remove --purge` undoes it. Needs root, as CI has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support import OPSCOM_SCHEMA, ROOT, require, require_root, require_sshd, users_csv
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.integration
+TENANT = "uiwtest"
+SERVICE = "user-import"
+GROUP = "sftp-import"
+
+
+def _python_for_everyone() -> str:
+    """A Python 3.11+ that a user other than root may run."""
+    for candidate in (
+        "/usr/bin/python3.13",
+        "/usr/bin/python3.12",
+        "/usr/bin/python3.11",
+        "/usr/bin/python3",
+    ):
+        path = Path(candidate)
+        if path.exists() and path.stat().st_mode & stat.S_IXOTH:
+            version = subprocess.run([candidate, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                                     capture_output=True, text=True, check=False)  # fmt: skip
+            if version.stdout.strip() == "True":
+                return candidate
+    if os.environ.get("CI") == "true":
+        pytest.fail(
+            "no system Python 3.11+ for the service account; .ci/run should install python3"
+        )
+    pytest.skip("no system Python 3.11+ that a service account may run")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    assert result.returncode == 0, (command, result.stdout, result.stderr)
+    return result
+
+
+@contextlib.contextmanager
+def _account(kind: str, name: str, *create: str) -> Iterator[None]:
+    """Make sure a user or group exists for the test; remove it after if the test made it."""
+    lookup = pwd.getpwnam if kind == "user" else grp.getgrnam
+    try:
+        lookup(name)
+        made = False
+    except KeyError:
+        _run(*create)
+        made = True
+    try:
+        yield
+    finally:
+        if made:
+            subprocess.run(["userdel" if kind == "user" else "groupdel", name], check=False)
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[dict[str, Path]]:
+    """A host with the project installed for the service account, and sshd running."""
+    require_root("onboarding")
+    sshd, keygen, uv = require_sshd(), require("ssh-keygen"), require("uv")
+    require("setpriv")
+    require("sftp")
+    python = _python_for_everyone()
+    base = Path("/srv") / f"uiw-{uuid.uuid4().hex[:8]}"
+    (base / "etc" / "schema").mkdir(parents=True)
+    for folder in (Path("/srv"), base, base / "etc", base / "etc" / "schema"):
+        folder.chmod(0o755)
+    with (
+        _account("group", GROUP, "groupadd", "--system", GROUP),
+        _account(
+            "user",
+            SERVICE,
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE,
+        ),
+    ):
+        try:
+            venv = base / "venv"
+            _run(uv, "venv", "--quiet", "--python", python, str(venv))
+            _run(
+                uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(ROOT)
+            )
+            shutil.copy(OPSCOM_SCHEMA, base / "etc" / "schema" / "opscom-users.json")
+            state = base / "state"
+            state.mkdir()
+            shutil.chown(state, user=SERVICE, group=SERVICE)
+            (base / "etc" / "watcher.toml").write_text(f"""
+include = ["tenants.d/*.toml"]
+[service]
+state_dir = "{state}"
+batch_window = "1s"
+settle_time = "1s"
+""")
+            _run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(base / "client"))
+            _run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host"))
+            snippet = (ROOT / "deploy" / "sshd_config.d" / "user-import.conf").read_text()
+            snippet = snippet.replace("/srv/sftp/%u", f"{base / 'sftp'}/%u").replace(
+                "/etc/ssh/authorized_keys/%u", f"{base / 'keys'}/%u"
+            )
+            (base / "snippet.conf").write_text(snippet)
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            (base / "sshd_config").write_text(
+                f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nPidFile {base / 'sshd.pid'}\n"
+                f"UsePAM no\nSubsystem sftp internal-sftp\nInclude {base / 'snippet.conf'}\n"
+            )
+            daemon = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(base / "sshd_config")], stderr=subprocess.DEVNULL
+            )
+            try:
+                deadline = time.monotonic() + 10
+                while not _listening(port):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+                yield {"base": base, "venv": venv, "port": Path(str(port))}
+            finally:
+                daemon.terminate()
+                daemon.wait(10)
+        finally:
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam(TENANT)
+                subprocess.run(["userdel", TENANT], check=False)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def watcher(host: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed watcher command as root."""
+    host["base"]
+    return _run(str(host["venv"] / "bin" / "watcher"), *args)
+
+
+def layout(host: dict[str, Path]) -> list[str]:
+    """The layout options pointing at the test's folders."""
+    base = host["base"]
+    return ["--config", str(base / "etc" / "watcher.toml"), "--sftp-root", str(base / "sftp"),
+            "--keys-dir", str(base / "keys"), "--group", GROUP, "--service-user", SERVICE]  # fmt: skip
+
+
+def sftp(host: dict[str, Path], *commands: str) -> subprocess.CompletedProcess[str]:
+    """Run sftp commands as the tenant, in batch mode."""
+    base = host["base"]
+    batch = base / f"batch-{uuid.uuid4().hex}"
+    batch.write_text("\n".join(commands) + "\n")
+    return _run(require("sftp"), "-b", str(batch), "-i", str(base / "client"), "-P", str(host["port"]),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{TENANT}@127.0.0.1")  # fmt: skip
+
+
+def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_path: Path) -> None:
+    """Tenant add, an upload the unprivileged service imports, the customer reads .bak, tenant remove."""
+    base = host["base"]
+    added = watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
+                    "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
+                    *layout(host))  # fmt: skip
+    assert "created the SFTP account uiwtest" in added.stdout
+    chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
+    assert (chroot.stat().st_uid, stat.S_IMODE(chroot.stat().st_mode)) == (0, 0o755)
+    assert stat.S_IMODE(upload.stat().st_mode) == 0o2770
+    assert (
+        pwd.getpwuid(upload.stat().st_uid).pw_name,
+        grp.getgrgid(upload.stat().st_gid).gr_name,
+    ) == (TENANT, SERVICE)
+    watcher(host, "check-config", "--config", str(base / "etc" / "watcher.toml"))
+
+    log = tmp_path / "service.log"
+    with log.open("w") as out:
+        service = subprocess.Popen(
+            # setpriv changes user and execs: the process is the service itself.
+            ["setpriv", f"--reuid={SERVICE}", f"--regid={SERVICE}", "--init-groups", "--",
+             str(host["venv"] / "bin" / "watcher"), "run", "--config", str(base / "etc" / "watcher.toml")],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def events() -> list[dict[str, Any]]:
+            return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+
+        def wait(check: Any) -> None:
+            deadline = time.monotonic() + 60
+            while not check():
+                assert service.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+
+        wait(lambda: any(e["event"] == "sftp.listening" for e in events()))
+        local = tmp_path / "users.csv"
+        local.write_text(users_csv(5))
+        sftp(host, f"put {local} users.csv", "-ln -s /etc/passwd evil.csv")
+        wait(lambda: any(e["event"] == "file.completed" for e in events()))
+        assert not (upload / "evil.csv").exists()
+        assert not (upload / "evil.csv").is_symlink()
+        result_name = next(
+            p.name for p in (upload / ".bak").iterdir() if p.name.endswith(".result.json")
+        )
+        fetched = tmp_path / "result.json"
+        sftp(host, f"get .bak/{result_name} {fetched}")
+        assert json.loads(fetched.read_text())["rows"]["imported"] == 5
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 0
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    import sqlite3  # noqa: PLC0415
+
+    with sqlite3.connect(base / "state" / "users.sqlite") as db:
+        assert (
+            db.execute("SELECT COUNT(*) FROM users WHERE tenant = ?", (TENANT,)).fetchone()[0] == 5
+        )
+
+    removed = watcher(host, "tenant", "remove", TENANT, "--purge", *layout(host))
+    assert "removed the account uiwtest" in removed.stdout
+    with pytest.raises(KeyError):
+        pwd.getpwnam(TENANT)
+    assert not chroot.exists()
+    assert not (base / "etc" / "tenants.d" / f"{TENANT}.toml").exists()
+
+
+def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) -> None:
+    """Remove without --purge: nothing under the chroot keeps the old uid or access for others."""
+    base = host["base"]
+    watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
+            "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
+            *layout(host))  # fmt: skip
+    uid = pwd.getpwnam(TENANT).pw_uid
+    chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
+    (upload / ".bak").mkdir()
+    for path in (upload / "users.csv", upload / ".bak" / "old.csv"):
+        path.write_text("unique_id\nU-1\n")
+        os.chown(path, uid, -1)
+        path.chmod(0o644)
+    (upload / "link.csv").symlink_to("/etc/passwd")
+    os.lchown(upload / "link.csv", uid, -1)
+    try:
+        removed = watcher(host, "tenant", "remove", TENANT, *layout(host))
+        assert f"kept {chroot}, now owned by root with no access for other accounts" in (
+            removed.stdout
+        )
+        entries = [chroot, *chroot.rglob("*")]
+        assert [p for p in entries if p.lstat().st_uid == uid] == []
+        assert [p for p in entries if not p.is_symlink() and p.lstat().st_mode & 0o007] == []
+        assert Path("/etc/passwd").stat().st_uid == 0  # the link was not followed
+        assert (upload / "users.csv").read_text() == "unique_id\nU-1\n"
+    finally:
+        watcher(host, "tenant", "remove", TENANT, "--purge", *layout(host))

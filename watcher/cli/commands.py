@@ -1,0 +1,316 @@
+"""Carrying out each ``watcher`` command: its work, its output and its exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from watcher.errors import WatcherError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from watcher.config import Config
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INCOMPLETE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "check_config",
+    "check_schema",
+    "demo",
+    "process",
+    "run",
+    "status",
+    "tenant",
+    "tenant_list",
+    "validate",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+
+
+def validate(args: argparse.Namespace) -> int:
+    """``watcher validate``: check a file against a schema and list its failures."""
+    from watcher.cli.display import validation_summary  # noqa: PLC0415 - keeps start-up lean
+    from watcher.core.reading import read_table  # noqa: PLC0415
+    from watcher.core.schema_parser import load_schema, shipped_schema_path  # noqa: PLC0415
+    from watcher.core.validation import validate  # noqa: PLC0415
+
+    schema = load_schema(args.schema or shipped_schema_path())
+    path: Path = args.file
+    if not path.is_file():
+        print(f"watcher: {path}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        table = read_table(path)
+    except OSError as exc:
+        print(f"watcher: {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    report = validate(table, schema)
+    if args.json:
+        document = {
+            "file": str(path),
+            "schema": schema.label,
+            "encoding": report.encoding,
+            "rows_total": report.rows_total,
+            "rows_valid": report.rows_valid,
+            "rows_failed": report.rows_failed,
+            "rows_blank": report.rows_blank,
+            "file_errors": [
+                {"code": p.code.value, "message": p.message, "field": p.field}
+                for p in report.file_errors
+            ],
+            "columns": [
+                {"column": c.letter, "header": c.header, "field": c.field} for c in report.columns
+            ],
+            "notes": list(report.notes),
+        }
+        # polars writes the (possibly very long) failure list seven times
+        # faster than json.dumps over dicts; it goes in as the last member.
+        head = json.dumps(document, ensure_ascii=False)
+        sys.stdout.write(f'{head[:-1]}, "failures": {report.failures.write_json()}}}\n')
+    else:
+        print(validation_summary(path.name, report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def check_schema(args: argparse.Namespace) -> int:
+    """``watcher check-schema``: list every problem in each schema file."""
+    from watcher.core.schema_parser import load_schema  # noqa: PLC0415 - keeps start-up lean
+
+    status = EXIT_OK
+    for path in args.paths:
+        try:
+            schema = load_schema(path)
+        except WatcherError as exc:
+            print(f"watcher: {exc}", file=sys.stderr)
+            status = EXIT_USAGE
+        else:
+            print(f"{path}: ok, {len(schema.fields)} fields, version {schema.label}")
+    return status
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """``watcher check-config``: check the configuration and what it points at."""
+    from watcher.config import (  # noqa: PLC0415 - keeps start-up lean
+        exposed_secrets,
+        folder_warnings,
+        load_config,
+        preflight,
+    )
+
+    config = load_config(args.config)
+    for key, found in exposed_secrets(config):
+        print(f"watcher: warning: {key}: {found}", file=sys.stderr)
+    for warning in folder_warnings(config):
+        print(f"watcher: warning: {warning}", file=sys.stderr)
+    problems = preflight(config)
+    if not args.offline:
+        from watcher.shell.probes import probe  # noqa: PLC0415 - only when probing
+
+        problems += probe(config)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        print(f"watcher: {args.config}:\n{listing}", file=sys.stderr)
+        return EXIT_USAGE
+    names = ", ".join(t.name for t in config.tenants) or "none"
+    print(f"{args.config}: ok, {len(config.tenants)} tenants ({names})")
+    return EXIT_OK
+
+
+def process(args: argparse.Namespace) -> int:
+    """``watcher process``: run one tenant's files as one batch, as the service would."""
+    from watcher.cli.display import process_summary  # noqa: PLC0415
+    from watcher.config import load_config  # noqa: PLC0415
+    from watcher.errors import AlreadyRunningError  # noqa: PLC0415
+    from watcher.shell import logs, mailer  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.batches import run_tenant, start_up  # noqa: PLC0415
+    from watcher.shell.context import BatchContext  # noqa: PLC0415
+    from watcher.shell.journal import Journal  # noqa: PLC0415
+    from watcher.shell.schemas import InForce  # noqa: PLC0415
+    from watcher.shell.statedir import StateDir  # noqa: PLC0415
+
+    config = load_config(args.config)
+    try:
+        tenant = config.tenant(args.tenant)
+    except KeyError as exc:
+        print(f"watcher: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    schema = InForce.from_file(tenant.schema)
+    names: list[str] = []
+    for path in args.files:
+        folder = (path.parent if path.parent != Path() else tenant.drop_dir).resolve()
+        if folder != tenant.drop_dir.resolve():
+            print(
+                f"watcher: {path} is not in the drop folder of {tenant.name} ({tenant.drop_dir})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        names.append(path.name)
+    if _refuse_root(config, "process"):
+        return EXIT_USAGE
+    state = StateDir(config.service.state_dir)
+    try:
+        lock = state.lock()
+    except AlreadyRunningError as exc:
+        print(
+            f"watcher: {exc}; drop the files into the folder instead, or stop the service",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    as_json = args.json or not sys.stdout.isatty()
+    if as_json:
+        logs.configure()
+    else:  # a person at a terminal: a summary, and only what went wrong from the log
+        logs.configure(stream=sys.stderr, json=False, level="warning")
+    try:
+        journal = Journal(state.journal)
+        try:
+            log = logs.get_logger()
+            ctx = BatchContext(config=config, journal=journal, state=state, log=log)
+            start_up(ctx)
+            results = run_tenant(ctx, tenant, names, schema)
+            waiting = mailer.deliver(config, journal, state, log)
+        finally:
+            journal.close()
+    finally:
+        lock.release()
+    if not as_json:
+        print(process_summary(results, waiting=waiting))
+    return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
+
+
+def _refuse_root(config: Config, command: str) -> bool:
+    """Whether root must not run ``command`` on this state folder, said on stderr.
+
+    Files root writes (the journal, the spool, reports in a customer's
+    ``.bak/``) would be root's, and the service, running as the account that
+    owns the state folder, could no longer write them.
+    """
+    state = config.service.state_dir
+    try:
+        owner = state.stat().st_uid
+    except OSError:
+        return False
+    if os.geteuid() != 0 or owner == 0:
+        return False
+    try:
+        user = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        user = str(owner)
+    print(
+        f"watcher: {state} belongs to {user}, who runs the service: run this as that user "
+        f"(sudo -u {user} watcher {command} ...), not as root",
+        file=sys.stderr,
+    )
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """``watcher run``: the service, until stopped (or, with ``--once``, what is ready now)."""
+    from watcher.config import load_config  # noqa: PLC0415
+    from watcher.errors import AlreadyRunningError  # noqa: PLC0415
+    from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.service import Service  # noqa: PLC0415
+
+    config = load_config(args.config)
+    if _refuse_root(config, "run"):
+        return EXIT_USAGE
+    logs.configure()
+    service = Service(config)
+    service.handle_signals()
+    try:
+        return service.run(once=args.once)
+    except AlreadyRunningError as exc:
+        print(f"watcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``watcher demo``: the service on sample files in a local folder."""
+    from watcher.cli.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
+
+    return run_demo(args.dir)
+
+
+def tenant(args: argparse.Namespace) -> int:
+    """``watcher tenant add`` and ``remove``: onboard or remove a tenant on this host."""
+    from watcher.shell.tenants import Layout, NewTenant, add, remove  # noqa: PLC0415
+
+    layout = Layout(
+        config=args.config.resolve(),
+        sftp_root=args.sftp_root.resolve(),
+        keys_dir=args.keys_dir.resolve(),
+        group=args.group,
+        service_user=args.service_user,
+    )
+    if args.action == "add":
+        try:
+            key = args.key.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"watcher: {args.key}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        steps = add(
+            layout,
+            NewTenant(
+                name=args.name,
+                public_key=key,
+                failed_import_email=args.failed_import_email,
+                reply_to=args.reply_to,
+                schema=(
+                    args.schema or layout.config.parent / "schema" / "opscom-users.json"
+                ).resolve(),
+                api_url=args.api_url,
+                token_file=args.token_file.resolve() if args.token_file else None,
+            ),
+        )
+    else:
+        steps = remove(layout, args.name, purge=args.purge)
+    for step in steps:
+        print(f"  {step}")
+    print("Restart the service to apply it: systemctl try-restart user-import-watcher")
+    return EXIT_OK
+
+
+def tenant_list(args: argparse.Namespace) -> int:
+    """``watcher tenant list``: the configured tenants and their folders."""
+    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
+
+    config = load_config(args.config)
+    if not config.tenants:
+        print(f"no tenants in {args.config}")
+    for tenant in config.tenants:
+        try:
+            pwd.getpwnam(tenant.name)
+            account = "SFTP account"
+        except KeyError:
+            account = "no account on this host"
+        where = tenant.api.url if tenant.api else "embedded store"
+        folder = "" if tenant.drop_dir.is_dir() else " (MISSING)"
+        print(f"{tenant.name:<20} {tenant.drop_dir}{folder}  {account}; users to {where}")
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    """``watcher status``: what each tenant is waiting for."""
+    from watcher.cli.display import status_summary  # noqa: PLC0415
+    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.statedir import StateDir  # noqa: PLC0415
+    from watcher.shell.status import gather  # noqa: PLC0415
+
+    config = load_config(args.config)
+    status = gather(config, StateDir(config.service.state_dir))
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        print(status_summary(status))
+    return EXIT_OK

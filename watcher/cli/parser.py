@@ -1,0 +1,196 @@
+"""The ``watcher`` commands and their options, each with help and a default."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from watcher import __version__
+from watcher.cli import commands as handlers
+
+__all__ = ["build_parser"]
+
+_DEFAULT_CONFIG = Path("/etc/user-import/watcher.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="watcher",
+        description="Turn CSV files dropped on an SFTP host into users in the User Import API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a CSV file against a header schema and list failing rows",
+    )
+    validate.add_argument("file", type=Path, metavar="FILE", help="the CSV file to check")
+    validate.add_argument(
+        "--schema",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the header schema (default: the shipped schema/opscom-users.json)",
+    )
+    validate.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a summary"
+    )
+    validate.set_defaults(handler=handlers.validate)
+
+    check_schema = commands.add_parser(
+        "check-schema", help="check header schema files and list every problem"
+    )
+    check_schema.add_argument(
+        "paths", type=Path, nargs="+", metavar="PATH", help="schema files to check"
+    )
+    check_schema.set_defaults(handler=handlers.check_schema)
+
+    check_config = commands.add_parser(
+        "check-config", help="check the service configuration and what it refers to"
+    )
+    _config_argument(check_config)
+    check_config.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip the SMTP and API probes (default: connect to each, sending nothing)",
+    )
+    check_config.set_defaults(handler=handlers.check_config)
+
+    process = commands.add_parser(
+        "process", help="process files of one tenant now, as one batch, as the service does"
+    )
+    _config_argument(process)
+    process.add_argument(
+        "--tenant", required=True, metavar="NAME", help="the tenant whose drop folder holds FILE"
+    )
+    process.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON log lines on standard output, as when it is not a terminal "
+        "(default on a terminal: a summary, and warnings on standard error)",
+    )
+    process.add_argument(
+        "files",
+        type=Path,
+        nargs="*",
+        metavar="FILE",
+        help="files in the drop folder (none: only finish what an earlier run left)",
+    )
+    process.set_defaults(handler=handlers.process)
+
+    run = commands.add_parser("run", help="watch every tenant's drop folder and process uploads")
+    _config_argument(run)
+    run.add_argument("--once", action="store_true", help="process what is ready now, then exit")
+    run.set_defaults(handler=handlers.run)
+
+    demo = commands.add_parser(
+        "demo", help="run the service on sample files in a local folder and show the results"
+    )
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo"), metavar="DIR", help="where (default: ./demo)"
+    )
+    demo.set_defaults(handler=handlers.demo)
+
+    status = commands.add_parser("status", help="show what each tenant is waiting for")
+    _config_argument(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=handlers.status)
+
+    _tenant_parser(commands)
+    return parser
+
+
+def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tenant = commands.add_parser(
+        "tenant", help="list, add or remove the tenants of this SFTP host (add and remove: root)"
+    )
+    actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the configured tenants and their folders")
+    _config_argument(listing)
+    listing.set_defaults(handler=handlers.tenant_list)
+    add = actions.add_parser("add", help="create the account, folders, key and configuration")
+    add.add_argument("name", metavar="NAME", help="the tenant and SFTP account name")
+    add.add_argument(
+        "--key", type=Path, required=True, metavar="FILE", help="the customer's SSH public key"
+    )
+    add.add_argument(
+        "--failed-import-email",
+        required=True,
+        metavar="ADDRESS",
+        help="where failure reports go",
+    )
+    add.add_argument(
+        "--reply-to",
+        required=True,
+        metavar="ADDRESS",
+        help="the tenant's admin address: replies to reports go there",
+    )
+    add.add_argument(
+        "--schema",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the header schema (default: schema/opscom-users.json beside the configuration)",
+    )
+    add.add_argument(
+        "--api-url",
+        default=None,
+        metavar="URL",
+        help="the Push API endpoint (default: none, users go to the embedded store)",
+    )
+    add.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the API token's file, put in place first (required with --api-url)",
+    )
+    remove = actions.add_parser("remove", help="remove the configuration, key and account")
+    remove.add_argument("name", metavar="NAME", help="the tenant to remove")
+    remove.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the tenant's folders (default: keep them, owned by root)",
+    )
+    for action in (add, remove):
+        _config_argument(action)
+        action.add_argument(
+            "--sftp-root",
+            type=Path,
+            default=Path("/srv/sftp"),
+            metavar="DIR",
+            help="where chroots are made (default: /srv/sftp)",
+        )
+        action.add_argument(
+            "--keys-dir",
+            type=Path,
+            default=Path("/etc/ssh/authorized_keys"),
+            metavar="DIR",
+            help="sshd's AuthorizedKeysFile folder (default: /etc/ssh/authorized_keys)",
+        )
+        action.add_argument(
+            "--group",
+            default="sftp-import",
+            metavar="GROUP",
+            help="the group of SFTP tenant accounts (default: sftp-import)",
+        )
+        action.add_argument(
+            "--service-user",
+            default="user-import",
+            metavar="USER",
+            help="the account the service runs as (default: user-import)",
+        )
+    add.set_defaults(handler=handlers.tenant)
+    remove.set_defaults(handler=handlers.tenant)
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=_DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"the service configuration (default: {_DEFAULT_CONFIG})",
+    )

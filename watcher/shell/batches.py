@@ -1,0 +1,197 @@
+"""Running batches: the one place a batch moves from step to step.
+
+A batch's steps (:mod:`watcher.core.states` draws them) are carried out by
+their own modules: :mod:`~watcher.shell.claiming`,
+:mod:`~watcher.shell.importing`, :mod:`~watcher.shell.reports` and
+:mod:`~watcher.shell.archiving`. :class:`BatchRun` reads the batch once per
+step, runs the step, and only then moves the batch on, so a batch killed at
+any point resumes where the journal says it stopped.
+
+:func:`run_tenant` is what every caller runs: the service's workers, ``watcher
+run --once`` and ``watcher process``. It finishes the tenant's unfinished
+batches first (upsert order matters), then claims and runs the new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+from watcher.core.reporting import LISTED_ROWS
+from watcher.core.schema_parser import parse_schema
+from watcher.core.states import BatchState, FileState
+from watcher.shell import faults, logs, mailer
+from watcher.shell.archiving import archive_batch, name_archives
+from watcher.shell.claiming import claim, set_aside
+from watcher.shell.importing import import_batch
+from watcher.shell.reports import write_report
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from watcher.config import TenantConfig
+    from watcher.core.records import BatchView, Counts, FileRecord
+    from watcher.core.refusals import Refused
+    from watcher.core.schema import Schema
+    from watcher.core.validation import ValidationReport
+    from watcher.shell.context import BatchContext
+    from watcher.shell.journal import Failure
+    from watcher.shell.schemas import InForce
+
+__all__ = ["BatchResult", "BatchRun", "run_tenant", "start_up"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BatchResult:
+    """How a batch ended: complete, or stopped with rows pending and why."""
+
+    batch_id: str
+    tenant: str
+    complete: bool
+    files: int
+    counts: Counts
+    reason: str | None = None
+
+
+def run_tenant(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    names: Sequence[str] = (),
+    schema: InForce | None = None,
+    refusals: Sequence[Refused] = (),
+) -> list[BatchResult]:
+    """Finish the tenant's unfinished batches, then claim ``names`` under ``schema`` and run them.
+
+    ``refusals`` (uploads cut off and never resumed) are set aside as a batch
+    of their own. Names need a schema; without one only unfinished batches run.
+    """
+    results = [BatchRun(ctx, b.id).run() for b in ctx.journal.batches.unfinished(tenant.name)]
+    new = [set_aside(ctx, tenant, refusals)]
+    if names and schema is not None:
+        new.append(claim(ctx, tenant, names, schema))
+    results.extend(BatchRun(ctx, batch_id).run() for batch_id in new if batch_id is not None)
+    return results
+
+
+class BatchRun:
+    """One batch, taken as far as it can go; safe to run again after a crash."""
+
+    def __init__(self, ctx: BatchContext, batch_id: str) -> None:
+        self.ctx = ctx
+        self.batch_id = batch_id
+        # Validation reports of this run: their tables make the failure lists.
+        self.reports: dict[str, ValidationReport] = {}
+        self._schemas: dict[str, Schema] = {}
+        self._listed: dict[str, list[Failure]] = {}
+
+    def schema_of(self, record: FileRecord) -> Schema:
+        """The schema a file was claimed under, parsed once per run."""
+        digest = record.schema_digest
+        assert digest is not None  # noqa: S101 - claimed files have one
+        if digest not in self._schemas:
+            self._schemas[digest] = parse_schema(self.ctx.journal.batches.schema_text(digest))
+        return self._schemas[digest]
+
+    def listed(self, file_id: str) -> list[Failure]:
+        """A file's first failures, as many as a report lists, read once per run."""
+        if file_id not in self._listed:
+            self._listed[file_id] = self.ctx.journal.rows.listed_failures(file_id, LISTED_ROWS)
+        return self._listed[file_id]
+
+    def run(self) -> BatchResult:
+        """Run the batch's remaining steps; stop, with rows pending, if the API is unavailable."""
+        journal, clock = self.ctx.journal, self.ctx.clock
+        view = journal.batches.view(self.batch_id)
+        tenant = self.ctx.config.tenant(view.batch.tenant)
+        logs.bind(tenant=tenant.name, batch_id=self.batch_id)
+        started = time.monotonic()
+        try:
+            state = view.batch.state
+            while state is not BatchState.DONE:
+                match state:
+                    case BatchState.IMPORTING:
+                        reason = import_batch(self.ctx, tenant, view, self.schema_of, self.reports)
+                        if reason is not None:
+                            return self._stopped(reason)
+                        faults.checkpoint("imported")
+                    case BatchState.REPORTING:
+                        view = name_archives(self.ctx, view)
+                        write_report(self.ctx, tenant, view, self.reports, self.listed)
+                    case BatchState.ARCHIVING:
+                        archive_batch(self.ctx, tenant, view, self.listed)
+                    case BatchState.CLAIMING:
+                        pass  # the files are claimed: a run starts with what there is
+                state = journal.batches.advance(self.batch_id, state, clock())
+                if state in _CRASH_POINTS:
+                    faults.checkpoint(_CRASH_POINTS[state])
+                view = journal.batches.view(self.batch_id)
+            result = self._result(view, complete=True)
+            self.ctx.log.info(
+                "batch.completed",
+                files=result.files,
+                rows=result.counts.total,
+                imported=result.counts.imported,
+                failed=result.counts.failed,
+                pending=result.counts.pending,
+                duration=round(time.monotonic() - started, 3),
+            )
+            return result
+        finally:
+            logs.unbind("tenant", "batch_id")
+
+    def _stopped(self, reason: str) -> BatchResult:
+        self.ctx.journal.batches.note_stopped(self.batch_id, reason, self.ctx.clock())
+        result = self._result(self.ctx.journal.batches.view(self.batch_id), reason=reason)
+        self.ctx.log.warning(
+            "batch.incomplete",
+            reason=reason,
+            rows=result.counts.total,
+            imported=result.counts.imported,
+            failed=result.counts.failed,
+            pending=result.counts.pending,
+        )
+        return result
+
+    @staticmethod
+    def _result(
+        view: BatchView, *, complete: bool = False, reason: str | None = None
+    ) -> BatchResult:
+        return BatchResult(
+            batch_id=view.id,
+            tenant=view.batch.tenant,
+            complete=complete,
+            files=len(view.files),
+            counts=view.counts,
+            reason=reason,
+        )
+
+
+# The crash points reached as a batch enters a state (see watcher.shell.faults).
+_CRASH_POINTS = {BatchState.ARCHIVING: "reported", BatchState.DONE: "archived"}
+
+
+def start_up(ctx: BatchContext) -> None:
+    """Put the state folder in order after whatever stopped the last run.
+
+    Call with the state folder's lock held, before any batch runs.
+    """
+    _clean_spool(ctx)
+    mailer.requeue_after_crash(ctx.journal, ctx.log)
+
+
+def _clean_spool(ctx: BatchContext) -> int:
+    """Remove spool copies the journal does not know (a crash before journaling) or archived."""
+    removed = 0
+    for path in ctx.state.spool_root.glob("*/*"):
+        file_id = path.name.split(".", 1)[0]
+        try:
+            record = ctx.journal.files.get(file_id)
+        except KeyError:
+            pass
+        else:
+            if record.state is not FileState.ARCHIVED:
+                continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed

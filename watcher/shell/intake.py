@@ -1,0 +1,280 @@
+"""One tenant's intake: from watchdog events, scans and the SFTP log to files ready for a batch.
+
+A :class:`TenantIntake` owns what the service knows of one drop folder: the
+upload tracker (:mod:`watcher.core.readiness`), the batch window
+(:mod:`watcher.core.batching`), the folder's observer and the SFTP log
+listener. It takes the messages the loop hands it, scans the folder for what
+events missed, and says which files are ready: due by the tracker's rules
+and held open by no process. Everything here runs on the service's loop
+thread, except the listener, which only puts messages on the queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+import threading
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from watcher.core.batching import Batcher
+from watcher.core.readiness import Tracker, is_temporary
+from watcher.core.records import Identity
+from watcher.core.signals import Change, hear
+from watcher.shell.dropfolder import DropFolder
+from watcher.shell.logsocket import LogSocket
+from watcher.shell.strays import Strays
+from watcher.shell.watching import Watch
+
+if TYPE_CHECKING:
+    import queue
+    from collections.abc import Callable
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import ServiceConfig, TenantConfig
+    from watcher.core.sftplog import Transaction
+
+__all__ = ["Logged", "TenantIntake"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Logged:
+    """A transaction of a tenant's SFTP log, as the listener puts it on the queue."""
+
+    tenant: str
+    transaction: Transaction
+
+
+class TenantIntake:
+    """What the service keeps for one tenant, up to the moment its files are ready."""
+
+    def __init__(
+        self,
+        config: TenantConfig,
+        service: ServiceConfig,
+        *,
+        inbox: queue.Queue[object],
+        log: FilteringBoundLogger,
+        claimed: Callable[[str], set[tuple[str, int, int, int]]],
+        stop: threading.Event,
+    ) -> None:
+        """Set up the tenant's intake; nothing is watched until :meth:`start`.
+
+        Args:
+            config: the tenant.
+            service: the settle time, windows and observer kind.
+            inbox: the service's queue, for events and SFTP transactions.
+            log: the service's logger.
+            claimed: the entries an unfinished batch of a tenant holds.
+            stop: set when the service stops, to end the listener.
+        """
+        self.config = config
+        self.service = service
+        self.inbox = inbox
+        self.log = log
+        self.claimed = claimed
+        self.stop = stop
+        self.tracker = Tracker(
+            settle=service.settle_time, interrupted_after=service.interrupted_after
+        )
+        self.batcher = Batcher(service.batch_window)
+        self.watch = Watch(config.name, config.drop_dir, service.observer, inbox)
+        self.strays = Strays(config.name, leftover_after=service.leftover_after, log=log)
+        self.socket: LogSocket | None = None
+        self.listener: threading.Thread | None = None
+        self.writers: dict[str, int] = {}
+        self.folder_ok = True
+        self.lease_warned = False
+        # Files ready but held because no schema is in force.
+        self.blocked: set[str] = set()
+        # The folder as the chrooted SFTP client sees it, once the log is heard.
+        self.sftp_folder: PurePosixPath | None = None
+
+    @property
+    def name(self) -> str:
+        """The tenant's name."""
+        return self.config.name
+
+    # Messages from the loop.
+
+    def changed(self, change: Change, now: float) -> None:
+        """Take a watchdog event's meaning into the tracker."""
+        if change.gone:
+            self.tracker.forget(change.name)
+            self.batcher.discard(change.name)
+        elif change.signal is not None and change.name not in self.batcher:
+            self.tracker.note(change.name, change.signal, now)
+            self.tracker.observe(change.name, self._identity(change.name), now)
+
+    def heard(self, transaction: Transaction, now: float) -> None:
+        """Take one SFTP transaction into the tracker, and log it as an audit event."""
+        heard = hear(transaction, self.sftp_folder, self.writers, self.name)
+        if heard.writer is not None:
+            name, pid = heard.writer
+            if pid is None:
+                self.writers.pop(name, None)
+            else:
+                self.writers[name] = pid
+        for name in heard.forget:
+            self.tracker.forget(name)
+        for name, signal in heard.notes:
+            self.tracker.note(name, signal, now)
+        for name in heard.observe:
+            self.tracker.observe(name, self._identity(name), now)
+        if heard.audit is not None:
+            event = heard.audit
+            write = self.log.warning if event.level == "warning" else self.log.info
+            write(event.event, **event.fields)
+
+    # Watching.
+
+    def start(self) -> None:
+        """Start watching the folder and, if configured, listening to its SFTP log."""
+        try:
+            self.watch.start()
+        except OSError as exc:
+            self.folder_ok = False
+            self.log.error(
+                "tenant.drop_dir_missing",
+                tenant=self.name,
+                path=str(self.config.drop_dir),
+                error=exc.strerror,
+            )
+            return
+        self.folder_ok = True
+        if self.config.sftp_log_socket is not None and self.socket is None:
+            self._listen()
+
+    def check(self, now: float) -> None:
+        """Restart a dead observer, then scan for what it missed."""
+        if self.watch.alive():
+            return
+        if self.folder_ok:
+            self.log.error("watch.observer_died", tenant=self.name)
+        self.watch.stop()
+        self.start()
+        if self.folder_ok:
+            self.log.info("watch.observer_restarted", tenant=self.name)
+            self.scan(now)
+
+    def close(self) -> None:
+        """Stop watching and listening (the listener ends with the service's stop)."""
+        self.watch.stop()
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
+
+    def _listen(self) -> None:
+        socket_path = self.config.sftp_log_socket
+        assert socket_path is not None  # noqa: S101 - the caller checked
+        try:
+            self.socket = LogSocket(socket_path)
+        except OSError as exc:
+            self.log.error(
+                "sftp.socket_unavailable",
+                tenant=self.name,
+                path=str(socket_path),
+                error=exc.strerror,
+            )
+            return
+        # The SFTP server runs as the account that owns the drop folder.
+        senders = frozenset({0, self.config.drop_dir.stat().st_uid})
+        socket = self.socket
+        self.listener = threading.Thread(
+            target=socket.listen,
+            args=(self.name,),
+            kwargs={
+                "senders": senders,
+                "deliver": lambda t: self.inbox.put(Logged(tenant=self.name, transaction=t)),
+                "stop": self.stop,
+                "log": self.log,
+            },
+            name=f"sftp-log-{self.name}",
+            daemon=True,
+        )
+        self.listener.start()
+        # The log names files as the chrooted client sees them.
+        chroot = socket.chroot_folder
+        drop = PurePosixPath(self.config.drop_dir)
+        if drop.is_relative_to(chroot):
+            self.sftp_folder = PurePosixPath("/") / drop.relative_to(chroot)
+        self.log.info("sftp.listening", tenant=self.name, path=str(socket_path))
+
+    # Finding files.
+
+    def scan(self, now: float) -> None:
+        """Look at every entry, for files no event announced."""
+        try:
+            folder = DropFolder(self.config.drop_dir)
+        except OSError as exc:
+            if self.folder_ok:
+                self.log.error(
+                    "tenant.drop_dir_missing",
+                    tenant=self.name,
+                    path=str(self.config.drop_dir),
+                    error=exc.strerror,
+                )
+            self.folder_ok = False
+            return
+        if not self.folder_ok:
+            self.log.info("tenant.drop_dir_back", tenant=self.name)
+        self.folder_ok = True
+        with folder:
+            everything = folder.entries()
+            entries = [(n, i) for n, i in everything if not stat.S_ISDIR(i.st_mode)]
+            subfolders = [n for n, i in everything if stat.S_ISDIR(i.st_mode)]
+            self.strays.in_subfolders(folder, subfolders)
+        claimed = self.claimed(self.name)
+        for name, info in entries:
+            identity = Identity.of(info)
+            if is_temporary(name):
+                self.strays.leftover(name, identity, now)
+            elif (name, identity.dev, identity.ino, identity.mtime_ns) not in claimed and (
+                name not in self.batcher
+            ):
+                self.tracker.observe(name, identity, now)
+                self.tracker.note(name, "scan", now)
+        names = {name for name, _ in entries}
+        for state in self.tracker.states(now):
+            if state.name not in names:
+                self.tracker.forget(state.name)
+        self.strays.keep_only(names)
+
+    def ready(self, now: float) -> list[str]:
+        """Due files that are still unchanged and that no process is writing."""
+        ready: list[str] = []
+        if not self.folder_ok:
+            return ready
+        try:
+            folder = DropFolder(self.config.drop_dir)
+        except OSError:
+            return ready
+        with folder:
+            for name in self.tracker.due(now):
+                info = folder.lstat(name)
+                self.tracker.observe(name, Identity.of(info) if info else None, now)
+                if name not in self.tracker.due(now):
+                    continue
+                writer = folder.has_writer(name) if info and stat.S_ISREG(info.st_mode) else False
+                if writer:
+                    self.tracker.held(name, now)
+                    self.log.info("file.still_open", tenant=self.name, file=name)
+                    continue
+                if writer is None and not self.lease_warned:
+                    self.lease_warned = True
+                    self.log.warning(
+                        "watch.writer_check_unavailable",
+                        tenant=self.name,
+                        detail="no lease: grant CAP_LEASE so open files are never taken",
+                    )
+                self.tracker.forget(name)
+                ready.append(name)
+                self.log.info("file.ready", tenant=self.name, file=name)
+        return ready
+
+    def _identity(self, name: str) -> Identity | None:
+        try:
+            return Identity.of((self.config.drop_dir / name).lstat())
+        except OSError:
+            return None

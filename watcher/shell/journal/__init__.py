@@ -1,0 +1,59 @@
+"""The journal: every batch's, file's, row's and message's state, in SQLite.
+
+Each step of a batch is recorded before the next begins, so after a crash the
+batch resumes where the journal says it stopped (the states and their order
+are in :mod:`watcher.core.states`). One :class:`Journal` per thread; its
+tables are reached through four parts, each small and with one job::
+
+    journal.batches    open, view (a batch with its files, counts and reasons
+                       in one read), advance (the one way a batch changes state)
+    journal.files      claimed or refused, named for .bak, archived
+    journal.rows       pending, imported or failed, with the reasons
+    journal.messages   the outbox: queued, claimed, sent or rejected
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from watcher.shell.journal._database import Transaction, connect
+from watcher.shell.journal.batches import Batches
+from watcher.shell.journal.files import Files
+from watcher.shell.journal.messages import Messages
+from watcher.shell.journal.rows import Failure, Rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Failure", "Journal", "new_id"]
+
+
+def new_id() -> str:
+    """A fresh identifier for a batch, file or message."""
+    return uuid.uuid4().hex
+
+
+class Journal:
+    """The journal database of one state folder."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (or create and upgrade) the journal; ``read_only`` changes nothing.
+
+        Raises:
+            StateError: the folder or the database cannot be used (read-only,
+                full, not a database, corrupted), with the path and the reason.
+        """
+        self.db = connect(path, read_only=read_only)
+        self.batches = Batches(self.db)
+        self.files = Files(self.db)
+        self.rows = Rows(self.db)
+        self.messages = Messages(self.db)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def transaction(self) -> Transaction:
+        """``with journal.transaction():`` groups writes into one commit."""
+        return Transaction(self.db)

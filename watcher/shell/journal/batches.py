@@ -1,0 +1,165 @@
+"""Batches in the journal: opening one, reading it whole, moving it to its next step."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reason
+from watcher.core.states import BatchState, RowState, next_step
+from watcher.shell.journal.files import FILE_COLUMNS, file_record
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["Batches"]
+
+_BATCH_COLUMNS = "id, tenant, state, finished_at, stopped_reason, stopped_since"
+
+# One statement for a batch, its files, their row counts and their reasons:
+# each step reads its batch once.
+_VIEW = f"""
+WITH mine AS (SELECT id FROM files WHERE batch_id = :batch),
+counts AS (
+    SELECT file_id,
+        SUM(state = '{RowState.IMPORTED}') AS imported,
+        SUM(state = '{RowState.FAILED}') AS failed,
+        SUM(state = '{RowState.PENDING}') AS pending
+    FROM rows WHERE file_id IN mine GROUP BY file_id
+),
+kinds AS (
+    SELECT file_id, json_group_array(json_array(n, field, code, example)) AS reasons
+    FROM (
+        SELECT file_id, COUNT(*) AS n, field, code, MIN(message) AS example
+        FROM failures WHERE file_id IN mine GROUP BY file_id, field, code
+    ) GROUP BY file_id
+)
+SELECT {", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(","))},
+    counts.imported, counts.failed, counts.pending, kinds.reasons
+FROM files AS f
+LEFT JOIN counts ON counts.file_id = f.id
+LEFT JOIN kinds ON kinds.file_id = f.id
+WHERE f.batch_id = :batch
+ORDER BY f.received_at, f.rowid
+"""  # noqa: S608 - constant columns and states
+
+
+class Batches:
+    """The batches of one journal."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def open(self, tenant: str, batch_id: str, now: float) -> None:
+        """Start a batch for ``tenant`` in its first step, claiming."""
+        self.db.execute(
+            "INSERT INTO batches (id, tenant, state, created_at) VALUES (?, ?, ?, ?)",
+            (batch_id, tenant, BatchState.CLAIMING, now),
+        )
+
+    def get(self, batch_id: str) -> BatchRecord:
+        """The batch with ``batch_id``; KeyError when there is none."""
+        row = self.db.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?",  # noqa: S608 - constant columns
+            (batch_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(batch_id)
+        return _batch_record(row)
+
+    def view(self, batch_id: str) -> BatchView:
+        """The batch with its files, each with its row counts and reasons, in one read."""
+        batch = self.get(batch_id)
+        files = []
+        for row in self.db.execute(_VIEW, {"batch": batch_id}):
+            *record, imported, failed, pending, reasons = row
+            imported, failed, pending = imported or 0, failed or 0, pending or 0
+            files.append(
+                FileView(
+                    record=file_record(tuple(record)),
+                    counts=Counts(
+                        total=imported + failed + pending,
+                        imported=imported,
+                        failed=failed,
+                        pending=pending,
+                    ),
+                    reasons=_reasons(reasons),
+                )
+            )
+        return BatchView(batch=batch, files=tuple(files))
+
+    def unfinished(self, tenant: str | None = None) -> list[BatchRecord]:
+        """Batches not yet done (of one tenant, or all), oldest first."""
+        query = f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state != ?"  # noqa: S608 - constant
+        args: tuple[str, ...] = (BatchState.DONE,)
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args = (*args, tenant)
+        return [_batch_record(r) for r in self.db.execute(query + " ORDER BY created_at", args)]
+
+    def last_done(self, tenant: str) -> BatchRecord | None:
+        """The most recently finished batch of ``tenant``."""
+        row = self.db.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE tenant = ? AND state = ?"  # noqa: S608
+            " ORDER BY finished_at DESC LIMIT 1",
+            (tenant, BatchState.DONE),
+        ).fetchone()
+        return None if row is None else _batch_record(row)
+
+    def advance(self, batch_id: str, state: BatchState, now: float) -> BatchState:
+        """Move a batch from ``state`` to its next step; the new state.
+
+        Raises:
+            RuntimeError: the batch is not in ``state`` (another run moved it).
+        """
+        after = next_step(state)
+        cursor = self.db.execute(
+            "UPDATE batches SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
+            (after, now if after is BatchState.DONE else None, batch_id, state),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"batch {batch_id} is not in state {state}")
+        return after
+
+    def note_stopped(self, batch_id: str, reason: str, now: float) -> None:
+        """Record why a batch stopped with rows pending; ``since`` is the first such stop."""
+        self.db.execute(
+            "UPDATE batches SET stopped_reason = ?,"
+            " stopped_since = COALESCE(stopped_since, ?) WHERE id = ?",
+            (reason, now, batch_id),
+        )
+
+    def remember_schema(self, digest: str, text: bytes) -> None:
+        """Keep a schema's text by its digest, for an exact resume."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO schemas (digest, text) VALUES (?, ?)", (digest, text)
+        )
+
+    def schema_text(self, digest: str) -> bytes:
+        """The text of the schema with ``digest``; KeyError when it was never kept."""
+        row = self.db.execute("SELECT text FROM schemas WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            raise KeyError(digest)
+        return bytes(row[0])
+
+
+def _batch_record(row: tuple[Any, ...]) -> BatchRecord:
+    batch_id, tenant, state, finished_at, reason, since = row
+    return BatchRecord(
+        id=batch_id,
+        tenant=tenant,
+        state=BatchState(state),
+        finished_at=finished_at,
+        stopped=None if reason is None else (reason, since),
+    )
+
+
+def _reasons(text: str | None) -> tuple[Reason, ...]:
+    """A file's reasons from the view's JSON, most frequent first."""
+    if text is None:
+        return ()
+    found = [
+        Reason(count=n, field=field, code=code, example=example)
+        for n, field, code, example in json.loads(text)
+    ]
+    return tuple(sorted(found, key=lambda r: (-r.count, r.field or "", r.code)))

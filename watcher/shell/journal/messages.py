@@ -1,0 +1,91 @@
+"""Messages in the journal: reports queued in the outbox, claimed, sent or rejected."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.records import MessageRecord
+from watcher.core.states import MessageState
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["Messages"]
+
+
+class Messages:
+    """The outbox's messages of one journal."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def queue(self, *, message_id: str, batch_id: str, tenant: str, path: str, now: float) -> None:
+        """Record a report written to the outbox (once per batch: a repeat changes nothing)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO messages (id, batch_id, tenant, path, state, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, batch_id, tenant, path, MessageState.QUEUED, now),
+        )
+
+    def in_state(self, state: MessageState) -> list[MessageRecord]:
+        """Messages in ``state``, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, batch_id, tenant, path, state, attempts, last_error FROM messages"
+            " WHERE state = ? ORDER BY created_at",
+            (state,),
+        )
+        return [
+            MessageRecord(
+                id=r[0],
+                batch_id=r[1],
+                tenant=r[2],
+                path=r[3],
+                state=MessageState(r[4]),
+                attempts=r[5],
+                last_error=r[6],
+            )
+            for r in rows
+        ]
+
+    def mark(
+        self, message_id: str, state: MessageState, now: float, *, error: str | None = None
+    ) -> None:
+        """Record a delivery attempt's result."""
+        self.db.execute(
+            "UPDATE messages SET state = ?, attempts = attempts + 1, last_error = ?,"
+            " sent_at = CASE WHEN ? = ? THEN ? ELSE sent_at END WHERE id = ?",
+            (state, error, state, MessageState.SENT, now, message_id),
+        )
+
+    def claim(self, message_id: str) -> bool:
+        """Take a queued message for sending; False when another deliverer has it.
+
+        Two deliverers in one service (a batch's worker, the rescan's mail
+        worker) must never send the same message.
+        """
+        cursor = self.db.execute(
+            "UPDATE messages SET state = ? WHERE id = ? AND state = ?",
+            (MessageState.SENDING, message_id, MessageState.QUEUED),
+        )
+        return cursor.rowcount == 1
+
+    def requeue_sending(self) -> int:
+        """Queue again what a process that died was sending; how many.
+
+        Only at start, with the state folder's lock held: nothing else sends.
+        The server may have accepted a message just before the death; it is
+        sent again with the same Message-ID.
+        """
+        cursor = self.db.execute(
+            "UPDATE messages SET state = ? WHERE state = ?",
+            (MessageState.QUEUED, MessageState.SENDING),
+        )
+        return cursor.rowcount
+
+    def count(self, state: MessageState, tenant: str | None = None) -> int:
+        """How many messages (of one tenant, or all) are in ``state``."""
+        query, args = "SELECT COUNT(*) FROM messages WHERE state = ?", [str(state)]
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args.append(tenant)
+        return int(self.db.execute(query, args).fetchone()[0])

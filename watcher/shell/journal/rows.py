@@ -1,0 +1,117 @@
+"""Rows in the journal: each pending, imported or failed, and why it failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.states import FileState, RowState
+from watcher.shell.journal._database import Transaction
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable
+
+__all__ = ["Failure", "Rows"]
+
+# A row's failure: row number, field (None for the row as a whole), code, message.
+Failure = tuple[int, str | None, str, str]
+
+
+class Rows:
+    """The rows of one journal's files."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def record_validation(
+        self,
+        file_id: str,
+        *,
+        encoding: str | None,
+        rows_blank: int,
+        file_error: tuple[str, str] | None,
+        valid_rows: Iterable[int],
+        failed_rows: Iterable[int],
+        failures: Iterable[Failure],
+        now: float,
+    ) -> None:
+        """Store a file's validation: every row pending or failed, with reasons.
+
+        The file becomes ``validated``. Safe to repeat: a file validated again
+        (after a crash) replaces its rows. One transaction.
+        """
+        with Transaction(self.db):
+            self._replace(file_id, valid_rows, failed_rows, failures)
+            code, message = file_error or (None, None)
+            self.db.execute(
+                "UPDATE files SET state = ?, encoding = ?, rows_blank = ?, code = ?,"
+                " message = ?, attempts = 0, updated_at = ? WHERE id = ?",
+                (FileState.VALIDATED, encoding, rows_blank, code, message, now, file_id),
+            )
+
+    def _replace(
+        self,
+        file_id: str,
+        valid_rows: Iterable[int],
+        failed_rows: Iterable[int],
+        failures: Iterable[Failure],
+    ) -> None:
+        self.db.execute("DELETE FROM rows WHERE file_id = ?", (file_id,))
+        self.db.execute("DELETE FROM failures WHERE file_id = ?", (file_id,))
+        self.db.executemany(
+            "INSERT INTO rows (file_id, row, state) VALUES (?, ?, ?)",
+            ((file_id, r, RowState.PENDING) for r in valid_rows),
+        )
+        self.db.executemany(
+            "INSERT INTO rows (file_id, row, state) VALUES (?, ?, ?)",
+            ((file_id, r, RowState.FAILED) for r in failed_rows),
+        )
+        self.db.executemany(
+            "INSERT INTO failures (file_id, row, field, code, message) VALUES (?, ?, ?, ?, ?)",
+            ((file_id, *f) for f in failures),
+        )
+
+    def pending(self, file_id: str) -> list[int]:
+        """The rows of a file still waiting for the API, in order."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT row FROM rows WHERE file_id = ? AND state = ? ORDER BY row",
+                (file_id, RowState.PENDING),
+            )
+        ]
+
+    def record_outcomes(
+        self, file_id: str, imported: Iterable[int], failed: Iterable[tuple[int, str, str]]
+    ) -> None:
+        """Store import outcomes: rows imported, and rows the API refused (code, message).
+
+        One transaction.
+        """
+        failed = list(failed)
+        with Transaction(self.db):
+            self.db.executemany(
+                "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
+                ((RowState.IMPORTED, file_id, r) for r in imported),
+            )
+            self.db.executemany(
+                "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
+                ((RowState.FAILED, file_id, r) for r, _, _ in failed),
+            )
+            self.db.executemany(
+                "INSERT INTO failures (file_id, row, field, code, message)"
+                " VALUES (?, ?, NULL, ?, ?)",
+                ((file_id, r, code, message) for r, code, message in failed),
+            )
+
+    def listed_failures(self, file_id: str, rows: int) -> list[Failure]:
+        """The failures of a file's first ``rows`` failed rows, in row order.
+
+        A report never lists more, however many there are.
+        """
+        return self.db.execute(
+            "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("
+            " SELECT MAX(row) FROM (SELECT DISTINCT row FROM failures WHERE file_id = ?"
+            " ORDER BY row LIMIT ?)) ORDER BY row, rowid",
+            (file_id, file_id, rows),
+        ).fetchall()

@@ -1,0 +1,126 @@
+"""A batch's report step: the failure list of each file and, if anything failed, the email.
+
+The failure list (the customer's own columns for each failed row, then
+ours) is kept in the spool until the archive step puts it beside the file in
+``.bak``; the email goes into the outbox and is journaled, once per batch,
+under the batch's id. Delivering it is not this step's business: a mail
+server that is down never holds up an import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.names import attachment_name
+from watcher.core.reading import Table, read_table
+from watcher.core.reporting import (
+    LISTED_ROWS,
+    FileSummary,
+    failure_csv,
+    needs_report,
+    report_message,
+)
+from watcher.core.validation import FIRST_DATA_ROW
+from watcher.shell import faults
+from watcher.shell.files import replace_file
+from watcher.shell.mailer import write_outbox
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from watcher.config import TenantConfig
+    from watcher.core.records import BatchView, FileRecord
+    from watcher.core.validation import ValidationReport
+    from watcher.shell.context import BatchContext
+    from watcher.shell.journal import Failure
+
+__all__ = ["write_report"]
+
+
+def write_report(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    view: BatchView,
+    reports: dict[str, ValidationReport],
+    listed: Callable[[str], list[Failure]],
+) -> None:
+    """Write each file's failure list, and the email if anything failed; idempotent.
+
+    ``reports`` holds the files this run validated (their tables are used
+    again); others are read again from the spool. ``listed`` gives a file's
+    first failures, as many as a report lists.
+    """
+    summaries: list[FileSummary] = []
+    attachments: dict[str, bytes] = {}
+    for file in view.files:
+        record, counts = file.record, file.counts
+        failures_name = None
+        if record.code is None and counts.failed:
+            report = reports.get(record.id)
+            try:
+                data = _failure_csv(ctx, record, report.table if report else None, listed)
+            except Exception as exc:  # noqa: BLE001 - the report goes out without this list
+                ctx.log.error(
+                    "file.step_failed",
+                    file=record.name,
+                    step="report",
+                    attempt=1,
+                    error=type(exc).__name__,
+                )
+            else:
+                failures_name = attachment_name(record.name)
+                spool = ctx.state.failures(record.tenant, record.id)
+                replace_file(spool.parent, spool.name, data, mode=0o600)
+                attachments[failures_name] = data
+        summaries.append(
+            FileSummary(
+                name=record.name,
+                received_at=record.received_at,
+                counts=counts,
+                file_error=record.message if record.code is not None else None,
+                reasons=file.reasons,
+                archive_name=record.archive_name,
+                failures_name=failures_name,
+                listed=LISTED_ROWS if counts.failed > LISTED_ROWS else None,
+            )
+        )
+    if not needs_report(summaries):
+        return
+    message = report_message(
+        tenant=tenant.name,
+        batch_id=view.id,
+        sender=tenant.reply_to,
+        recipient=tenant.failed_import_email,
+        files=summaries,
+        attachments=attachments,
+        now=ctx.clock(),
+        service_address=ctx.config.email.sender if ctx.config.email else None,
+    )
+    path = write_outbox(ctx.state.outbox, view.id, message)
+    faults.checkpoint("report-written")
+    ctx.journal.messages.queue(
+        message_id=view.id, batch_id=view.id, tenant=tenant.name, path=str(path), now=ctx.clock()
+    )
+    ctx.log.info(
+        "mail.queued",
+        message_id=view.id,
+        attachments=len(message.get_payload()) - 1 if message.is_multipart() else 0,
+    )
+
+
+def _failure_csv(
+    ctx: BatchContext,
+    record: FileRecord,
+    table: Table | None,
+    listed: Callable[[str], list[Failure]],
+) -> bytes:
+    if table is None:
+        read = read_table(ctx.state.spool(record.tenant, record.id))
+        assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
+        table = read
+    by_row: dict[int, list[tuple[str | None, str, str]]] = {}
+    for row, field, code, message in listed(record.id):
+        by_row.setdefault(row, []).append((field, code, message))
+    numbers = sorted(by_row)
+    values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
+    return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)

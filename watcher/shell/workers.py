@@ -1,0 +1,165 @@
+"""The service's worker threads: one per tenant running its batches, one delivering mail.
+
+A tenant whose run could not finish (rows pending: the API is down, or its
+token refused) is tried again at rescans, each time after twice the delay,
+up to an hour, so an API that stays down is not hammered.
+
+Each tenant's batches run in a thread of their own, one batch at a time, so
+one tenant's slow API or huge file never delays another. A worker opens its
+own journal connection (a connection belongs to one thread), runs
+:func:`watcher.shell.batches.run_tenant`, delivers the mail its batch wrote,
+and puts a :class:`Done` on the service's queue. An unexpected error in a
+batch is logged and ends only that run: the service goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from watcher.core.states import MessageState
+from watcher.shell import mailer
+from watcher.shell.batches import run_tenant
+from watcher.shell.context import BatchContext
+from watcher.shell.journal import Journal
+
+if TYPE_CHECKING:
+    import queue
+    from collections.abc import Sequence
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import Config, TenantConfig
+    from watcher.core.refusals import Refused
+    from watcher.shell.schemas import InForce
+    from watcher.shell.statedir import StateDir
+
+__all__ = ["Done", "Workers"]
+
+_LONGEST_RETRY_DELAY = 3600.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Done:
+    """A tenant's worker finished: whether every batch it ran completed."""
+
+    tenant: str
+    complete: bool
+
+
+class Workers:
+    """The worker threads of one service."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateDir,
+        *,
+        inbox: queue.Queue[object],
+        log: FilteringBoundLogger,
+        stop: threading.Event,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.inbox = inbox
+        self.log = log
+        self.stop = stop
+        self._tenants: dict[str, threading.Thread] = {}
+        self._mail: threading.Thread | None = None
+        # Per tenant: the delay before unfinished batches are tried again, and when.
+        self._retries: dict[str, tuple[float, float]] = {}
+        self.done = 0
+
+    def busy(self, tenant: str) -> bool:
+        """Whether a batch of ``tenant`` is running."""
+        worker = self._tenants.get(tenant)
+        return worker is not None and worker.is_alive()
+
+    def finished(self, done: Done, now: float) -> None:
+        """A worker ended: when its tenant's unfinished batches may be tried again."""
+        self.done += 1
+        rescan = self.config.service.rescan_interval
+        delay, _ = self._retries.get(done.tenant, (rescan, 0.0))
+        delay = rescan if done.complete else min(delay * 2, _LONGEST_RETRY_DELAY)
+        self._retries[done.tenant] = (delay, now + delay)
+
+    def retry_due(self, tenant: str, now: float) -> float | None:
+        """The delay the tenant waited, if its unfinished batches may be tried now."""
+        delay, due = self._retries.get(tenant, (self.config.service.rescan_interval, 0.0))
+        return None if self.busy(tenant) or now < due else delay
+
+    def running(self) -> int:
+        """How many tenants have a batch running."""
+        return sum(1 for name in self._tenants if self.busy(name))
+
+    def start(
+        self,
+        tenant: TenantConfig,
+        names: Sequence[str] = (),
+        schema: InForce | None = None,
+        refusals: Sequence[Refused] = (),
+    ) -> None:
+        """Run the tenant's batches in its worker: unfinished ones, then ``names``, ``refusals``."""
+
+        def body() -> None:
+            journal = Journal(self.state.journal)
+            complete = False
+            try:
+                ctx = BatchContext(
+                    config=self.config,
+                    journal=journal,
+                    state=self.state,
+                    log=self.log,
+                    stop=self.stop,
+                )
+                results = run_tenant(ctx, tenant, names, schema, refusals)
+                complete = all(r.complete for r in results)
+                mailer.deliver(self.config, journal, self.state, self.log)
+            except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
+                self._failed(tenant.name, exc)
+            finally:
+                journal.close()
+                self.inbox.put(Done(tenant=tenant.name, complete=complete))
+
+        worker = threading.Thread(target=body, name=f"batch-{tenant.name}", daemon=True)
+        self._tenants[tenant.name] = worker
+        worker.start()
+
+    def deliver_mail(self, journal: Journal) -> None:
+        """Retry waiting mail in the background, when nothing else is sending it."""
+        if self.config.email is None or journal.messages.count(MessageState.QUEUED) == 0:
+            return
+        if self._mail is not None and self._mail.is_alive():
+            return
+
+        def body() -> None:
+            journal = Journal(self.state.journal)
+            try:
+                mailer.deliver(self.config, journal, self.state, self.log)
+            finally:
+                journal.close()
+
+        self._mail = threading.Thread(target=body, name="mail", daemon=True)
+        self._mail.start()
+
+    def join(self) -> None:
+        """Wait for every worker (after the stop event is set, they end soon)."""
+        for worker in self._tenants.values():
+            worker.join()
+        if self._mail is not None:
+            self._mail.join()
+
+    def _failed(self, tenant: str, exc: Exception) -> None:
+        trace = exc.__traceback__
+        while trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+        self.log.error(
+            "batch.failed",
+            tenant=tenant,
+            error=type(exc).__name__,
+            where=f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"
+            if trace
+            else None,
+        )
