@@ -1,66 +1,48 @@
-"""Benchmark: import throughput against an API that answers after 20 ms.
+"""Benchmark: import throughput, and how the adaptive limit finds an API's capacity.
 
     uv run python tests/benchmarks/bench_import.py [--users 10000] [--latency 0.02]
+        [--capacities 150,600]
 
-A real HTTP server in a separate process answers every push after the
-latency. The API sink sends the users at the default concurrency, then a
-smaller sample one at a time, in the same run; the script prints users per
-second, the share of the ideal ``concurrency / latency`` reached (target at
-least 80%) and the ratio to one-at-a-time sending.
+A lean HTTP server (``tests.support.leanapi``) in a separate process answers
+each push after the latency.
+In the same run the API sink sends:
+
+- the users with no capacity limit: users per second against the ideal
+  ``max_concurrency / latency`` (target at least 90%), and a smaller sample
+  one at a time, for the ratio;
+- the users to a server that answers 429 at once beyond ``C`` requests per
+  second (a token bucket the client knows nothing of), for each ``C``: the
+  rate reached against ``C`` (target at least 90%) and the share of requests
+  answered 429 (target at most 2%).
+
+Rows refused with 429 are retried by the sink, so every user is imported in
+every run; the server counts what it answered.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-TARGET = 0.8
+sys.path.insert(0, str(ROOT))
+
+from tests.support.leanapi import server, stats  # noqa: E402 - after the path is set
+
+TARGET_IDEAL = 0.9
+TARGET_CAPACITY = 0.9
+TARGET_REFUSED = 0.02
 
 
-def serve(latency: float) -> None:
-    """Run a lean HTTP/1.1 server until killed, printing its URL first.
-
-    asyncio, one write per answer and keep-alive: the server should cost as
-    little CPU as possible, since on one machine it competes with the client
-    for the same cores, which a remote API would not.
-    """
-    body = b'{"success": true}'
-    answer = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
-                await asyncio.sleep(latency)
-                writer.write(answer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        print(f"http://127.0.0.1:{port}/api/OC_BENCH/v1/profiles/push", flush=True)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-def rate(url: str, users: int, concurrency: int) -> float:
-    """Users per second the API sink reaches at ``concurrency``."""
+def push(url: str, users: int, max_concurrency: int) -> tuple[float, tuple[int, int]]:
+    """Users per second the API sink reaches, and the range of its limit."""
     import os  # noqa: PLC0415
 
     import structlog  # noqa: PLC0415
@@ -68,58 +50,75 @@ def rate(url: str, users: int, concurrency: int) -> float:
     from watcher.config import ApiConfig, Secret  # noqa: PLC0415
     from watcher.shell.api import ApiSink  # noqa: PLC0415
 
-    os.environ["BENCH_TOKEN"] = "bench"  # noqa: S105 - a stand-in API accepts anything
+    os.environ["BENCH_TOKEN"] = "bench"  # noqa: S105 - a stand-in for a loopback server
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     sink = ApiSink(
-        ApiConfig(url=url, token=Secret(env="BENCH_TOKEN"), concurrency=concurrency),
+        ApiConfig(
+            url=url,
+            token=Secret(env="BENCH_TOKEN"),
+            max_concurrency=max_concurrency,
+            max_attempts=50,
+            max_retry_time=600.0,
+        ),
         log=structlog.get_logger(),
     )
-    rows: list[dict[str, str | int | None]] = [
+    rows: Iterator[dict[str, str | int | None]] = (
         {"row": i + 2, "unique_id": f"U{i:06d}", "email": f"u{i}@x.org"} for i in range(users)
-    ]
-    done: list[object] = []
+    )
+    done = [0]
+
+    def count(_: object) -> None:
+        done[0] += 1
+
     started = time.perf_counter()
-    asyncio.run(sink.push(rows, done.append))
+    asyncio.run(sink.push(rows, count))
     elapsed = time.perf_counter() - started
-    assert len(done) == users
-    return users / elapsed
+    assert done[0] == users
+    return users / elapsed, sink.concurrency()
 
 
 def main() -> int:
-    """Start the server, measure both ways, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--serial-users", type=int, default=500)
+    parser.add_argument("--serial-users", type=int, default=300)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--capacities", default="150,600")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.latency)
-        return 0
     from watcher.config import ApiConfig  # noqa: PLC0415
 
-    concurrency = ApiConfig(url="http://x", token=None).concurrency  # type: ignore[arg-type]
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--latency", str(args.latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    most = ApiConfig(url="http://x", token=None).max_concurrency  # type: ignore[arg-type]
+    process, url = server(args.latency, 0.0)
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        rate(url, 200, concurrency)  # warm up connections and code paths
-        concurrent = rate(url, args.users, concurrency)
-        serial = rate(url, args.serial_users, 1)
+        push(url, 200, most)  # warm up connections and code paths
+        free, span = push(url, args.users, most)
+        serial, _ = push(url, args.serial_users, 1)
     finally:
-        server.terminate()
-        server.wait()
-    ideal = concurrency / args.latency
-    print(f"latency {args.latency * 1000:.0f} ms, default concurrency {concurrency}:")
-    print(f"  concurrent  {args.users:>6,} users  {concurrent:7.1f} users/s  "
-          f"{concurrent / ideal:.0%} of ideal {ideal:.0f}/s (target {TARGET:.0%})")  # fmt: skip
-    print(f"  one by one  {args.serial_users:>6,} users  {serial:7.1f} users/s  "
-          f"{serial / (1 / args.latency):.0%} of ideal {1 / args.latency:.0f}/s")  # fmt: skip
-    print(f"  ratio       {concurrent / serial:.1f}x faster than one at a time")
+        process.terminate()
+        process.wait()
+    ideal = most / args.latency
+    print(f"latency {args.latency * 1000:.0f} ms, max_concurrency {most}, no capacity limit:")
+    print(f"  adaptive    {args.users:>6,} users  {free:7.1f} users/s  "
+          f"{free / ideal:.0%} of ideal {ideal:.0f}/s (target {TARGET_IDEAL:.0%}), "
+          f"limit {span[0]}-{span[1]}")  # fmt: skip
+    print(f"  one by one  {args.serial_users:>6,} users  {serial:7.1f} users/s")
+    print(f"  ratio       {free / serial:.1f}x faster than one at a time")
+    for capacity in (float(c) for c in args.capacities.split(",") if c):
+        process, url = server(args.latency, capacity)
+        try:
+            push(url, 200, most)
+            stats(url)
+            rate, span = push(url, args.users, most)
+            counts = stats(url)
+        finally:
+            process.terminate()
+            process.wait()
+        share = counts["refused"] / max(1, counts["ok"] + counts["refused"])
+        print(f"capacity {capacity:.0f}/s, unknown to the client:")
+        print(f"  {rate:7.1f} users/s  {rate / capacity:.0%} of capacity "
+              f"(target {TARGET_CAPACITY:.0%}), {counts['refused']:,} of "
+              f"{counts['ok'] + counts['refused']:,} requests answered 429 = {share:.1%} "
+              f"(target at most {TARGET_REFUSED:.0%}), limit {span[0]}-{span[1]}")  # fmt: skip
     return 0
 
 

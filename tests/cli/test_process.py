@@ -52,7 +52,7 @@ def test_the_embedded_store_imports_reports_and_archives(tmp_path: Path) -> None
     outcome = json.loads((site.bak / f"{archive}.result.json").read_text())
     assert (outcome["status"], outcome["rows"]) == (
         "partly_imported",
-        {"total": 11, "imported": 3, "failed": 8, "pending": 0, "blank": 1},
+        {"total": 11, "imported": 3, "unchanged": 0, "failed": 8, "pending": 0, "blank": 1},
     )
     assert [r["row"] for r in outcome["failed_rows"]] == [2, 4, 5, 6, 7, 8, 9, 10]
     (message,) = site.outbox()

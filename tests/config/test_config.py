@@ -84,7 +84,7 @@ def test_a_full_configuration_loads_with_paths_resolved(tmp_path: Path) -> None:
     assert jcu.api == ApiConfig(
         url="https://controller.example/api/OC_TOMA/v1/profiles/push",
         token=Secret(env="JCU_TOKEN"),
-        concurrency=4,
+        max_concurrency=4,
         rate_limit=50.0,
     )
     assert config.tenant("uofx").api is None
@@ -100,14 +100,23 @@ def test_defaults_apply_when_keys_are_left_out(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5m", 300.0), ("90s", 90.0), ("1h30m", 5400.0), (300, 300.0), (0.5, 0.5), ("1.5m", 90.0)],
+    [
+        ("5m", 300.0),
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        (300, 300.0),
+        (0.5, 0.5),
+        ("1.5m", 90.0),
+        ("7d", 604800.0),
+        ("1d12h", 129600.0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
-    """Durations are numbers of seconds or text with h, m and s."""
+    """Durations are numbers of seconds or text with d, h, m and s."""
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5 minutes", "m", -1, True, "5d"])
+@pytest.mark.parametrize("text", ["", "5 minutes", "m", -1, True, "5w", "2h1d"])
 def test_bad_durations(text: object) -> None:
     """Anything else is not a duration."""
     assert parse_duration(text) is None

@@ -111,7 +111,7 @@ def config(url: str, **overrides: Any) -> ApiConfig:
     values: dict[str, Any] = {
         "url": url,
         "token": Secret(env="WATCHER_TEST_TOKEN"),
-        "concurrency": 4,
+        "max_concurrency": 4,
         "timeout": 2.0,
         "max_attempts": 4,
         "max_retry_time": 30.0,
@@ -186,7 +186,7 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
 
     waits: list[float] = []
     sink = quick_sink(
-        config("https://api.example/push", concurrency=1),
+        config("https://api.example/push", max_concurrency=1),
         waits,
         transport=httpx.MockTransport(handler),
         backoff=tenacity.wait_exponential(multiplier=1, max=30),
@@ -194,7 +194,8 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
     with capture_logs() as logs:
         assert push(sink, users(1)) == [Outcome(row=2, imported=True)]
     assert waits == [1.0, 12.0, 4.0]
-    assert [(e["event"], e["attempt"], e["reason"]) for e in logs] == [
+    retries = [e for e in logs if e["event"] != "import.pace_changed"]
+    assert [(e["event"], e["attempt"], e["reason"]) for e in retries] == [
         ("import.retry_scheduled", 1, "HTTP 503"),
         ("import.retry_scheduled", 2, "HTTP 429"),
         ("import.retry_scheduled", 3, "ConnectError"),
@@ -204,7 +205,7 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
 def test_an_api_that_stays_down_stops_the_push() -> None:
     """After the last attempt the sink is unavailable; nothing is reported failed."""
     sink = quick_sink(
-        config("https://api.example/push", concurrency=2, max_attempts=3),
+        config("https://api.example/push", max_concurrency=2, max_attempts=3),
         transport=httpx.MockTransport(lambda _: httpx.Response(502)),
     )
     outcomes: list[Outcome] = []
@@ -222,7 +223,8 @@ def test_a_refused_token_stops_at_once() -> None:
         return httpx.Response(401, json={"error": "invalid token"})
 
     sink = quick_sink(
-        config("https://api.example/push", concurrency=1), transport=httpx.MockTransport(handler)
+        config("https://api.example/push", max_concurrency=1),
+        transport=httpx.MockTransport(handler),
     )
     outcomes: list[Outcome] = []
     with pytest.raises(SinkUnavailableError) as caught:
@@ -233,7 +235,7 @@ def test_a_refused_token_stops_at_once() -> None:
 def test_a_refused_token_is_logged_with_the_apis_words_and_the_token_masked() -> None:
     """import.auth_failed carries the API's message; a token it echoes is masked."""
     sink = quick_sink(
-        config("https://api.example/push", concurrency=1),
+        config("https://api.example/push", max_concurrency=1),
         transport=httpx.MockTransport(
             lambda _: httpx.Response(403, json={"error": "token tok-123 has expired"})
         ),
@@ -330,11 +332,11 @@ def test_concurrency_is_bounded_and_the_rate_limit_paced() -> None:
         return Reply()
 
     with ApiServer(respond) as server:
-        sink = ApiSink(config(server.url, concurrency=3), log=structlog.get_logger())
+        sink = ApiSink(config(server.url, max_concurrency=3), log=structlog.get_logger())
         assert len(push(sink, users(30))) == 30
         assert peak[0] == 3
         paced = ApiSink(
-            config(server.url, concurrency=8, rate_limit=20), log=structlog.get_logger()
+            config(server.url, max_concurrency=8, rate_limit=20), log=structlog.get_logger()
         )
         started = time.monotonic()
         push(paced, users(10))
@@ -389,3 +391,34 @@ def test_an_answer_that_drips_in_is_cut_off_at_the_timeout() -> None:
     assert [e["reason"] for e in logs if e["event"] == "import.retry_scheduled"] == [
         "ResponseTooSlow"
     ]
+
+
+@pytest.mark.integration
+def test_an_api_refusing_beyond_its_capacity_is_paced_to_it() -> None:
+    """429 beyond 100 requests a second: every user imported, few refusals, the limit shrank."""
+    lock = threading.Lock()
+    bucket = {"tokens": 10.0, "at": time.monotonic()}
+    refused = [0]
+
+    def respond(_: dict[str, Any], __: int) -> Reply:
+        with lock:
+            now = time.monotonic()
+            bucket["tokens"] = min(10.0, bucket["tokens"] + (now - bucket["at"]) * 100)
+            bucket["at"] = now
+            if bucket["tokens"] < 1:
+                refused[0] += 1
+                return Reply(status=429)
+            bucket["tokens"] -= 1
+        return Reply(delay=0.02)
+
+    with ApiServer(respond) as server:
+        sink = ApiSink(
+            config(server.url, max_concurrency=16, max_attempts=20, max_retry_time=60.0),
+            log=structlog.get_logger(),
+            backoff=tenacity.wait_fixed(0.05),
+        )
+        outcomes = push(sink, users(400))
+    assert [o.imported for o in outcomes] == [True] * 400
+    assert refused[0] <= 40  # under a tenth of the requests (the benchmark measures the rate)
+    _, high = sink.concurrency()
+    assert sink.gate.pace.limit < high  # it grew, met the capacity, and came down

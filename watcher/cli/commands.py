@@ -25,6 +25,7 @@ __all__ = [
     "check_schema",
     "demo",
     "process",
+    "refuse_root",
     "run",
     "status",
     "tenant",
@@ -156,7 +157,7 @@ def process(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         names.append(path.name)
-    if _refuse_root(config, "process"):
+    if refuse_root(config, "process"):
         return EXIT_USAGE
     state = StateDir(config.service.state_dir)
     try:
@@ -176,7 +177,9 @@ def process(args: argparse.Namespace) -> int:
         journal = Journal(state.journal)
         try:
             log = logs.get_logger()
-            ctx = BatchContext(config=config, journal=journal, state=state, log=log)
+            ctx = BatchContext(
+                config=config, journal=journal, state=state, log=log, resend_all=args.resend_all
+            )
             start_up(ctx)
             results = run_tenant(ctx, tenant, names, schema)
             waiting = mailer.deliver(config, journal, state, log)
@@ -189,7 +192,7 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
 
 
-def _refuse_root(config: Config, command: str) -> bool:
+def refuse_root(config: Config, command: str) -> bool:
     """Whether root must not run ``command`` on this state folder, said on stderr.
 
     Files root writes (the journal, the spool, reports in a customer's
@@ -223,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     from watcher.shell.service import Service  # noqa: PLC0415
 
     config = load_config(args.config)
-    if _refuse_root(config, "run"):
+    if refuse_root(config, "run"):
         return EXIT_USAGE
     logs.configure()
     service = Service(config)

@@ -83,7 +83,9 @@ def status_summary(status: Status) -> str:
             lines.append(
                 f"  last batch: {when}, {wording.counted(last['files'], 'file')}, "
                 f"{wording.counted(last['rows'], 'row')}: "
-                f"{last['imported']:,} imported, {last['failed']:,} failed"
+                f"{last['imported']:,} imported, "
+                + (f"{last['unchanged']:,} unchanged, " if last["unchanged"] else "")
+                + f"{last['failed']:,} failed"
             )
         else:
             lines.append("  last batch: none yet")
@@ -91,6 +93,15 @@ def status_summary(status: Status) -> str:
             f"  pending rows: {t['pending_rows']:,} in "
             f"{wording.counted(t['unfinished_batches'], 'unfinished batch')}"
         )
+        for held in t["held"]:
+            since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(held["since"]))
+            columns = ", ".join(held["columns"]) or "no column in particular"
+            lines.append(
+                f"  HELD since {since}: batch {held['id'][:8]}, "
+                f"{wording.counted(held['rows'], 'row')}, would change {held['changed']:,} of "
+                f"{wording.counted(held['known'], 'known user')} ({columns})"
+            )
+            lines.append("    watcher hold approve|discard --tenant NAME " + held["id"][:8])
         why = t["pending_reason"]
         if why:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))
@@ -110,7 +121,9 @@ def process_summary(results: Sequence[BatchResult], *, waiting: int) -> str:
         c = r.counts
         line = (
             f"Batch {r.batch_id[:8]}: {wording.counted(r.files, 'file')}, "
-            f"{wording.counted(c.total, 'row')}: {c.imported:,} imported, {c.failed:,} failed"
+            f"{wording.counted(c.total, 'row')}: {c.imported:,} imported, "
+            + (f"{c.unchanged:,} unchanged, " if c.unchanged else "")
+            + f"{c.failed:,} failed"
         )
         if r.complete:
             lines.append(line + ".")

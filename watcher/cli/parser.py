@@ -7,6 +7,7 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.cli import commands as handlers
+from watcher.cli import holds
 
 __all__ = ["build_parser"]
 
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default on a terminal: a summary, and warnings on standard error)",
     )
     process.add_argument(
+        "--resend-all",
+        action="store_true",
+        help="send every valid row, also those unchanged since they were last imported "
+        "(default: skip them, as the tenant's skip_unchanged says)",
+    )
+    process.add_argument(
         "files",
         type=Path,
         nargs="*",
@@ -99,7 +106,33 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=handlers.status)
 
     _tenant_parser(commands)
+    _hold_parser(commands)
     return parser
+
+
+def _hold_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hold = commands.add_parser(
+        "hold", help="list, approve or discard batches held because they change too many users"
+    )
+    actions = hold.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the tenant's held batches and why they are held")
+    approve = actions.add_parser("approve", help="import a held batch as if it was never held")
+    discard = actions.add_parser(
+        "discard", help="archive a held batch's files unimported, and tell the customer"
+    )
+    for action in (listing, approve, discard):
+        _config_argument(action)
+        action.add_argument("--tenant", required=True, metavar="NAME", help="whose batches")
+    for action in (approve, discard):
+        action.add_argument(
+            "batch",
+            nargs="?",
+            metavar="BATCH",
+            help="the batch id, or its start (default: the tenant's one held batch)",
+        )
+    listing.set_defaults(handler=holds.hold_list)
+    approve.set_defaults(handler=holds.hold_decide)
+    discard.set_defaults(handler=holds.hold_decide)
 
 
 def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

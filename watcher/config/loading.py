@@ -40,10 +40,11 @@ _EMAIL_KEYS = frozenset(
 )
 _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
+    | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
-    {"url", "token_file", "token_env", "concurrency", "rate_limit", "timeout"}
+    {"url", "token_file", "token_env", "max_concurrency", "concurrency", "rate_limit", "timeout"}
     | {"max_attempts", "max_retry_time"}
 )
 
@@ -209,8 +210,18 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
         ),
         "reply_to": v.address(f"{where}.reply_to", table.get("reply_to")),
     }
-    if "sftp_log_socket" in table:
-        values["sftp_log_socket"] = v.path(f"{where}.sftp_log_socket", table["sftp_log_socket"])
+    _optional(
+        values,
+        where,
+        table,
+        {
+            "sftp_log_socket": v.path,
+            "skip_unchanged": v.flag,
+            "resend_unchanged_after": v.duration,
+            "safeguard_changed": v.share,
+            "safeguard_min_known": lambda at, x: v.integer(at, x, 0, 1_000_000_000),
+        },
+    )
     if "api" in table:
         api_table = v.table(f"{where}.api", table["api"])
         values["api"] = _api(v, f"{where}.api", api_table) if api_table is not None else None
@@ -228,6 +239,10 @@ def _api(v: Values, where: str, table: dict[str, object]) -> ApiConfig | None:
             v.problem(f"{where}.url", f"must be an http or https URL (got {url!r})")
             url = None
     values: dict[str, object] = {"url": url, "token": v.secret(where, table, "token")}
+    if "concurrency" in table:  # the name of max_concurrency before the limit adapted
+        if "max_concurrency" in table:
+            v.problem(f"{where}.concurrency", "give max_concurrency or concurrency, not both")
+        values["max_concurrency"] = v.integer(f"{where}.concurrency", table["concurrency"], 1, 256)
     if values["token"] is None and not any(k in table for k in ("token_file", "token_env")):
         v.problem(where, "needs token_file or token_env")
     _optional(
@@ -235,7 +250,7 @@ def _api(v: Values, where: str, table: dict[str, object]) -> ApiConfig | None:
         where,
         table,
         {
-            "concurrency": lambda at, x: v.integer(at, x, 1, 256),
+            "max_concurrency": lambda at, x: v.integer(at, x, 1, 256),
             "rate_limit": v.rate,
             "timeout": v.duration,
             "max_attempts": lambda at, x: v.integer(at, x, 1, 100),

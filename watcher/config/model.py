@@ -87,7 +87,8 @@ class ApiConfig:
 
     url: str
     token: Secret
-    concurrency: int = 8
+    # Requests in flight at most; the limit below it is learnt from the API's answers.
+    max_concurrency: int = 16
     rate_limit: float | None = None
     timeout: float = 30.0
     max_attempts: int = 6
@@ -123,6 +124,19 @@ class TenantConfig:
     reply_to: str
     api: ApiConfig | None = None
     sftp_log_socket: Path | None = None
+    # A valid row that would send what was confirmed for its user within
+    # ``resend_unchanged_after`` is not sent (counted "unchanged").
+    skip_unchanged: bool = True
+    resend_unchanged_after: float = 7 * 24 * 3600.0
+    # A batch changing more than this share of at least ``safeguard_min_known``
+    # known users is held for an operator; 1.0 turns the safeguard off.
+    safeguard_changed: float = 0.2
+    safeguard_min_known: int = 100
+
+    @property
+    def target(self) -> str:
+        """Where this tenant's users go: the API's URL, or ``embedded``."""
+        return self.api.url if self.api is not None else "embedded"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["Values", "made", "parse_duration", "parse_size"]
 
 _DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?"
+    r"\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
 )
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
@@ -40,7 +41,7 @@ _T = TypeVar("_T")
 
 
 def parse_duration(value: object) -> float | None:
-    """Seconds from a number or text such as "5m", "90s", "1h30m"; None if neither."""
+    """Seconds from a number or text such as "5m", "90s", "1h30m", "7d"; None if neither."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -50,8 +51,8 @@ def parse_duration(value: object) -> float | None:
     match = _DURATION.match(value)
     if match is None or not any(match.groups()):
         return None
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 def parse_size(value: object) -> int | None:
@@ -140,6 +141,13 @@ class Values:
         """A positive number of events per second."""
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             self.problem(where, f"must be requests per second (got {value!r})")
+            return None
+        return float(value)
+
+    def share(self, where: str, value: object) -> float | None:
+        """A part of a whole: a number above 0 and at most 1."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            self.problem(where, f"must be a share from 0 to 1, such as 0.2 (got {value!r})")
             return None
         return float(value)
 

@@ -33,6 +33,7 @@ class Code(enum.StrEnum):
     FILE_REFUSED = "file_refused"
     FILE_INTERRUPTED = "file_interrupted"
     FILE_UNPROCESSABLE = "file_unprocessable"
+    FILE_DISCARDED = "file_discarded"
     CSV_MALFORMED = "csv_malformed"
     HEADER_MISSING_ROW = "header_missing_row"
     HEADER_UNKNOWN = "header_unknown"
@@ -77,6 +78,7 @@ _FILE_CODES = frozenset(
         Code.FILE_REFUSED,
         Code.FILE_INTERRUPTED,
         Code.FILE_UNPROCESSABLE,
+        Code.FILE_DISCARDED,
         Code.CSV_MALFORMED,
         Code.HEADER_MISSING_ROW,
         Code.HEADER_UNKNOWN,

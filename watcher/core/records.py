@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import os
 
-    from watcher.core.states import BatchState, FileState, MessageState
+    from watcher.core.changes import ChangeSummary
+    from watcher.core.states import BatchState, FileState, MessageState, Safeguard
 
 __all__ = [
     "BatchRecord",
@@ -43,10 +44,14 @@ class Identity:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Counts:
-    """Row counts of a file or a batch: total = imported + failed + pending."""
+    """Row counts of a file or a batch: total = imported + unchanged + failed + pending.
+
+    Blank rows are counted apart (a file's ``rows_blank``): they are no users.
+    """
 
     total: int = 0
     imported: int = 0
+    unchanged: int = 0
     failed: int = 0
     pending: int = 0
 
@@ -54,6 +59,7 @@ class Counts:
         return Counts(
             total=self.total + other.total,
             imported=self.imported + other.imported,
+            unchanged=self.unchanged + other.unchanged,
             failed=self.failed + other.failed,
             pending=self.pending + other.pending,
         )
@@ -78,13 +84,18 @@ class BatchRecord:
 
     ``stopped`` is why it last stopped with rows pending, and since when it
     has been stopping (the first such stop); None when it never did.
+    ``safeguard`` is where it is with the mass-change safeguard (None until
+    checked) and ``changes`` what the check found, when it was checked.
     """
 
     id: str
     tenant: str
     state: BatchState
+    created_at: float
     finished_at: float | None
     stopped: tuple[str, float] | None
+    safeguard: Safeguard | None = None
+    changes: ChangeSummary | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

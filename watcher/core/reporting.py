@@ -37,6 +37,7 @@ __all__ = [
     "FileSummary",
     "body",
     "common_reasons",
+    "envelope",
     "failure_csv",
     "needs_report",
     "neutralise",
@@ -111,6 +112,8 @@ class FileSummary:
     archive_name: str | None = None
     failures_name: str | None = None
     listed: int | None = None  # failed rows in the attachment, when not all of them
+    # An earlier file with the same bytes, and when it was received.
+    identical_to: tuple[str, float] | None = None
 
 
 def needs_report(files: Sequence[FileSummary]) -> bool:
@@ -160,7 +163,9 @@ def body(
         else:
             c = f.counts
             lines.append(
-                f"  {counted(c.total, 'row')}: {c.imported:,} imported, {c.failed:,} not imported"
+                f"  {counted(c.total, 'row')}: {c.imported:,} imported"
+                + (f", {c.unchanged:,} already up to date" if c.unchanged else "")
+                + f", {c.failed:,} not imported"
                 + (f", {c.pending:,} still waiting" if c.pending else "")
                 + "."
             )
@@ -185,6 +190,12 @@ def body(
                     f"  The list of rows not imported is too large to attach: it is in the "
                     f".bak folder as {f.failures_name}."
                 )
+        if f.identical_to is not None:
+            earlier, received = f.identical_to
+            stamp = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(received))
+            lines.append(
+                f"  It is identical to {shown(earlier)}, received {stamp}: no user was sent twice."
+            )
         if f.archive_name is not None:
             lines.append(f"  The file you uploaded is kept as .bak/{shown(f.archive_name)}.")
         lines.append("")
@@ -212,12 +223,7 @@ def report_message(
 ) -> EmailMessage:
     """The whole failure report as an email, attachments within the size limit.
 
-    ``sender`` is the tenant's reply-to address. With ``service_address`` the
-    message comes from the service's own mailbox under the tenant's display
-    name, replies still going to ``sender``: a relay may send for its own
-    domain, and the customer's domain's SPF and DMARC would refuse it for
-    theirs. No Sender field: RFC 5322 wants one only when the From mailbox is
-    not the one that sent it.
+    The headers are :func:`envelope`'s.
     """
     attached: dict[str, bytes] = {}
     size = 0
@@ -225,6 +231,40 @@ def report_message(
         if size + len(data) <= ATTACHMENT_LIMIT:
             attached[name] = data
             size += len(data)
+    # One id per batch: a report rebuilt after a crash is the same message.
+    message = envelope(
+        sender=sender,
+        recipient=recipient,
+        subject=subject(files),
+        now=now,
+        message_id=f"{batch_id}.{tenant}",
+        service_address=service_address,
+    )
+    message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
+    for name, data in attached.items():
+        message.add_attachment(data, maintype="text", subtype="csv", filename=name)
+    return message
+
+
+def envelope(
+    *,
+    sender: str,
+    recipient: str,
+    subject: str,
+    now: float,
+    message_id: str,
+    service_address: str | None = None,
+) -> EmailMessage:
+    """A message to a tenant, with its headers and no content yet.
+
+    ``sender`` is the tenant's reply-to address. With ``service_address`` the
+    message comes from the service's own mailbox under the tenant's display
+    name, replies still going to ``sender``: a relay may send for its own
+    domain, and the customer's domain's SPF and DMARC would refuse it for
+    theirs. No Sender field: RFC 5322 wants one only when the From mailbox is
+    not the one that sent it. ``message_id`` is the local part of the
+    Message-ID, the same for a message rebuilt after a crash.
+    """
     message = EmailMessage()
     if service_address is None:
         message["From"] = sender
@@ -233,12 +273,8 @@ def report_message(
         message["From"] = formataddr((name, parseaddr(service_address)[1]))
     message["Reply-To"] = sender
     message["To"] = recipient
-    message["Subject"] = subject(files)
+    message["Subject"] = subject
     message["Date"] = formatdate(now, usegmt=True)
     domain = parseaddr(message["From"])[1].rpartition("@")[2] or "localhost"
-    # One id per batch: a report rebuilt after a crash is the same message.
-    message["Message-ID"] = f"<{batch_id}.{tenant}@{domain}>"
-    message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
-    for name, data in attached.items():
-        message.add_attachment(data, maintype="text", subtype="csv", filename=name)
+    message["Message-ID"] = f"<{message_id}@{domain}>"
     return message

@@ -8,9 +8,16 @@ stopped::
                     │
                     └─ stops here while the API is unavailable: rows stay pending
 
+A batch that would change too many known users is held before its import
+step sends anything (:class:`Safeguard`): it stays in ``importing`` until an
+operator approves it (it is imported as if never held) or discards it (its
+files fail with a reason the customer is told), and later batches of its
+tenant wait behind it.
+
 A file is ``claimed`` (copied into the spool) or ``refused`` (not read, with a
 reason), then ``validated``, then ``archived``. A row is ``pending`` until the
-API or the store answers, then ``imported`` or ``failed``. A message is
+API or the store answers, then ``imported`` or ``failed``; or ``unchanged``,
+when it would send what was last confirmed for its user (not sent). A message is
 ``queued`` in the outbox, ``sending`` while one deliverer holds it, then
 ``sent`` or ``rejected`` (a server refused it for good).
 """
@@ -26,6 +33,7 @@ __all__ = [
     "FileState",
     "MessageState",
     "RowState",
+    "Safeguard",
     "next_step",
 ]
 
@@ -54,7 +62,17 @@ class RowState(enum.StrEnum):
 
     PENDING = "pending"
     IMPORTED = "imported"
+    UNCHANGED = "unchanged"
     FAILED = "failed"
+
+
+class Safeguard(enum.StrEnum):
+    """Where a batch is with the mass-change safeguard (unset until it is checked)."""
+
+    PASSED = "passed"
+    HELD = "held"
+    APPROVED = "approved"
+    DISCARDED = "discarded"
 
 
 class MessageState(enum.StrEnum):

@@ -28,6 +28,7 @@ import tenacity
 from watcher.core.codes import Code
 from watcher.core.responses import Verdict, classify
 from watcher.errors import SecretUnavailableError, SinkUnavailableError
+from watcher.shell.gate import Gate
 from watcher.shell.sinks import Outcome
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = ["ApiSink"]
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _STOP_CHECK_EVERY = 0.2
+_ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 
 class _TransientError(Exception):
@@ -95,15 +97,21 @@ class ApiSink:
         self.clock = clock
         self.stop = stop
         self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
-        self._next_slot = 0.0
-        self._pace_lock = asyncio.Lock()
+        self._url = httpx.URL(config.url)  # parsed once, not per request
+        self.gate = Gate(
+            max_concurrency=config.max_concurrency,
+            rate_limit=config.rate_limit,
+            clock=clock,
+            pause=self._sleep_unless_stopped,
+            log=log,
+        )
 
     async def push(
         self,
         rows: Iterable[Mapping[str, str | int | None]],
         report: Callable[[Outcome], None],
     ) -> None:
-        """Send every row, ``concurrency`` at a time; see the module docstring."""
+        """Send every row, as many at a time as the API takes; see the module docstring."""
         try:
             token = self.config.token.reveal()
         except SecretUnavailableError as exc:
@@ -111,16 +119,13 @@ class ApiSink:
             raise SinkUnavailableError("auth", "the API token is unavailable") from exc
         source = iter(rows)
         halted: list[SinkUnavailableError] = []
-        limits = httpx.Limits(
-            max_connections=self.config.concurrency,
-            max_keepalive_connections=self.config.concurrency,
-        )
-        # The transport, not AsyncClient: the client's per-request machinery
-        # (cookies, redirects, hooks) costs a quarter of the throughput on a
-        # small host, and a push needs none of it.
-        async with self.transport or httpx.AsyncHTTPTransport(limits=limits) as client:
 
-            async def worker() -> None:
+        async def worker() -> None:
+            # A transport per worker, not AsyncClient and not one shared pool:
+            # the client's per-request machinery (cookies, redirects, hooks)
+            # costs a quarter of the throughput on a small host, and a shared
+            # pool checks every idle connection on every request, a tenth more.
+            async with self.transport or httpx.AsyncHTTPTransport(limits=_ONE) as client:
                 for row in source:
                     if halted or (self.stop is not None and self.stop.is_set()):
                         return
@@ -130,7 +135,7 @@ class ApiSink:
                         halted.append(exc)
                         return
 
-            await asyncio.gather(*(worker() for _ in range(self.config.concurrency)))
+        await asyncio.gather(*(worker() for _ in range(self.config.max_concurrency)))
         if halted:
             # One event per stop, however many workers saw the failure.
             if halted[0].reason == "auth":
@@ -195,7 +200,7 @@ class ApiSink:
             # so its stop, wait and logging count it like any other.
             if failures:
                 raise failures.pop()
-            return await self._attempt(client, body)
+            return await self._attempt(client, body, retry=True)
 
         try:
             return await retrying(attempt)
@@ -224,15 +229,25 @@ class ApiSink:
                 return
             await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
 
-    async def _attempt(self, client: httpx.AsyncBaseTransport, body: dict[str, Any]) -> Verdict:
-        await self._pace()
+    def concurrency(self) -> tuple[int, int]:
+        """The lowest and highest number of requests the limit let in flight at once."""
+        return self.gate.concurrency()
+
+    async def _attempt(
+        self, client: httpx.AsyncBaseTransport, body: dict[str, Any], *, retry: bool = False
+    ) -> Verdict:
+        try:
+            await self.gate.enter(retry=retry)
+        except _StoppingError as exc:
+            raise SinkUnavailableError("unavailable", "the service is stopping") from exc
         request = httpx.Request(
             "POST",
-            self.config.url,
+            self._url,
             content=json.dumps(body, ensure_ascii=False).encode(),
             headers=_HEADERS,
             extensions={"timeout": httpx.Timeout(self.config.timeout).as_dict()},
         )
+        started = self.clock()
         try:
             # httpx's timeouts bound each read, not the whole answer: a server
             # that drips a byte a second would hold a worker for ever.
@@ -243,24 +258,19 @@ class ApiSink:
                 finally:
                     await response.aclose()
         except httpx.TransportError as exc:
+            self.gate.leave(None, 0.0)
             raise _TransientError(type(exc).__name__) from exc
         except TimeoutError as exc:
+            self.gate.leave(None, 0.0)
             raise _TransientError("ResponseTooSlow") from exc
+        except BaseException:
+            self.gate.abandon()
+            raise
         verdict = classify(response.status_code, response.headers, response.text)
+        self.gate.leave(verdict, self.clock() - started)
         if verdict.kind == "transient":
             raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
         return verdict
-
-    async def _pace(self) -> None:
-        """Wait for the next request slot when a rate limit is set."""
-        if self.config.rate_limit is None:
-            return
-        async with self._pace_lock:
-            now = self.clock()
-            wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + 1.0 / self.config.rate_limit
-        if wait > 0:
-            await self.sleep(wait)
 
     def _log_retry(self, row: int) -> Callable[[tenacity.RetryCallState], None]:
         def before_sleep(state: tenacity.RetryCallState) -> None:

@@ -58,17 +58,28 @@ def archive_batch(
     view = name_archives(ctx, view)
     with DropFolder(tenant.drop_dir) as folder:
         for file in view.files:
-            if file.record.state is FileState.ARCHIVED:
+            record = file.record
+            if record.state is FileState.ARCHIVED:
                 continue
-            _archive_guarded(ctx, folder, file, listed)
+            identical = (
+                ctx.journal.files.identical(
+                    record, record.received_at - tenant.resend_unchanged_after
+                )
+                if record.sha256
+                else None
+            )
+            document = _result_document(
+                record,
+                file.counts,
+                listed(record.id) if file.counts.failed else (),
+                identical=identical,
+            )
+            _archive_guarded(ctx, folder, file, document)
             faults.checkpoint("archived-one")
 
 
 def _archive_guarded(
-    ctx: BatchContext,
-    folder: DropFolder,
-    file: FileView,
-    listed: Callable[[str], list[Failure]],
+    ctx: BatchContext, folder: DropFolder, file: FileView, document: bytes
 ) -> None:
     """Archive one file; after ``STEP_ATTEMPTS`` failures, under its id alone.
 
@@ -76,7 +87,7 @@ def _archive_guarded(
     fail; the file id makes a name any folder takes.
     """
     try:
-        _archive_one(ctx, folder, file, listed)
+        _archive_one(ctx, folder, file, document)
     except OSError as exc:
         record = file.record
         attempt = ctx.journal.files.count_attempt(record.id)
@@ -92,15 +103,10 @@ def _archive_guarded(
         plain = record.id + (".refused" if record.state is FileState.REFUSED else "")
         ctx.journal.files.name_archive(record.id, plain, ctx.clock())
         record = dataclasses.replace(record, archive_name=plain)
-        _archive_one(ctx, folder, dataclasses.replace(file, record=record), listed)
+        _archive_one(ctx, folder, dataclasses.replace(file, record=record), document)
 
 
-def _archive_one(
-    ctx: BatchContext,
-    folder: DropFolder,
-    file: FileView,
-    listed: Callable[[str], list[Failure]],
-) -> None:
+def _archive_one(ctx: BatchContext, folder: DropFolder, file: FileView, document: bytes) -> None:
     record, counts = file.record, file.counts
     assert record.archive_name is not None  # noqa: S101 - named before archiving
     spool = ctx.state.spool(record.tenant, record.id)
@@ -110,10 +116,7 @@ def _archive_one(
     else:
         assert record.identity is not None  # noqa: S101 - claimed files have one
         folder.archive(record.name, record.identity, record.archive_name, spool)
-    folder.write_bak(
-        f"{record.archive_name}.result.json",
-        _result_document(record, counts, listed(record.id) if counts.failed else ()),
-    )
+    folder.write_bak(f"{record.archive_name}.result.json", document)
     if failures.exists():
         folder.write_bak(f"{record.archive_name}.failures.csv", failures.read_bytes())
     ctx.journal.files.mark_archived(record.id, ctx.clock())
@@ -125,6 +128,7 @@ def _archive_one(
         archived_as=record.archive_name,
         rows=counts.total,
         imported=counts.imported,
+        unchanged=counts.unchanged,
         failed=counts.failed,
         pending=counts.pending,
         blank=record.rows_blank,
@@ -133,23 +137,32 @@ def _archive_one(
     )
 
 
-def _result_document(record: FileRecord, counts: Counts, failures: Sequence[Failure]) -> bytes:
+def _result_document(
+    record: FileRecord,
+    counts: Counts,
+    failures: Sequence[Failure],
+    *,
+    identical: tuple[str, float] | None,
+) -> bytes:
     """The machine-readable outcome of a file: counts and codes, no values.
 
     ``failures`` are the first ones (at most ``LISTED_ROWS`` rows), as the
-    failure list holds them (``LISTED_ROWS`` of :mod:`watcher.core.reporting`).
+    failure list holds them (``LISTED_ROWS`` of :mod:`watcher.core.reporting`);
+    ``identical`` the earlier file with the same bytes, and when it came.
     """
     failed: dict[int, dict[str, list[str | None]]] = {}
     for row, field, code, _ in failures:
         entry = failed.setdefault(row, {"codes": [], "fields": []})
         entry["codes"].append(code)
         entry["fields"].append(field)
-    if record.code is not None or (counts.failed and not counts.imported):
+    if record.code is not None or (counts.failed and not counts.imported and not counts.unchanged):
         status = "not_imported"
     elif counts.pending:
         status = "pending"
     elif counts.failed:
         status = "partly_imported"
+    elif counts.total and counts.unchanged == counts.total:
+        status = "unchanged"
     else:
         status = "imported"
     document = {
@@ -163,10 +176,14 @@ def _result_document(record: FileRecord, counts: Counts, failures: Sequence[Fail
         "rows": {
             "total": counts.total,
             "imported": counts.imported,
+            "unchanged": counts.unchanged,
             "failed": counts.failed,
             "pending": counts.pending,
             "blank": record.rows_blank,
         },
+        "identical_to": None
+        if identical is None
+        else {"file": shown(identical[0]), "received_at": _iso(identical[1])},
         "file_error": None
         if record.code is None
         else {"code": record.code, "message": record.message},

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from watcher.core.reporting import LISTED_ROWS
 from watcher.core.schema_parser import parse_schema
-from watcher.core.states import BatchState, FileState
+from watcher.core.states import BatchState, FileState, Safeguard
 from watcher.shell import faults, logs, mailer
 from watcher.shell.archiving import archive_batch, name_archives
 from watcher.shell.claiming import claim, set_aside
-from watcher.shell.importing import import_batch
+from watcher.shell.importing import Stop, discard, import_batch
 from watcher.shell.reports import write_report
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ __all__ = ["BatchResult", "BatchRun", "run_tenant", "start_up"]
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BatchResult:
-    """How a batch ended: complete, or stopped with rows pending and why."""
+    """How a batch ended: complete, or stopped with rows pending and why (``held`` for review)."""
 
     batch_id: str
     tenant: str
@@ -52,6 +52,7 @@ class BatchResult:
     files: int
     counts: Counts
     reason: str | None = None
+    held: bool = False
 
 
 def run_tenant(
@@ -66,12 +67,33 @@ def run_tenant(
     ``refusals`` (uploads cut off and never resumed) are set aside as a batch
     of their own. Names need a schema; without one only unfinished batches run.
     """
-    results = [BatchRun(ctx, b.id).run() for b in ctx.journal.batches.unfinished(tenant.name)]
+    results: list[BatchResult] = []
+    held: str | None = None
+    for batch in ctx.journal.batches.unfinished(tenant.name):
+        if held is not None:
+            results.append(_waiting(ctx, batch.id, held))
+            continue
+        result = BatchRun(ctx, batch.id).run()
+        results.append(result)
+        if result.held:
+            held = batch.id
     new = [set_aside(ctx, tenant, refusals)]
     if names and schema is not None:
         new.append(claim(ctx, tenant, names, schema))
-    results.extend(BatchRun(ctx, batch_id).run() for batch_id in new if batch_id is not None)
+    for batch_id in new:
+        if batch_id is None:
+            continue
+        result = BatchRun(ctx, batch_id).run() if held is None else _waiting(ctx, batch_id, held)
+        results.append(result)
+        if result.held:
+            held = batch_id
     return results
+
+
+def _waiting(ctx: BatchContext, batch_id: str, held: str) -> BatchResult:
+    """A batch that waits behind a held one of its tenant: upserts must keep their order."""
+    view = ctx.journal.batches.view(batch_id)
+    return BatchRun.result(view, reason=f"waiting behind the held batch {held[:8]}")
 
 
 class BatchRun:
@@ -84,6 +106,8 @@ class BatchRun:
         self.reports: dict[str, ValidationReport] = {}
         self._schemas: dict[str, Schema] = {}
         self._listed: dict[str, list[Failure]] = {}
+        # The range of requests in flight each file's push to the API had.
+        self.paces: list[tuple[int, int]] = []
 
     def schema_of(self, record: FileRecord) -> Schema:
         """The schema a file was claimed under, parsed once per run."""
@@ -111,9 +135,9 @@ class BatchRun:
             while state is not BatchState.DONE:
                 match state:
                     case BatchState.IMPORTING:
-                        reason = import_batch(self.ctx, tenant, view, self.schema_of, self.reports)
-                        if reason is not None:
-                            return self._stopped(reason)
+                        stop = self._import(tenant, view)
+                        if stop is not None:
+                            return self._stopped(stop)
                         faults.checkpoint("imported")
                     case BatchState.REPORTING:
                         view = name_archives(self.ctx, view)
@@ -126,37 +150,59 @@ class BatchRun:
                 if state in _CRASH_POINTS:
                     faults.checkpoint(_CRASH_POINTS[state])
                 view = journal.batches.view(self.batch_id)
-            result = self._result(view, complete=True)
+            result = self.result(view, complete=True)
             self.ctx.log.info(
                 "batch.completed",
                 files=result.files,
                 rows=result.counts.total,
                 imported=result.counts.imported,
+                unchanged=result.counts.unchanged,
                 failed=result.counts.failed,
                 pending=result.counts.pending,
                 duration=round(time.monotonic() - started, 3),
+                concurrency_min=min((low for low, _ in self.paces), default=None),
+                concurrency_max=max((high for _, high in self.paces), default=None),
             )
             return result
         finally:
             logs.unbind("tenant", "batch_id")
 
-    def _stopped(self, reason: str) -> BatchResult:
-        self.ctx.journal.batches.note_stopped(self.batch_id, reason, self.ctx.clock())
-        result = self._result(self.ctx.journal.batches.view(self.batch_id), reason=reason)
+    def _import(self, tenant: TenantConfig, view: BatchView) -> Stop | None:
+        """The import step, as the safeguard allows: not while held, nothing once discarded."""
+        match view.batch.safeguard:
+            case Safeguard.HELD:
+                return Stop(
+                    reason="held for review: approve or discard it (watcher hold)", held=True
+                )
+            case Safeguard.DISCARDED:
+                discard(self.ctx, view)
+                return None
+            case Safeguard.APPROVED:
+                self.ctx.log.info("batch.released", rows=view.counts.pending)
+        return import_batch(
+            self.ctx, tenant, view, self.schema_of, reports=self.reports, paces=self.paces
+        )
+
+    def _stopped(self, stop: Stop) -> BatchResult:
+        self.ctx.journal.batches.note_stopped(self.batch_id, stop.reason, self.ctx.clock())
+        view = self.ctx.journal.batches.view(self.batch_id)
+        result = self.result(view, reason=stop.reason, held=stop.held)
         self.ctx.log.warning(
             "batch.incomplete",
-            reason=reason,
+            reason=stop.reason,
             rows=result.counts.total,
             imported=result.counts.imported,
+            unchanged=result.counts.unchanged,
             failed=result.counts.failed,
             pending=result.counts.pending,
         )
         return result
 
     @staticmethod
-    def _result(
-        view: BatchView, *, complete: bool = False, reason: str | None = None
+    def result(
+        view: BatchView, *, complete: bool = False, reason: str | None = None, held: bool = False
     ) -> BatchResult:
+        """The result of a batch as ``view`` shows it."""
         return BatchResult(
             batch_id=view.id,
             tenant=view.batch.tenant,
@@ -164,6 +210,7 @@ class BatchRun:
             files=len(view.files),
             counts=view.counts,
             reason=reason,
+            held=held,
         )
 
 

@@ -36,3 +36,5 @@ class BatchContext:
     clock: Callable[[], float] = time.time
     stop: threading.Event | None = None
     transport: httpx.AsyncBaseTransport | None = None
+    # ``watcher process --resend-all``: send every valid row, unchanged or not.
+    resend_all: bool = False

@@ -18,6 +18,7 @@ STEPS = (
     "claimed",
     "validating",
     "validated",
+    "answered",
     "imported-some",
     "imported",
     "report-written",

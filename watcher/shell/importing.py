@@ -1,50 +1,67 @@
-"""A batch's import step: validate each claimed file, then send its valid rows.
+"""A batch's import step: validate, compare with what users have, hold or send.
 
-Every row is journaled as pending or failed when its file is validated, and
-each outcome as the API or the store reports it, so a batch killed at any
-point sends at most the rows that were in flight again (an upsert: the same
-effect). If the API is unavailable or refuses the token, the step stops and
-says why; the rows stay pending for the next run.
+1. Each claimed file is validated (:mod:`~watcher.shell.validating`).
+2. Each valid pending row is fingerprinted and compared with what was last
+   confirmed for its user (:mod:`watcher.core.changes`).
+3. Once per batch, before anything is sent, the safeguard: a batch that
+   would change too many of the tenant's known users is held, its customer
+   told, and nothing is sent until an operator approves it.
+4. Rows that would send what was confirmed within the resend window are
+   journaled ``unchanged`` and not sent; the others are sent
+   (:mod:`~watcher.shell.pushing`), and their fingerprints confirmed as
+   their outcomes are recorded.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import dataclasses
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from watcher.core.changes import compare, fingerprints, holds, summarise, user_key
 from watcher.core.codes import Code
-from watcher.core.reading import read_table
-from watcher.core.states import STEP_ATTEMPTS, FileState
-from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
-from watcher.errors import SinkUnavailableError
-from watcher.shell import faults, logs
-from watcher.shell.api import ApiSink
-from watcher.shell.userstore import UserStore
+from watcher.core.states import Safeguard
+from watcher.shell.journal import Confirmed
+from watcher.shell.pushing import push, sink_for
+from watcher.shell.reports import write_hold_notice
+from watcher.shell.validating import validate_claimed, validate_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable
 
     from watcher.config import TenantConfig
+    from watcher.core.changes import ChangeSummary
     from watcher.core.records import BatchView, FileRecord
     from watcher.core.schema import Schema
+    from watcher.core.validation import ValidationReport
     from watcher.shell.context import BatchContext
-    from watcher.shell.sinks import Outcome, Sink
 
-__all__ = ["import_batch"]
+__all__ = ["Stop", "discard", "import_batch"]
 
-_FLUSH_EVERY = 500
-_SLICE = 50_000
+_DISCARDED = (
+    "This file was held because it would change many users at once, and an administrator "
+    "discarded it: none of its users were imported. If it was right, upload it again and "
+    "tell us, so it is let through."
+)
 
 
-def _validate_file(ctx: BatchContext, record: FileRecord, schema: Schema) -> ValidationReport:
-    """Validate a claimed file's spool copy with the schema it was claimed under."""
-    table = read_table(
-        ctx.state.spool(record.tenant, record.id), max_rows=ctx.config.service.max_rows
-    )
-    return validate(table, schema)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Stop:
+    """Why the import step stopped with rows pending; ``held`` by the safeguard."""
+
+    reason: str
+    held: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _ToSend:
+    """One file's pending rows, fingerprinted and compared with what its users have."""
+
+    record: FileRecord
+    rows: pl.DataFrame
+    compared: pl.DataFrame
+    identical: bool
 
 
 def import_batch(
@@ -52,203 +69,120 @@ def import_batch(
     tenant: TenantConfig,
     view: BatchView,
     schema_of: Callable[[FileRecord], Schema],
+    *,
     reports: dict[str, ValidationReport],
-) -> str | None:
+    paces: list[tuple[int, int]],
+) -> Stop | None:
     """Validate what is claimed and import what is pending; why it stopped, if it did.
 
-    ``reports`` gains the report of every file validated, for the failure report.
+    ``reports`` gains the report of every file validated, for the failure
+    report; ``paces`` the range of requests in flight of each file sent to an API.
     """
-    to_send: list[FileRecord] = []
-    for file in view.files:
-        record = file.record
-        if record.state is FileState.CLAIMED:
-            started = time.monotonic()
-            report = _validate_once_more(ctx, record, schema_of(record))
-            if report is None:
-                continue
-            reports[record.id] = report
-            _journal_validation(ctx, record, report, started)
-            if not report.file_errors:
-                to_send.append(record)
-        elif record.state is FileState.VALIDATED and record.code is None:
-            to_send.append(record)
-    faults.checkpoint("validated")
-    for record in to_send:
+    files = []
+    for record in validate_claimed(ctx, view, schema_of, reports):
         pending = ctx.journal.rows.pending(record.id)
         if not pending:
             continue
         if record.id not in reports:  # validated by a run that stopped: read it again
-            reports[record.id] = _validate_file(ctx, record, schema_of(record))
-        reason = _push(ctx, _sink(ctx, tenant, record, schema_of(record)), record, reports, pending)
-        if reason is not None:
-            return reason
+            reports[record.id] = validate_file(ctx, record, schema_of(record))
+        files.append(
+            _compared(
+                ctx, tenant, record, schema_of(record), report=reports[record.id], pending=pending
+            )
+        )
+    if files and view.batch.safeguard is None:
+        changes = summarise(
+            pl.concat([f.compared for f in files]),
+            known=ctx.journal.users.count(tenant.name, tenant.target),
+        )
+        if holds(
+            changes,
+            changed_share=tenant.safeguard_changed,
+            min_known=tenant.safeguard_min_known,
+        ):
+            return _hold(ctx, tenant, view, changes)
+        ctx.journal.batches.check(view.id, Safeguard.PASSED, changes)
+    for file in files:
+        stop = _send(ctx, tenant, file, schema_of(file.record), paces)
+        if stop is not None:
+            return stop
     return None
 
 
-def _validate_once_more(
-    ctx: BatchContext, record: FileRecord, schema: Schema
-) -> ValidationReport | None:
-    """Validate a claimed file, unless that already failed ``STEP_ATTEMPTS`` times.
-
-    Each try is journaled before it starts, so a file that kills the process
-    (the OOM killer, a crash in a library) is counted as surely as one that
-    raises. After the last try the file is set aside with a file-level
-    failure instead, and the batch goes on: one upload must never block a
-    tenant. None when it was set aside.
-    """
-    attempt = ctx.journal.files.count_attempt(record.id)
-    if attempt > STEP_ATTEMPTS:
-        _set_aside_unprocessable(ctx, record, attempts=attempt - 1)
-        return None
-    faults.checkpoint("validating")
-    try:
-        return _validate_file(ctx, record, schema)
-    except Exception as exc:
-        ctx.log.error(
-            "file.step_failed",
-            file=record.name,
-            step="validate",
-            attempt=attempt,
-            error=type(exc).__name__,
-        )
-        if attempt < STEP_ATTEMPTS:
-            raise
-    _set_aside_unprocessable(ctx, record, attempts=attempt)
-    return None
-
-
-def _set_aside_unprocessable(ctx: BatchContext, record: FileRecord, *, attempts: int) -> None:
-    message = (
-        "This file could not be processed: the import service failed while reading it "
-        f"{attempts} times, so it was set aside and not imported. Check that it is a users "
-        "file as exported, or split it into smaller files, and upload it again."
-    )
-    ctx.journal.rows.record_validation(
-        record.id,
-        encoding=None,
-        rows_blank=0,
-        file_error=(Code.FILE_UNPROCESSABLE.value, message),
-        valid_rows=[],
-        failed_rows=[],
-        failures=[],
-        now=ctx.clock(),
-    )
-    ctx.log.error(
-        "file.set_aside", file=record.name, code=Code.FILE_UNPROCESSABLE.value, attempts=attempts
-    )
-
-
-def _journal_validation(
-    ctx: BatchContext, record: FileRecord, report: ValidationReport, started: float
-) -> None:
-    error = None
-    if report.file_errors:
-        error = (report.file_errors[0].code.value, " ".join(p.message for p in report.file_errors))
-        valid: Iterable[int] = ()
-        failed = _numbers(_all_rows(report))
-        failures: Iterable[tuple[int, str | None, str, str]] = ()
-    else:
-        assert report.valid is not None  # noqa: S101 - readable tables have it
-        # Generators over slices: a file of millions of failing rows must not
-        # become millions of Python objects at once.
-        valid = _numbers(report.valid.arg_true() + FIRST_DATA_ROW)
-        failed = _numbers(report.failures["row"].unique().sort())
-        failures = (
-            row for chunk in report.failures.iter_slices(_SLICE) for row in chunk.iter_rows()
-        )
-    ctx.journal.rows.record_validation(
-        record.id,
-        encoding=report.encoding,
-        rows_blank=report.rows_blank,
-        file_error=error,
-        valid_rows=valid,
-        failed_rows=failed,
-        failures=failures,
-        now=ctx.clock(),
-    )
-    ctx.log.info(
-        "file.validated",
-        file=record.name,
-        rows=report.rows_total,
-        valid=report.rows_valid,
-        failed=report.rows_failed,
-        blank=report.rows_blank,
-        encoding=report.encoding,
-        code=error[0] if error else None,
-        duration=round(time.monotonic() - started, 3),
-    )
-
-
-def _sink(ctx: BatchContext, tenant: TenantConfig, record: FileRecord, schema: Schema) -> Sink:
-    if tenant.api is not None:
-        return ApiSink(tenant.api, log=ctx.log, transport=ctx.transport, stop=ctx.stop)
-    key = schema.primary_key or (schema.fields[0].name,)
-    return UserStore(ctx.state.users, tenant.name, key=key, source=record.id)
-
-
-def _push(
+def _compared(
     ctx: BatchContext,
-    sink: Sink,
+    tenant: TenantConfig,
     record: FileRecord,
-    reports: dict[str, ValidationReport],
+    schema: Schema,
+    *,
+    report: ValidationReport,
     pending: list[int],
-) -> str | None:
-    """Send a file's pending rows; why it stopped, if it did."""
-    frame = reports[record.id].api_rows().filter(pl.col("row").is_in(pending))
-    imported: list[int] = []
-    refused: list[tuple[int, str, str]] = []
-    flushed = [False]
+) -> _ToSend:
+    rows = report.api_rows().filter(pl.col("row").is_in(pending))
+    prints = fingerprints(rows, user_key(schema))
+    known = ctx.journal.users.known(tenant.name, tenant.target, prints["key"].to_list())
+    compared = compare(prints, known, now=ctx.clock(), resend_after=tenant.resend_unchanged_after)
+    since = ctx.clock() - tenant.resend_unchanged_after
+    identical = ctx.journal.files.identical(record, since) is not None
+    return _ToSend(record=record, rows=rows, compared=compared, identical=identical)
 
-    def flush() -> None:
-        if imported or refused:
-            ctx.journal.rows.record_outcomes(record.id, imported, refused)
-            imported.clear()
-            refused.clear()
-            if not flushed[0]:
-                flushed[0] = True
-                faults.checkpoint("imported-some")
 
-    def on_outcome(outcome: Outcome) -> None:
-        if outcome.imported:
-            imported.append(outcome.row)
-        else:
-            refused.append((outcome.row, outcome.code or "", outcome.message or ""))
-        if len(imported) + len(refused) >= _FLUSH_EVERY:
-            flush()
-
-    rows = (
-        {k: v for k, v in row.items() if v is not None}
-        for chunk in frame.iter_slices(10_000)
-        for row in chunk.iter_rows(named=True)
+def _hold(ctx: BatchContext, tenant: TenantConfig, view: BatchView, changes: ChangeSummary) -> Stop:
+    """Hold the batch for an operator, and tell the customer why."""
+    ctx.journal.batches.check(view.id, Safeguard.HELD, changes)
+    write_hold_notice(ctx, tenant, view, changes)
+    ctx.log.critical(
+        "batch.held",
+        changed=changes.changed,
+        known=changes.known,
+        share=round(changes.share, 3),
+        columns=[name for name, _ in changes.columns],
+        rows=changes.rows,
     )
-    started = time.monotonic()
-    # The sink's events (import.rejected, retries) name the file they concern.
-    logs.bind(file=record.name)
-    try:
-        asyncio.run(sink.push(rows, on_outcome))
-    except SinkUnavailableError as exc:
-        return f"{sink.kind} {exc.reason}: {exc.detail}"
-    finally:
-        logs.unbind("file")
-        flush()
-    ctx.log.info(
-        "file.imported",
-        file=record.name,
-        sink=sink.kind,
-        rows=len(pending),
-        duration=round(time.monotonic() - started, 3),
+    return Stop(
+        reason=(
+            f"held for review: it would change {changes.changed:,} of {changes.known:,} known users"
+        ),
+        held=True,
     )
-    return None
 
 
-def _all_rows(report: ValidationReport) -> pl.Series:
-    """Every non-blank row of a readable file (all fail with its file error)."""
-    if report.table is None:
-        return pl.Series(dtype=pl.Int64)
-    return report.table.blank.not_().arg_true() + FIRST_DATA_ROW
+def discard(ctx: BatchContext, view: BatchView) -> None:
+    """An operator discarded the held batch: each of its files fails whole, with why."""
+    for file in view.files:
+        if file.record.code is None:
+            ctx.journal.rows.fail_file(file.record.id, Code.FILE_DISCARDED.value, _DISCARDED)
+    ctx.log.warning("batch.discarded", files=len(view.files), rows=view.counts.pending)
 
 
-def _numbers(series: pl.Series) -> Iterator[int]:
-    """The values of ``series``, a slice at a time."""
-    for start in range(0, series.len(), _SLICE):
-        yield from series.slice(start, _SLICE).to_list()
+def _send(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    file: _ToSend,
+    schema: Schema,
+    paces: list[tuple[int, int]],
+) -> Stop | None:
+    """Journal a file's unchanged rows, then send the rest."""
+    # An identical re-upload never sends a row twice, whatever skip_unchanged says.
+    skip = not ctx.resend_all and (tenant.skip_unchanged or file.identical)
+    compared = file.compared
+    unchanged = compared.filter(pl.col("status") == "unchanged") if skip else compared.clear()
+    ctx.journal.rows.mark_unchanged(file.record.id, unchanged["row"].to_list())
+    to_send = compared.filter(~pl.col("row").is_in(unchanged["row"].implode()))
+    confirmed = Confirmed(
+        tenant=tenant.name,
+        target=tenant.target,
+        now=ctx.clock(),
+        prints={
+            row: (key, digest, fields)
+            for row, key, digest, fields in to_send.select(
+                "row", "key", "digest", "fields"
+            ).iter_rows()
+        },
+    )
+    rows = file.rows.filter(pl.col("row").is_in(to_send["row"].implode()))
+    sink = sink_for(ctx, tenant, file.record, schema)
+    reason = push(ctx, sink, file.record, rows, confirmed, unchanged=unchanged.height)
+    if (pace := sink.concurrency()) is not None:
+        paces.append(pace)
+    return None if reason is None else Stop(reason=reason)

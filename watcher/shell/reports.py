@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.names import attachment_name
+from watcher.core.notices import hold_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
     LISTED_ROWS,
@@ -29,12 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from watcher.config import TenantConfig
+    from watcher.core.changes import ChangeSummary
     from watcher.core.records import BatchView, FileRecord
     from watcher.core.validation import ValidationReport
     from watcher.shell.context import BatchContext
     from watcher.shell.journal import Failure
 
-__all__ = ["write_report"]
+__all__ = ["write_hold_notice", "write_report"]
 
 
 def write_report(
@@ -82,6 +84,11 @@ def write_report(
                 archive_name=record.archive_name,
                 failures_name=failures_name,
                 listed=LISTED_ROWS if counts.failed > LISTED_ROWS else None,
+                identical_to=ctx.journal.files.identical(
+                    record, record.received_at - tenant.resend_unchanged_after
+                )
+                if record.sha256
+                else None,
             )
         )
     if not needs_report(summaries):
@@ -106,6 +113,35 @@ def write_report(
         message_id=view.id,
         attachments=len(message.get_payload()) - 1 if message.is_multipart() else 0,
     )
+
+
+def write_hold_notice(
+    ctx: BatchContext, tenant: TenantConfig, view: BatchView, changes: ChangeSummary
+) -> None:
+    """Tell the customer their import was held, once per batch, through the outbox."""
+    received = min((f.record.received_at for f in view.files), default=ctx.clock())
+    message = hold_message(
+        tenant=tenant.name,
+        batch_id=view.id,
+        sender=tenant.reply_to,
+        recipient=tenant.failed_import_email,
+        files=[(f.record.name, f.counts.total) for f in view.files if f.record.code is None],
+        changes=changes,
+        allowed=tenant.safeguard_changed,
+        received_at=received,
+        now=ctx.clock(),
+        service_address=ctx.config.email.sender if ctx.config.email else None,
+    )
+    message_id = f"{view.id}.held"
+    path = write_outbox(ctx.state.outbox, message_id, message)
+    ctx.journal.messages.queue(
+        message_id=message_id,
+        batch_id=view.id,
+        tenant=tenant.name,
+        path=str(path),
+        now=ctx.clock(),
+    )
+    ctx.log.info("mail.queued", message_id=message_id, attachments=0)
 
 
 def _failure_csv(

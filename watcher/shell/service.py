@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from watcher.config import exposed_secrets
 from watcher.core.refusals import interrupted
 from watcher.core.signals import Change
-from watcher.core.states import MessageState
+from watcher.core.states import MessageState, Safeguard
 from watcher.shell import logs, mailer
 from watcher.shell.batches import BatchResult, run_tenant, start_up
 from watcher.shell.context import BatchContext
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Service"]
 
+_DECIDED = (Safeguard.APPROVED, Safeguard.DISCARDED)
 _LIVENESS_EVERY = 5.0
 _LONGEST_SLEEP = 5.0
 
@@ -252,11 +253,19 @@ class Service:
         self.workers.start(intake.config, names, in_force)
 
     def _retry_unfinished(self, journal: Journal, intake: TenantIntake, now: float) -> None:
-        """Resume a tenant's unfinished batches (rows pending) without waiting for an upload."""
-        delay = self.workers.retry_due(intake.name, now)
-        if delay is None or not journal.batches.unfinished(intake.name):
+        """Resume a tenant's unfinished batches (rows pending) without waiting for an upload.
+
+        A batch held for an operator stops the tenant until it is decided;
+        once it is, its batches run at once, whatever the backoff says.
+        """
+        unfinished = journal.batches.unfinished(intake.name)
+        if not unfinished or unfinished[0].safeguard is Safeguard.HELD:
             return
-        self.log.info("batch.retrying", tenant=intake.name, after=round(delay))
+        decided = any(b.safeguard in _DECIDED for b in unfinished)
+        delay = self.workers.retry_due(intake.name, now)
+        if delay is None and not (decided and not self.workers.busy(intake.name)):
+            return
+        self.log.info("batch.retrying", tenant=intake.name, after=round(delay or 0))
         self.workers.start(intake.config)
 
     def _heartbeat(self, journal: Journal, now: float) -> None:

@@ -40,3 +40,7 @@ class Sink(Protocol):
     ) -> None:
         """Send ``rows``, calling ``report`` once per row as its outcome is known."""
         ...  # pragma: no cover - a protocol
+
+    def concurrency(self) -> tuple[int, int] | None:
+        """The lowest and highest number of requests in flight at once, if it varies."""
+        ...  # pragma: no cover - a protocol

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, TypedDict
 
 from watcher.core.names import shown
-from watcher.core.states import MessageState
+from watcher.core.states import MessageState, Safeguard
 from watcher.errors import StateError
 from watcher.shell.files import replace_file
 from watcher.shell.journal import Journal
@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
     from watcher.config import Config
     from watcher.core.readiness import UploadState
+    from watcher.core.records import BatchRecord
     from watcher.shell.intake import TenantIntake
     from watcher.shell.schemas import InForce
     from watcher.shell.statedir import StateDir
 
 __all__ = [
     "FileStatus",
+    "HeldBatch",
     "LastBatch",
     "LiveStatus",
     "LiveTenant",
@@ -94,7 +96,20 @@ class LastBatch(TypedDict):
     files: int
     rows: int
     imported: int
+    unchanged: int
     failed: int
+
+
+class HeldBatch(TypedDict):
+    """A batch the safeguard holds for an operator, and why."""
+
+    id: str
+    since: float
+    files: int
+    rows: int
+    changed: int
+    known: int
+    columns: list[str]
 
 
 class PendingReason(TypedDict):
@@ -119,6 +134,7 @@ class TenantStatus(LiveTenant):
     unfinished_batches: int
     pending_rows: int
     pending_reason: PendingReason | None
+    held: list[HeldBatch]
     outbox: Outbox
 
 
@@ -279,6 +295,7 @@ def _tenant(
         "unfinished_batches": 0,
         "pending_rows": 0,
         "pending_reason": None,
+        "held": [],
         "outbox": {"waiting": 0, "rejected": 0},
     }
     if journal is None:
@@ -293,11 +310,13 @@ def _tenant(
             "files": len(view.files),
             "rows": counts.total,
             "imported": counts.imported,
+            "unchanged": counts.unchanged,
             "failed": counts.failed,
         }
     unfinished = journal.batches.unfinished(name)
     result["unfinished_batches"] = len(unfinished)
     result["pending_rows"] = sum(journal.batches.view(b.id).counts.pending for b in unfinished)
+    result["held"] = [_held(journal, b) for b in unfinished if b.safeguard is Safeguard.HELD]
     stops = [b.stopped for b in unfinished if b.stopped is not None]
     if stops:
         reason, since = min(stops, key=lambda stop: stop[1])
@@ -307,3 +326,17 @@ def _tenant(
         "rejected": journal.messages.count(MessageState.REJECTED, tenant=name),
     }
     return result
+
+
+def _held(journal: Journal, batch: BatchRecord) -> HeldBatch:
+    view = journal.batches.view(batch.id)
+    changes = batch.changes
+    return {
+        "id": batch.id,
+        "since": batch.created_at,
+        "files": len(view.files),
+        "rows": view.counts.total,
+        "changed": changes.changed if changes else 0,
+        "known": changes.known if changes else 0,
+        "columns": [name for name, _ in changes.columns] if changes else [],
+    }

@@ -95,6 +95,10 @@ class UserStore:
             db.close()
 
     @staticmethod
+    def concurrency() -> None:
+        """Writes are one transaction at a time: nothing varies."""
+
+    @staticmethod
     def _write(
         db: sqlite3.Connection,
         batch: list[tuple[str, str, str, str, float]],

@@ -3,12 +3,13 @@
 Each step of a batch is recorded before the next begins, so after a crash the
 batch resumes where the journal says it stopped (the states and their order
 are in :mod:`watcher.core.states`). One :class:`Journal` per thread; its
-tables are reached through four parts, each small and with one job::
+tables are reached through five parts, each small and with one job::
 
     journal.batches    open, view (a batch with its files, counts and reasons
                        in one read), advance (the one way a batch changes state)
     journal.files      claimed or refused, named for .bak, archived
-    journal.rows       pending, imported or failed, with the reasons
+    journal.rows       pending, imported, unchanged or failed, with the reasons
+    journal.users      each user's fingerprint last confirmed, per target
     journal.messages   the outbox: queued, claimed, sent or rejected
 """
 
@@ -22,11 +23,12 @@ from watcher.shell.journal.batches import Batches
 from watcher.shell.journal.files import Files
 from watcher.shell.journal.messages import Messages
 from watcher.shell.journal.rows import Failure, Rows
+from watcher.shell.journal.users import Confirmed, Users
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Failure", "Journal", "new_id"]
+__all__ = ["Confirmed", "Failure", "Journal", "new_id"]
 
 
 def new_id() -> str:
@@ -48,6 +50,7 @@ class Journal:
         self.batches = Batches(self.db)
         self.files = Files(self.db)
         self.rows = Rows(self.db)
+        self.users = Users(self.db)
         self.messages = Messages(self.db)
 
     def close(self) -> None:

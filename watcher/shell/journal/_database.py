@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS failures (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failures_by_file ON failures(file_id, row);
+CREATE TABLE IF NOT EXISTS row_state (
+    tenant TEXT NOT NULL,
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    confirmed_at REAL NOT NULL,
+    PRIMARY KEY (tenant, target, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_by_digest ON files(tenant, sha256);
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -80,6 +90,8 @@ _ADDED = (
     ("files", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("batches", "stopped_reason", "TEXT"),
     ("batches", "stopped_since", "REAL"),
+    ("batches", "safeguard", "TEXT"),
+    ("batches", "changes", "TEXT"),
 )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from watcher.core.changes import ChangeSummary
 from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reason
-from watcher.core.states import BatchState, RowState, next_step
+from watcher.core.states import BatchState, RowState, Safeguard, next_step
 from watcher.shell.journal.files import FILE_COLUMNS, file_record
 
 if TYPE_CHECKING:
@@ -14,7 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Batches"]
 
-_BATCH_COLUMNS = "id, tenant, state, finished_at, stopped_reason, stopped_since"
+_BATCH_COLUMNS = (
+    "id, tenant, state, created_at, finished_at, stopped_reason, stopped_since, safeguard, changes"
+)
 
 # One statement for a batch, its files, their row counts and their reasons:
 # each step reads its batch once.
@@ -23,6 +26,7 @@ WITH mine AS (SELECT id FROM files WHERE batch_id = :batch),
 counts AS (
     SELECT file_id,
         SUM(state = '{RowState.IMPORTED}') AS imported,
+        SUM(state = '{RowState.UNCHANGED}') AS unchanged,
         SUM(state = '{RowState.FAILED}') AS failed,
         SUM(state = '{RowState.PENDING}') AS pending
     FROM rows WHERE file_id IN mine GROUP BY file_id
@@ -35,7 +39,7 @@ kinds AS (
     ) GROUP BY file_id
 )
 SELECT {", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(","))},
-    counts.imported, counts.failed, counts.pending, kinds.reasons
+    counts.imported, counts.unchanged, counts.failed, counts.pending, kinds.reasons
 FROM files AS f
 LEFT JOIN counts ON counts.file_id = f.id
 LEFT JOIN kinds ON kinds.file_id = f.id
@@ -72,14 +76,16 @@ class Batches:
         batch = self.get(batch_id)
         files = []
         for row in self.db.execute(_VIEW, {"batch": batch_id}):
-            *record, imported, failed, pending, reasons = row
-            imported, failed, pending = imported or 0, failed or 0, pending or 0
+            *record, imported, unchanged, failed, pending, reasons = row
+            imported, unchanged = imported or 0, unchanged or 0
+            failed, pending = failed or 0, pending or 0
             files.append(
                 FileView(
                     record=file_record(tuple(record)),
                     counts=Counts(
-                        total=imported + failed + pending,
+                        total=imported + unchanged + failed + pending,
                         imported=imported,
+                        unchanged=unchanged,
                         failed=failed,
                         pending=pending,
                     ),
@@ -129,6 +135,21 @@ class Batches:
             (reason, now, batch_id),
         )
 
+    def check(self, batch_id: str, verdict: Safeguard, changes: ChangeSummary) -> None:
+        """Record the safeguard's verdict on a batch (passed or held) and what it found."""
+        self.db.execute(
+            "UPDATE batches SET safeguard = ?, changes = ? WHERE id = ?",
+            (verdict, changes.to_json(), batch_id),
+        )
+
+    def decide(self, batch_id: str, decision: Safeguard) -> bool:
+        """An operator approves or discards a held batch; False when it is not held."""
+        cursor = self.db.execute(
+            "UPDATE batches SET safeguard = ? WHERE id = ? AND safeguard = ? AND state != ?",
+            (decision, batch_id, Safeguard.HELD, BatchState.DONE),
+        )
+        return cursor.rowcount == 1
+
     def remember_schema(self, digest: str, text: bytes) -> None:
         """Keep a schema's text by its digest, for an exact resume."""
         self.db.execute(
@@ -144,13 +165,16 @@ class Batches:
 
 
 def _batch_record(row: tuple[Any, ...]) -> BatchRecord:
-    batch_id, tenant, state, finished_at, reason, since = row
+    batch_id, tenant, state, created_at, finished_at, reason, since, safeguard, changes = row
     return BatchRecord(
         id=batch_id,
         tenant=tenant,
         state=BatchState(state),
+        created_at=created_at,
         finished_at=finished_at,
         stopped=None if reason is None else (reason, since),
+        safeguard=None if safeguard is None else Safeguard(safeguard),
+        changes=None if changes is None else ChangeSummary.from_json(changes),
     )
 
 

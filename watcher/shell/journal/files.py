@@ -122,6 +122,19 @@ class Files:
         )
         return {(from_stored(name), dev, ino, mtime) for name, dev, ino, mtime in rows}
 
+    def identical(self, record: FileRecord, since: float) -> tuple[str, float] | None:
+        """The latest file of another batch with the same bytes, archived since ``since``.
+
+        Its name and when it was received; None when there is none.
+        """
+        row = self.db.execute(
+            "SELECT name, received_at FROM files WHERE tenant = ? AND sha256 = ?"
+            " AND batch_id != ? AND state = ? AND received_at >= ?"
+            " ORDER BY received_at DESC LIMIT 1",
+            (record.tenant, record.sha256, record.batch_id, FileState.ARCHIVED, since),
+        ).fetchone()
+        return None if row is None else (from_stored(row[0]), float(row[1]))
+
     def count(self, state: FileState) -> int:
         """How many files are in ``state``."""
         row = self.db.execute("SELECT COUNT(*) FROM files WHERE state = ?", (state,)).fetchone()

@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING
 
 from watcher.core.states import FileState, RowState
 from watcher.shell.journal._database import Transaction
+from watcher.shell.journal.users import confirm
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+
+    from watcher.shell.journal.users import Confirmed
 
 __all__ = ["Failure", "Rows"]
 
@@ -82,14 +85,21 @@ class Rows:
         ]
 
     def record_outcomes(
-        self, file_id: str, imported: Iterable[int], failed: Iterable[tuple[int, str, str]]
+        self,
+        file_id: str,
+        imported: Sequence[int],
+        failed: Iterable[tuple[int, str, str]],
+        confirmed: Confirmed | None = None,
     ) -> None:
         """Store import outcomes: rows imported, and rows the API refused (code, message).
 
-        One transaction.
+        With ``confirmed``, the fingerprints of the imported rows are
+        confirmed for their users in the same transaction.
         """
         failed = list(failed)
         with Transaction(self.db):
+            if confirmed is not None:
+                confirm(self.db, confirmed, imported)
             self.db.executemany(
                 "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
                 ((RowState.IMPORTED, file_id, r) for r in imported),
@@ -102,6 +112,25 @@ class Rows:
                 "INSERT INTO failures (file_id, row, field, code, message)"
                 " VALUES (?, ?, NULL, ?, ?)",
                 ((file_id, r, code, message) for r, code, message in failed),
+            )
+
+    def fail_file(self, file_id: str, code: str, message: str) -> None:
+        """Fail a validated file as a whole: its pending rows fail with the file's reason."""
+        with Transaction(self.db):
+            self.db.execute(
+                "UPDATE files SET code = ?, message = ? WHERE id = ?", (code, message, file_id)
+            )
+            self.db.execute(
+                "UPDATE rows SET state = ? WHERE file_id = ? AND state = ?",
+                (RowState.FAILED, file_id, RowState.PENDING),
+            )
+
+    def mark_unchanged(self, file_id: str, rows: Iterable[int]) -> None:
+        """Pending rows that would send what is confirmed for their users: not sent."""
+        with Transaction(self.db):
+            self.db.executemany(
+                "UPDATE rows SET state = ? WHERE file_id = ? AND row = ? AND state = ?",
+                ((RowState.UNCHANGED, file_id, r, RowState.PENDING) for r in rows),
             )
 
     def listed_failures(self, file_id: str, rows: int) -> list[Failure]:

@@ -1,0 +1,43 @@
+"""The notice a customer gets when an import is held: counts and column names, no values."""
+
+from __future__ import annotations
+
+from watcher.core.changes import ChangeSummary
+from watcher.core.notices import hold_message
+
+CHANGES = ChangeSummary(
+    rows=2400,
+    new=10,
+    unchanged=1290,
+    changed=1100,
+    known=2000,
+    columns=(("first_name", 1050), ("last_name", 1049)),
+)
+
+
+def test_the_notice_says_what_was_held_and_why() -> None:
+    """Subject and body count the users, name the columns and say what happens next."""
+    message = hold_message(
+        tenant="jcu",
+        batch_id="b1",
+        sender="Import Admin <admin@jcu.example>",
+        recipient="registrar@jcu.example",
+        files=[("users.csv", 2400)],
+        changes=CHANGES,
+        allowed=0.2,
+        received_at=0.0,
+        now=0.0,
+    )
+    assert message["Subject"] == "User import on hold: it would change 1,100 of 2,000 users"
+    assert (message["To"], message["Reply-To"]) == (
+        "registrar@jcu.example",
+        "Import Admin <admin@jcu.example>",
+    )
+    assert message["Message-ID"] == "<b1.held.jcu@jcu.example>"
+    text = message.get_content()
+    assert (
+        "It would change 1,100 of the 2,000 users imported before (55%), more than the 20%" in text
+    )
+    assert "  first_name: 1,050 users\n  last_name: 1,049 users" in text
+    assert "  users.csv: 2,400 rows" in text
+    assert "Files you upload meanwhile wait behind this one." in text
