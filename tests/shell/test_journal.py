@@ -138,3 +138,11 @@ def test_read_only_a_journal_an_upgrade_would_change_is_refused_clearly(tmp_path
         Journal(path, read_only=True)
     Journal(path).close()  # a writer upgrades it
     Journal(path, read_only=True).close()
+
+
+def test_unchanged_rows_are_marked_by_runs_and_only_those(journal: Journal) -> None:
+    """Rows 2 and 4 unchanged, 3 still pending: a run stops at every gap."""
+    journal.rows.mark_unchanged("f1", [4, 2])
+    view = journal.batches.view("b1")
+    assert view.files[0].counts == Counts(total=7, unchanged=2, failed=4, pending=1)
+    assert journal.rows.pending("f1") == [3]
