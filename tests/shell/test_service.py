@@ -25,8 +25,10 @@ from structlog.testing import LogCapture
 from tests.support import OPSCOM_SCHEMA, Site, require_root, users_csv
 from tests.support.apiserver import ApiServer, Reply
 from watcher.config import load_config
+from watcher.core.states import Safeguard
 from watcher.errors import AlreadyRunningError
 from watcher.shell import batches, watching
+from watcher.shell.journal import Journal
 from watcher.shell.service import Service
 from watcher.shell.statedir import StateDir
 
@@ -308,6 +310,32 @@ def test_a_failing_batch_is_logged_and_the_service_goes_on(
         wait_for(lambda: len(archived(site)) == 2)
     (failure,) = named(events, "batch.failed")
     assert (failure["error"], "boom" in str(failure)) == ("RuntimeError", False)
+
+
+def test_a_held_batch_is_imported_by_the_running_service_once_approved(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """The service holds a mass change, lets a later upload wait, and acts on the approval."""
+    with ApiServer() as api:
+        site = Site(tmp_path, api_url=api.url, service=FAST, tenant="safeguard_min_known = 10")
+        with running(site):
+            site.drop_file("users.csv", users_csv(20))
+            wait_for(lambda: len(archived(site)) == 1)
+            site.drop_file("users.csv", users_csv(20).replace("@jcu.example", "@new.example"))
+            wait_for(lambda: bool(named(events, "batch.held")), 20)
+            site.drop_file("later.csv", users_csv(2, start=100))
+            wait_for(lambda: bool(named(events, "batch.waiting")), 20)
+            assert len(api.ids()) == 20
+            journal = Journal(site.state / "journal.sqlite")
+            try:
+                (held,) = [b for b in journal.batches.unfinished("jcu") if b.safeguard]
+                assert journal.batches.decide(held.id, Safeguard.APPROVED)
+            finally:
+                journal.close()
+            wait_for(lambda: len(archived(site)) == 3, 30)
+        ids = api.ids()[20:]
+    assert sorted(ids) == sorted([f"U-{i:05d}" for i in range(20)] + ["U-00100", "U-00101"])
+    assert [e["rows"] for e in named(events, "batch.released")] == [20]
 
 
 def test_pending_rows_are_resumed_without_a_new_upload(

@@ -93,6 +93,7 @@ def run_tenant(
 def _waiting(ctx: BatchContext, batch_id: str, held: str) -> BatchResult:
     """A batch that waits behind a held one of its tenant: upserts must keep their order."""
     view = ctx.journal.batches.view(batch_id)
+    ctx.log.info("batch.waiting", batch_id=batch_id, held=held, rows=view.counts.total)
     return BatchRun.result(view, reason=f"waiting behind the held batch {held[:8]}")
 
 
