@@ -336,3 +336,39 @@ def test_a_symlink_to_etc_passwd_is_refused_unread(sshd: Sshd, watcher: Watcher)
     secret = Path("/etc/passwd").read_text().splitlines()[0]
     assert secret not in text + watcher.output.read_text()
     assert watcher.users() == {}
+
+
+def test_a_file_put_in_check_is_answered_in_seconds_and_never_imported(
+    sshd: Sshd, watcher: Watcher, tmp_path: Path
+) -> None:
+    """Upload into check/: the answer is back over SFTP within seconds; nothing is imported."""
+    check = sshd.upload / "check"
+    watcher.wait(check.is_dir)
+    assert check.stat().st_uid == sshd.upload.stat().st_uid  # the customer's, like upload/
+    local = tmp_path / "users.csv"
+    local.write_text(users_csv(10, bad_every=5))
+    started = time.monotonic()
+    sshd.run_sftp(f"put {local} upload/check/users.csv")
+    answer = tmp_path / "answer.json"
+
+    def fetched() -> bool:
+        client = sshd.sftp([f"get upload/check/users.csv.check.json {answer}"])
+        client.communicate(timeout=60)
+        return client.returncode == 0
+
+    watcher.wait(fetched, 30)
+    elapsed = time.monotonic() - started
+    document = json.loads(answer.read_text())
+    assert (document["status"], document["rows"]) == (
+        "would_partly_fail",
+        {"total": 10, "valid": 8, "failed": 2, "blank": 0},
+    )
+    assert elapsed < 15, elapsed
+    assert [r["row"] for r in document["failed_rows"]] == [2, 7]
+    watcher.wait(lambda: (check / ".bak").is_dir() and any((check / ".bak").iterdir()))
+    assert not (check / "users.csv").exists()
+    assert (check / "users.csv.check.csv").exists()
+    assert watcher.users() == {}
+    assert not any(e["event"] in ("file.claimed", "batch.completed") for e in watcher.events())
+    (message,) = (watcher.state / "outbox").glob("*.check.eml")
+    assert "Subject: Check of users.csv: 2 of 10 rows would fail" in message.read_text()

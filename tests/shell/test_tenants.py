@@ -29,7 +29,7 @@ import pytest
 from tests.support import OPSCOM_SCHEMA, ROOT, require, require_root, require_sshd, users_csv
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.integration
 TENANT = "uiwtest"
@@ -233,6 +233,9 @@ def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_pat
         fetched = tmp_path / "result.json"
         sftp(host, f"get .bak/{result_name} {fetched}")
         assert json.loads(fetched.read_text())["rows"]["imported"] == 5
+
+        answered = _check_lane(host, upload / "check", tmp_path, events, wait)
+        assert json.loads(answered.read_text())["rows"]["failed"] == 1
         service.send_signal(signal.SIGTERM)
         assert service.wait(30) == 0
     finally:
@@ -252,6 +255,32 @@ def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_pat
         pwd.getpwnam(TENANT)
     assert not chroot.exists()
     assert not (base / "etc" / "tenants.d" / f"{TENANT}.toml").exists()
+
+
+def _check_lane(
+    host: dict[str, Path],
+    check: Path,
+    tmp_path: Path,
+    events: Callable[[], list[dict[str, Any]]],
+    wait: Callable[[Callable[[], bool]], None],
+) -> Path:
+    """Onboarding's check folder, made again by the unprivileged service; a check's answer."""
+    assert (pwd.getpwuid(check.stat().st_uid).pw_name, stat.S_IMODE(check.stat().st_mode)) == (
+        TENANT,
+        0o2770,
+    )
+    # A tenant onboarded before the check lane: the unprivileged service makes the
+    # folder, its own, and gives the customer the drop folder's rights through an ACL.
+    shutil.rmtree(check)
+    wait(lambda: any(e["event"] == "check.folder_made" for e in events()))
+    assert pwd.getpwuid(check.stat().st_uid).pw_name == SERVICE
+    trial = tmp_path / "trial.csv"
+    trial.write_text(users_csv(3, bad_every=3))
+    sftp(host, f"put {trial} check/trial.csv")
+    wait(lambda: any(e["event"] == "check.answered" for e in events()))
+    answer = tmp_path / "answer.json"
+    sftp(host, f"get check/trial.csv.check.json {answer}")
+    return answer
 
 
 def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) -> None:

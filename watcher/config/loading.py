@@ -41,6 +41,7 @@ _EMAIL_KEYS = frozenset(
 _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
+    | {"notify", "notify_to", "retention"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
@@ -220,6 +221,9 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
             "resend_unchanged_after": v.duration,
             "safeguard_changed": v.share,
             "safeguard_min_known": lambda at, x: v.integer(at, x, 0, 1_000_000_000),
+            "notify": lambda at, x: v.choice(at, x, ("failures", "always")),
+            "notify_to": v.addresses,
+            "retention": v.duration,
         },
     )
     if "api" in table:

@@ -22,6 +22,7 @@ __all__ = [
     "ApiConfig",
     "Config",
     "EmailConfig",
+    "Notify",
     "Observer",
     "Secret",
     "ServiceConfig",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 Observer = Literal["native", "polling"]
+Notify = Literal["failures", "always"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +134,24 @@ class TenantConfig:
     # known users is held for an operator; 1.0 turns the safeguard off.
     safeguard_changed: float = 0.2
     safeguard_min_known: int = 100
+    # "failures": a message only when something failed (or was held); "always":
+    # a short summary after every batch too. ``notify_to`` gets every message
+    # the failed-import address gets.
+    notify: Notify = "failures"
+    notify_to: tuple[str, ...] = ()
+    # Archives, checks, sent messages and per-row detail older than this are
+    # deleted; None keeps them.
+    retention: float | None = None
+
+    @property
+    def recipients(self) -> str:
+        """The To of the tenant's messages: the failed-import address and ``notify_to``."""
+        return ", ".join((self.failed_import_email, *self.notify_to))
+
+    @property
+    def check_dir(self) -> Path:
+        """The check-only lane: files put here are validated, never imported."""
+        return self.drop_dir / "check"
 
     @property
     def target(self) -> str:

@@ -176,6 +176,22 @@ class Values:
             return None
         return text
 
+    def addresses(self, where: str, value: object) -> tuple[str, ...] | None:
+        """A list of email addresses."""
+        if not isinstance(value, list) or not value:
+            self.problem(where, "must be a list of email addresses")
+            return None
+        found = [self.address(f"{where}[{i}]", item) for i, item in enumerate(value)]
+        return None if None in found else tuple(a for a in found if a is not None)
+
+    def choice(self, where: str, value: object, options: tuple[str, ...]) -> str | None:
+        """One of ``options``."""
+        if value not in options:
+            listed = " or ".join(f"'{o}'" for o in options)
+            self.problem(where, f"must be {listed} (got {value!r})")
+            return None
+        return str(value)
+
     def secret(self, where: str, table: Mapping[str, object], what: str) -> Secret | None:
         """Where the secret ``what`` lives: ``<what>_file`` or ``<what>_env``; None if neither."""
         file_key, env_key = f"{what}_file", f"{what}_env"

@@ -1,8 +1,12 @@
-"""The message a customer gets when the safeguard holds an import.
+"""The messages a customer gets besides the failure report: held, summary, check.
 
-Pure: counts, column names and file names in, an email out; no value from a
-customer's rows is in it. The failure report (:mod:`watcher.core.reporting`)
-remains the one message that lists rows.
+- a hold notice, when the safeguard holds an import (counts and column names);
+- a summary after every batch that had no failure, with ``notify = "always"``;
+- the answer to a file put in the check folder, which is never imported.
+
+Pure: counts, column names and file names in, an email out. Only a check's
+answer carries values: the rows that would fail, attached as the failure
+report attaches them (:mod:`watcher.core.reporting`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from watcher.core.names import shown
-from watcher.core.reporting import envelope
+from watcher.core.reporting import common_reasons, envelope
 from watcher.core.wording import counted
 
 if TYPE_CHECKING:
@@ -20,8 +24,15 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from watcher.core.changes import ChangeSummary
+    from watcher.core.reporting import FileSummary
 
-__all__ = ["hold_message", "hold_subject"]
+__all__ = [
+    "check_message",
+    "check_subject",
+    "hold_message",
+    "hold_subject",
+    "summary_message",
+]
 
 
 def hold_subject(changes: ChangeSummary) -> str:
@@ -90,4 +101,109 @@ def hold_message(
         service_address=service_address,
     )
     message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def summary_message(
+    *,
+    tenant: str,
+    batch_id: str,
+    sender: str,
+    recipient: str,
+    files: Sequence[FileSummary],
+    now: float,
+    service_address: str | None = None,
+) -> EmailMessage:
+    """The short summary of a batch where nothing failed (``notify = "always"``)."""
+    total = sum(f.counts.total for f in files)
+    imported = sum(f.counts.imported for f in files)
+    unchanged = sum(f.counts.unchanged for f in files)
+    subject = f"User import: {counted(total, 'user')} up to date"
+    if imported and not unchanged:
+        subject = f"User import: all {counted(total, 'user')} imported"
+    elif imported:
+        subject = (
+            f"User import: {imported:,} of {counted(total, 'user')} imported, the rest up to date"
+        )
+    when = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(now))
+    lines = [f"The user import that finished on {when} went through without a failure.", ""]
+    for f in files:
+        c = f.counts
+        lines.append(
+            f"{shown(f.name)}: {counted(c.total, 'row')}, {c.imported:,} imported, "
+            f"{c.unchanged:,} already up to date, {c.failed:,} not imported."
+        )
+    lines += [
+        "",
+        "Users already up to date were not sent again: nothing about them changed.",
+        f"This summary was sent by the user import service; replies go to {parseaddr(sender)[1]}.",
+    ]
+    message = envelope(
+        sender=sender,
+        recipient=recipient,
+        subject=subject,
+        now=now,
+        message_id=f"{batch_id}.{tenant}",
+        service_address=service_address,
+    )
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def check_subject(name: str, rows: int, failed: int, *, file_error: bool) -> str:
+    """The subject of a check's answer: what would happen to the file if it were imported."""
+    if file_error:
+        return f"Check of {shown(name)}: the file would not be imported"
+    if failed:
+        return f"Check of {shown(name)}: {failed:,} of {counted(rows, 'row')} would fail"
+    return f"Check of {shown(name)}: all {counted(rows, 'row')} would import"
+
+
+def check_message(
+    *,
+    tenant: str,
+    check_id: str,
+    sender: str,
+    recipient: str,
+    file: FileSummary,
+    attachment: tuple[str, bytes] | None,
+    now: float,
+    service_address: str | None = None,
+) -> EmailMessage:
+    """The answer to a file put in ``check/``: what an import would do, nothing imported."""
+    c = file.counts
+    lines = [
+        f"You put {shown(file.name)} in the check folder: it was checked, and nothing was",
+        "imported. If it were imported now:",
+        "",
+    ]
+    if file.file_error is not None:
+        lines.append(f"  The file would not be imported: {file.file_error}")
+    else:
+        lines.append(
+            f"  {counted(c.total, 'row')}: {c.imported:,} would import, {c.failed:,} would fail."
+        )
+        if file.reasons:
+            lines.append("  Most common reasons:")
+            lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(file.reasons))
+    if attachment is not None:
+        lines += ["", f"The rows that would fail are attached as {attachment[0]}, with why."]
+    lines += [
+        "",
+        f"The same answer is in the check folder as {shown(file.name)}.check.json (and",
+        f"{shown(file.name)}.check.csv when rows would fail); the file itself is in check/.bak.",
+        f"This answer was sent by the user import service; replies go to {parseaddr(sender)[1]}.",
+    ]
+    message = envelope(
+        sender=sender,
+        recipient=recipient,
+        subject=check_subject(file.name, c.total, c.failed, file_error=file.file_error is not None),
+        now=now,
+        message_id=f"{check_id}.check.{tenant}",
+        service_address=service_address,
+    )
+    message.set_content("\n".join(lines) + "\n")
+    if attachment is not None:
+        name, data = attachment
+        message.add_attachment(data, maintype="text", subtype="csv", filename=name)
     return message

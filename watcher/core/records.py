@@ -166,3 +166,4 @@ class MessageRecord:
     state: MessageState
     attempts: int
     last_error: str | None
+    sent_at: float | None = None

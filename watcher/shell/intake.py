@@ -13,29 +13,33 @@ from __future__ import annotations
 
 import dataclasses
 import stat
-import threading
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from watcher.core.batching import Batcher
 from watcher.core.readiness import Tracker, is_temporary
 from watcher.core.records import Identity
 from watcher.core.signals import Change, hear
+from watcher.shell.checking import is_answer
 from watcher.shell.dropfolder import DropFolder
-from watcher.shell.logsocket import LogSocket
+from watcher.shell.logsocket import LogSocket, listen_to
 from watcher.shell.strays import Strays
 from watcher.shell.watching import Watch
 
 if TYPE_CHECKING:
     import queue
+    import threading
     from collections.abc import Callable
+    from pathlib import PurePosixPath
 
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import ServiceConfig, TenantConfig
     from watcher.core.sftplog import Transaction
 
-__all__ = ["Logged", "TenantIntake"]
+__all__ = ["Lane", "Logged", "TenantIntake"]
+
+Lane = Literal["import", "check"]
+_CHECK = "check"  # the check lane's folder in the drop folder: not a stray subfolder
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +62,7 @@ class TenantIntake:
         log: FilteringBoundLogger,
         claimed: Callable[[str], set[tuple[str, int, int, int]]],
         stop: threading.Event,
+        lane: Lane = "import",
     ) -> None:
         """Set up the tenant's intake; nothing is watched until :meth:`start`.
 
@@ -68,8 +73,15 @@ class TenantIntake:
             log: the service's logger.
             claimed: the entries an unfinished batch of a tenant holds.
             stop: set when the service stops, to end the listener.
+            lane: ``import`` watches the drop folder; ``check`` its check folder,
+                whose files are answered, never imported, without a window.
         """
         self.config = config
+        self.lane: Lane = lane
+        self.folder = config.drop_dir if lane == "import" else config.check_dir
+        # The key of this lane's messages on the queue, and its files in the log.
+        self.key = config.name if lane == "import" else f"{config.name}/check"
+        self.prefix = "" if lane == "import" else "check/"
         self.service = service
         self.inbox = inbox
         self.log = log
@@ -78,8 +90,8 @@ class TenantIntake:
         self.tracker = Tracker(
             settle=service.settle_time, interrupted_after=service.interrupted_after
         )
-        self.batcher = Batcher(service.batch_window)
-        self.watch = Watch(config.name, config.drop_dir, service.observer, inbox)
+        self.batcher = Batcher(service.batch_window if lane == "import" else 0.0)
+        self.watch = Watch(self.key, self.folder, service.observer, inbox)
         self.strays = Strays(config.name, leftover_after=service.leftover_after, log=log)
         self.socket: LogSocket | None = None
         self.listener: threading.Thread | None = None
@@ -98,8 +110,14 @@ class TenantIntake:
 
     # Messages from the loop.
 
+    def ignored(self, name: str) -> bool:
+        """Whether ``name`` is the lane's own doing: a check's answers."""
+        return self.lane == "check" and is_answer(name)
+
     def changed(self, change: Change, now: float) -> None:
         """Take a watchdog event's meaning into the tracker."""
+        if self.ignored(change.name):
+            return
         if change.gone:
             self.tracker.forget(change.name)
             self.batcher.discard(change.name)
@@ -107,8 +125,11 @@ class TenantIntake:
             self.tracker.note(change.name, change.signal, now)
             self.tracker.observe(change.name, self._identity(change.name), now)
 
-    def heard(self, transaction: Transaction, now: float) -> None:
-        """Take one SFTP transaction into the tracker, and log it as an audit event."""
+    def heard(self, transaction: Transaction, now: float, *, audit: bool = True) -> None:
+        """Take one SFTP transaction into the tracker, and log it as an audit event.
+
+        Every lane of a tenant hears its log; only one (``audit``) logs it.
+        """
         heard = hear(transaction, self.sftp_folder, self.writers, self.name)
         if heard.writer is not None:
             name, pid = heard.writer
@@ -119,10 +140,12 @@ class TenantIntake:
         for name in heard.forget:
             self.tracker.forget(name)
         for name, signal in heard.notes:
-            self.tracker.note(name, signal, now)
+            if not self.ignored(name):
+                self.tracker.note(name, signal, now)
         for name in heard.observe:
-            self.tracker.observe(name, self._identity(name), now)
-        if heard.audit is not None:
+            if not self.ignored(name):
+                self.tracker.observe(name, self._identity(name), now)
+        if heard.audit is not None and audit:
             event = heard.audit
             write = self.log.warning if event.level == "warning" else self.log.info
             write(event.event, **event.fields)
@@ -138,12 +161,16 @@ class TenantIntake:
             self.log.error(
                 "tenant.drop_dir_missing",
                 tenant=self.name,
-                path=str(self.config.drop_dir),
+                path=str(self.folder),
                 error=exc.strerror,
             )
             return
         self.folder_ok = True
-        if self.config.sftp_log_socket is not None and self.socket is None:
+        if (
+            self.lane == "import"
+            and self.config.sftp_log_socket is not None
+            and self.socket is None
+        ):
             self._listen()
 
     def check(self, now: float) -> None:
@@ -166,53 +193,27 @@ class TenantIntake:
             self.socket = None
 
     def _listen(self) -> None:
-        socket_path = self.config.sftp_log_socket
-        assert socket_path is not None  # noqa: S101 - the caller checked
-        try:
-            self.socket = LogSocket(socket_path)
-        except OSError as exc:
-            self.log.error(
-                "sftp.socket_unavailable",
-                tenant=self.name,
-                path=str(socket_path),
-                error=exc.strerror,
-            )
-            return
-        # The SFTP server runs as the account that owns the drop folder.
-        senders = frozenset({0, self.config.drop_dir.stat().st_uid})
-        socket = self.socket
-        self.listener = threading.Thread(
-            target=socket.listen,
-            args=(self.name,),
-            kwargs={
-                "senders": senders,
-                "deliver": lambda t: self.inbox.put(Logged(tenant=self.name, transaction=t)),
-                "stop": self.stop,
-                "log": self.log,
-            },
-            name=f"sftp-log-{self.name}",
-            daemon=True,
+        found = listen_to(
+            self.config,
+            deliver=lambda t: self.inbox.put(Logged(tenant=self.name, transaction=t)),
+            stop=self.stop,
+            log=self.log,
         )
-        self.listener.start()
-        # The log names files as the chrooted client sees them.
-        chroot = socket.chroot_folder
-        drop = PurePosixPath(self.config.drop_dir)
-        if drop.is_relative_to(chroot):
-            self.sftp_folder = PurePosixPath("/") / drop.relative_to(chroot)
-        self.log.info("sftp.listening", tenant=self.name, path=str(socket_path))
+        if found is not None:
+            self.socket, self.listener, self.sftp_folder = found
 
     # Finding files.
 
     def scan(self, now: float) -> None:
         """Look at every entry, for files no event announced."""
         try:
-            folder = DropFolder(self.config.drop_dir)
+            folder = DropFolder(self.folder)
         except OSError as exc:
             if self.folder_ok:
                 self.log.error(
                     "tenant.drop_dir_missing",
                     tenant=self.name,
-                    path=str(self.config.drop_dir),
+                    path=str(self.folder),
                     error=exc.strerror,
                 )
             self.folder_ok = False
@@ -222,8 +223,14 @@ class TenantIntake:
         self.folder_ok = True
         with folder:
             everything = folder.entries()
-            entries = [(n, i) for n, i in everything if not stat.S_ISDIR(i.st_mode)]
-            subfolders = [n for n, i in everything if stat.S_ISDIR(i.st_mode)]
+            entries = [
+                (n, i) for n, i in everything if not stat.S_ISDIR(i.st_mode) and not self.ignored(n)
+            ]
+            subfolders = [
+                n
+                for n, i in everything
+                if stat.S_ISDIR(i.st_mode) and (self.lane == "check" or n != _CHECK)
+            ]
             self.strays.in_subfolders(folder, subfolders)
         claimed = self.claimed(self.name)
         for name, info in entries:
@@ -247,7 +254,7 @@ class TenantIntake:
         if not self.folder_ok:
             return ready
         try:
-            folder = DropFolder(self.config.drop_dir)
+            folder = DropFolder(self.folder)
         except OSError:
             return ready
         with folder:
@@ -259,7 +266,7 @@ class TenantIntake:
                 writer = folder.has_writer(name) if info and stat.S_ISREG(info.st_mode) else False
                 if writer:
                     self.tracker.held(name, now)
-                    self.log.info("file.still_open", tenant=self.name, file=name)
+                    self.log.info("file.still_open", tenant=self.name, file=self.prefix + name)
                     continue
                 if writer is None and not self.lease_warned:
                     self.lease_warned = True
@@ -270,11 +277,11 @@ class TenantIntake:
                     )
                 self.tracker.forget(name)
                 ready.append(name)
-                self.log.info("file.ready", tenant=self.name, file=name)
+                self.log.info("file.ready", tenant=self.name, file=self.prefix + name)
         return ready
 
     def _identity(self, name: str) -> Identity | None:
         try:
-            return Identity.of((self.config.drop_dir / name).lstat())
+            return Identity.of((self.folder / name).lstat())
         except OSError:
             return None

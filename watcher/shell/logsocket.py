@@ -12,21 +12,22 @@ import os
 import socket
 import stat
 import struct
+import threading
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from watcher.core.sftplog import Datagram, parse, trusted
 
 if TYPE_CHECKING:
-    import threading
     from collections.abc import Callable
     from pathlib import Path
 
     from structlog.typing import FilteringBoundLogger
 
+    from watcher.config import TenantConfig
     from watcher.core.sftplog import Transaction
 
-__all__ = ["LogSocket"]
+__all__ = ["LogSocket", "listen_to"]
 
 # struct ucred: pid, uid, gid.
 _UCRED = struct.Struct("iII")
@@ -108,3 +109,39 @@ class LogSocket:
     def chroot_folder(self) -> PurePosixPath:
         """The chroot this socket serves (``<chroot>/dev/log``)."""
         return PurePosixPath(self.path.parent.parent)
+
+
+def listen_to(
+    tenant: TenantConfig,
+    *,
+    deliver: Callable[[Transaction], None],
+    stop: threading.Event,
+    log: FilteringBoundLogger,
+) -> tuple[LogSocket, threading.Thread, PurePosixPath | None] | None:
+    """Bind the tenant's log socket and listen on it in a thread of its own.
+
+    Returns the socket, the thread, and the drop folder as the chrooted SFTP
+    client sees it (the log names files so); None when the socket cannot be
+    bound, which is logged.
+    """
+    path = tenant.sftp_log_socket
+    assert path is not None  # noqa: S101 - the caller checked
+    try:
+        sock = LogSocket(path)
+    except OSError as exc:
+        log.error("sftp.socket_unavailable", tenant=tenant.name, path=str(path), error=exc.strerror)
+        return None
+    # The SFTP server runs as the account that owns the drop folder.
+    senders = frozenset({0, tenant.drop_dir.stat().st_uid})
+    listener = threading.Thread(
+        target=sock.listen,
+        args=(tenant.name,),
+        kwargs={"senders": senders, "deliver": deliver, "stop": stop, "log": log},
+        name=f"sftp-log-{tenant.name}",
+        daemon=True,
+    )
+    listener.start()
+    chroot, drop = sock.chroot_folder, PurePosixPath(tenant.drop_dir)
+    folder = PurePosixPath("/") / drop.relative_to(chroot) if drop.is_relative_to(chroot) else None
+    log.info("sftp.listening", tenant=tenant.name, path=str(path))
+    return sock, listener, folder

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.names import attachment_name
-from watcher.core.notices import hold_message
+from watcher.core.notices import hold_message, summary_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
     LISTED_ROWS,
@@ -91,18 +91,30 @@ def write_report(
                 else None,
             )
         )
-    if not needs_report(summaries):
+    service_address = ctx.config.email.sender if ctx.config.email else None
+    if needs_report(summaries):
+        message = report_message(
+            tenant=tenant.name,
+            batch_id=view.id,
+            sender=tenant.reply_to,
+            recipient=tenant.recipients,
+            files=summaries,
+            attachments=attachments,
+            now=ctx.clock(),
+            service_address=service_address,
+        )
+    elif tenant.notify == "always" and summaries:
+        message = summary_message(
+            tenant=tenant.name,
+            batch_id=view.id,
+            sender=tenant.reply_to,
+            recipient=tenant.recipients,
+            files=summaries,
+            now=ctx.clock(),
+            service_address=service_address,
+        )
+    else:
         return
-    message = report_message(
-        tenant=tenant.name,
-        batch_id=view.id,
-        sender=tenant.reply_to,
-        recipient=tenant.failed_import_email,
-        files=summaries,
-        attachments=attachments,
-        now=ctx.clock(),
-        service_address=ctx.config.email.sender if ctx.config.email else None,
-    )
     path = write_outbox(ctx.state.outbox, view.id, message)
     faults.checkpoint("report-written")
     ctx.journal.messages.queue(
@@ -124,7 +136,7 @@ def write_hold_notice(
         tenant=tenant.name,
         batch_id=view.id,
         sender=tenant.reply_to,
-        recipient=tenant.failed_import_email,
+        recipient=tenant.recipients,
         files=[(f.record.name, f.counts.total) for f in view.files if f.record.code is None],
         changes=changes,
         allowed=tenant.safeguard_changed,

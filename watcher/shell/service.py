@@ -30,15 +30,17 @@ import time
 from typing import TYPE_CHECKING
 
 from watcher.config import exposed_secrets
-from watcher.core.refusals import interrupted
 from watcher.core.signals import Change
-from watcher.core.states import MessageState, Safeguard
+from watcher.core.states import MessageState
 from watcher.shell import logs, mailer
 from watcher.shell.batches import BatchResult, run_tenant, start_up
+from watcher.shell.checking import check_files
 from watcher.shell.context import BatchContext
-from watcher.shell.intake import Logged, TenantIntake
+from watcher.shell.intake import Logged
 from watcher.shell.journal import Journal
+from watcher.shell.lanes import TenantLanes
 from watcher.shell.notify import Notifier
+from watcher.shell.retention import prune
 from watcher.shell.schemas import Schemas
 from watcher.shell.statedir import StateDir
 from watcher.shell.status import StatusFile, live_tenant
@@ -53,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Service"]
 
-_DECIDED = (Safeguard.APPROVED, Safeguard.DISCARDED)
 _LIVENESS_EVERY = 5.0
+_PRUNE_EVERY = 3600.0
 _LONGEST_SLEEP = 5.0
 
 
@@ -67,31 +69,39 @@ class Service:
         *,
         log: FilteringBoundLogger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.log = log or logs.get_logger()
         self.clock = clock
+        # Retention compares archives' dates with the wall clock, not the monotonic one.
+        self.wall_clock = wall_clock
         self.stop = stop or threading.Event()
         self.state = StateDir(config.service.state_dir)
         self.inbox: queue.Queue[object] = queue.Queue()
         self.schemas = Schemas(self.log, keep=self.state.schemas)
         self.journal: Journal | None = None
+        self.workers = Workers(config, self.state, inbox=self.inbox, log=self.log, stop=self.stop)
         self.tenants = {
-            t.name: TenantIntake(
+            t.name: TenantLanes(
                 t,
                 config.service,
                 inbox=self.inbox,
                 log=self.log,
                 claimed=self._claimed,
                 stop=self.stop,
+                workers=self.workers,
+                schemas=self.schemas,
             )
             for t in config.tenants
         }
-        self.workers = Workers(config, self.state, inbox=self.inbox, log=self.log, stop=self.stop)
+        # Each lane by the key its messages carry on the queue.
+        self._lanes = {lane.key: lane for t in self.tenants.values() for lane in t.lanes}
         self.notifier = Notifier()
         self.status = StatusFile(self.state, self.log)
         self._outbox_seen = 0
+        self._next_prune = float("-inf")
 
     def request_stop(self) -> None:
         """Ask the service to stop: no new batch starts, and :meth:`run` returns soon."""
@@ -139,14 +149,18 @@ class Service:
         assert self.journal is not None  # noqa: S101 - set by run
         return self.journal.files.claimed_entries(tenant)
 
+    def _start(self, journal: Journal, now: float) -> None:
+        """Watch every folder, load every schema, resume what the last run left unfinished."""
+        for tenant in self.tenants.values():
+            tenant.start(now)
+            self.schemas.refresh(tenant.name, tenant.config.schema)
+            if journal.batches.unfinished(tenant.name):
+                self.workers.start(tenant.config)
+
     def _serve(self, journal: Journal) -> int:
         now = self.clock()
-        for intake in self.tenants.values():
-            intake.start()
-            intake.scan(now)
-            self.schemas.refresh(intake.name, intake.config.schema)
-            if journal.batches.unfinished(intake.name):
-                self.workers.start(intake.config)
+        self._start(journal, now)
+        self._prune(journal, now)
         next_rescan = now + self.config.service.rescan_interval
         next_liveness = now + _LIVENESS_EVERY
         next_heartbeat = now
@@ -156,18 +170,19 @@ class Service:
             now = self.clock()
             if now >= next_liveness:
                 next_liveness = now + _LIVENESS_EVERY
-                for intake in self.tenants.values():
-                    intake.check(now)
+                for tenant in self.tenants.values():
+                    tenant.look(now)
                     # A stat per schema file: an edit is in force within seconds.
-                    self.schemas.refresh(intake.name, intake.config.schema)
+                    self.schemas.refresh(tenant.name, tenant.config.schema)
             if now >= next_rescan:
                 next_rescan = now + self.config.service.rescan_interval
-                for intake in self.tenants.values():
-                    intake.scan(now)
-                    self._retry_unfinished(journal, intake, now)
+                for tenant in self.tenants.values():
+                    tenant.rescan(journal, now)
                 self.workers.deliver_mail(journal)
-            for intake in self.tenants.values():
-                self._advance(intake, now)
+                self._prune(journal, now)
+            for tenant in self.tenants.values():
+                if tenant.advance(now):
+                    self.status.dirty = True
             if now >= next_heartbeat:
                 next_heartbeat = now + self.config.service.heartbeat_interval
                 self._heartbeat(journal, now)
@@ -175,23 +190,35 @@ class Service:
         return 0
 
     def _once(self, journal: Journal) -> int:
-        """Process what is ready now: every stable file not being written."""
+        """Process what is ready now: every stable file not being written, checks too."""
         now = self.clock()
-        for intake in self.tenants.values():
-            intake.scan(now)
+        for lane in self._lanes.values():
+            lane.scan(now)
         time.sleep(self.config.service.settle_time)
         ctx = self._context(journal)
         results: list[BatchResult] = []
         now = self.clock()
-        for intake in self.tenants.values():
-            intake.scan(now)
-            names = intake.ready(now)
-            in_force = self.schemas.current(intake.name, intake.config.schema) if names else None
-            if names and in_force is None:
-                self.log.error("batch.no_schema", tenant=intake.name, files=len(names))
-            results.extend(run_tenant(ctx, intake.config, names, in_force))
+        for tenant in self.tenants.values():
+            for lane in tenant.lanes:
+                lane.scan(now)
+            names, checks = tenant.imports.ready(now), tenant.checks.ready(now)
+            in_force = self.schemas.current(tenant.name, tenant.config.schema)
+            if (names or checks) and in_force is None:
+                self.log.error("batch.no_schema", tenant=tenant.name, files=len(names))
+            if checks and in_force is not None:
+                check_files(ctx, tenant.config, checks, in_force)
+            results.extend(run_tenant(ctx, tenant.config, names, in_force))
         mailer.deliver(self.config, journal, self.state, self.log)
         return 0 if all(r.complete for r in results) else 3
+
+    def _prune(self, journal: Journal, now: float) -> None:
+        """Apply each tenant's retention, at start and then once an hour."""
+        if now < self._next_prune:
+            return
+        self._next_prune = now + _PRUNE_EVERY
+        ctx = self._context(journal)
+        for tenant in self.tenants.values():
+            prune(ctx, tenant.config, self.wall_clock())
 
     def _wait(self, until: float) -> None:
         """Sleep until ``until`` or the next message, then take every message."""
@@ -209,64 +236,19 @@ class Service:
 
     def _deadlines(self) -> list[float]:
         found = [self.status.deadline(), self.notifier.next_ping()]
-        for intake in self.tenants.values():
-            found += [intake.tracker.next_deadline(), intake.batcher.deadline()]
+        for tenant in self.tenants.values():
+            found += tenant.deadlines()
         return [deadline for deadline in found if deadline is not None]
 
     def _take(self, message: object) -> None:
         now = self.clock()
         self.status.dirty = True
         if isinstance(message, Change):
-            self.tenants[message.tenant].changed(message, now)
+            self._lanes[message.tenant].changed(message, now)
         elif isinstance(message, Logged):
             self.tenants[message.tenant].heard(message.transaction, now)
         elif isinstance(message, Done):
             self.workers.finished(message, now)
-
-    def _advance(self, intake: TenantIntake, now: float) -> None:
-        """Gather the tenant's ready files; hand over a closed window, or uploads given up on."""
-        for name in intake.ready(now):
-            intake.batcher.add(name, now)
-            self.status.dirty = True
-        busy = self.workers.busy(intake.name)
-        gone = intake.tracker.interrupted(now)
-        if gone and not busy:
-            for name in gone:
-                intake.tracker.forget(name)
-            after = self.config.service.interrupted_after
-            self.workers.start(
-                intake.config, refusals=[interrupted(name, after=after) for name in gone]
-            )
-            return
-        names = intake.batcher.take(now, busy=busy)
-        if not names:
-            return
-        self.status.dirty = True
-        in_force = self.schemas.current(intake.name, intake.config.schema)
-        if in_force is None:
-            self.log.error("batch.no_schema", tenant=intake.name, files=len(names))
-            intake.blocked = set(names)
-            for name in names:
-                intake.tracker.note(name, "scan", self.clock())
-            return
-        intake.blocked = set()
-        self.workers.start(intake.config, names, in_force)
-
-    def _retry_unfinished(self, journal: Journal, intake: TenantIntake, now: float) -> None:
-        """Resume a tenant's unfinished batches (rows pending) without waiting for an upload.
-
-        A batch held for an operator stops the tenant until it is decided;
-        once it is, its batches run at once, whatever the backoff says.
-        """
-        unfinished = journal.batches.unfinished(intake.name)
-        if not unfinished or unfinished[0].safeguard is Safeguard.HELD:
-            return
-        decided = any(b.safeguard in _DECIDED for b in unfinished)
-        delay = self.workers.retry_due(intake.name, now)
-        if delay is None and not (decided and not self.workers.busy(intake.name)):
-            return
-        self.log.info("batch.retrying", tenant=intake.name, after=round(delay or 0))
-        self.workers.start(intake.config)
 
     def _heartbeat(self, journal: Journal, now: float) -> None:
         queued = journal.messages.count(MessageState.QUEUED)
@@ -276,8 +258,8 @@ class Service:
         self.log.info(
             "service.heartbeat",
             tenants=len(self.tenants),
-            files_tracked=sum(len(t.tracker.states(now)) for t in self.tenants.values()),
-            files_waiting=sum(len(t.batcher.waiting) for t in self.tenants.values()),
+            files_tracked=sum(len(lane.tracker.states(now)) for lane in self._lanes.values()),
+            files_waiting=sum(len(lane.batcher.waiting) for lane in self._lanes.values()),
             batches_running=self.workers.running(),
             batches_done=self.workers.done,
             outbox=queued,
@@ -289,21 +271,21 @@ class Service:
             return self.status.healthy()
         tenants = {
             name: live_tenant(
-                intake,
+                tenant.lanes,
                 now,
-                in_force=self.schemas.current(name, intake.config.schema),
+                in_force=self.schemas.current(name, tenant.config.schema),
                 refused=self.schemas.refused(name),
                 running=self.workers.busy(name),
             )
-            for name, intake in self.tenants.items()
+            for name, tenant in self.tenants.items()
         }
         return self.status.write(tenants, now)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
-        for intake in self.tenants.values():
-            intake.close()
+        for tenant in self.tenants.values():
+            tenant.close()
         self.workers.join()
         with contextlib.suppress(Exception):
             self.log.info("service.stopped", batches_done=self.workers.done)

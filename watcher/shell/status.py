@@ -1,12 +1,10 @@
 """The status document: written by the running service, read by ``watcher status``.
 
 The service rewrites ``STATE/status.json`` at most once a second with what
-each tenant is waiting for (:class:`LiveStatus`, through
-:class:`StatusFile`); ``watcher status`` reads it, adds what the journal
-(opened read-only) says of the last and the unfinished batches and of the
-outbox, and tells from the state folder's lock whether the service runs at
-all (:func:`gather`, giving a :class:`Status`). Both shapes are here, typed,
-so the writer and the reader cannot drift apart.
+each tenant is waiting for (:class:`LiveStatus`, through :class:`StatusFile`);
+``watcher status`` reads it, adds what the journal (read-only) says of the
+batches and the outbox, and tells from the state folder's lock whether the
+service runs (:func:`gather`, giving a :class:`Status`). Both shapes are here.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from watcher.shell.files import replace_file
 from watcher.shell.journal import Journal
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from structlog.typing import FilteringBoundLogger
@@ -201,23 +200,31 @@ class StatusFile:
 
 
 def live_tenant(
-    intake: TenantIntake,
+    lanes: Sequence[TenantIntake],
     now: float,
     *,
     in_force: InForce | None,
     refused: list[str] | None,
     running: bool,
 ) -> LiveTenant:
-    """What the running service writes of one tenant: its files and what each waits for."""
-    settle = intake.service.settle_time
-    files: list[FileStatus] = [
-        {
-            "name": shown(f.name),
-            "state": _waiting_for(f, settle, blocked=in_force is None and f.name in intake.blocked),
-        }
-        for f in intake.tracker.states(now)
-    ]
-    files += [{"name": shown(n), "state": "in the next batch"} for n in intake.batcher.waiting]
+    """What the running service writes of one tenant: each file and what it waits for.
+
+    ``lanes``: the import lane first, then the check lane (its files under ``check/``).
+    """
+    files: list[FileStatus] = []
+    for lane in lanes:
+        settle = lane.service.settle_time
+        blocked = lane.blocked if in_force is None else set()
+        files += [
+            {
+                "name": shown(lane.prefix + f.name),
+                "state": _waiting_for(f, settle, blocked=f.name in blocked),
+            }
+            for f in lane.tracker.states(now)
+        ]
+        waiting = "in the next batch" if lane.lane == "import" else "being checked"
+        files += [{"name": shown(lane.prefix + n), "state": waiting} for n in lane.batcher.waiting]
+    intake = lanes[0]
     deadline = intake.batcher.deadline()
     return {
         "folder_ok": intake.folder_ok,

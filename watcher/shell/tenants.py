@@ -7,8 +7,9 @@
 - the chroot ``<sftp_root>/<name>`` owned by root and closed to others, as
   sshd demands; inside it ``upload/``, the drop folder, owned by the customer
   and shared with the service's group (setgid, mode 2770), so the service reads
-  and moves the customer's files without running as root; and ``dev/``, where
-  the service binds the socket the SFTP server logs to;
+  and moves the customer's files without running as root, with ``check/`` in
+  it made the same way (the check-only lane); and ``dev/``, where the service
+  binds the socket the SFTP server logs to;
 - the customer's public key in the root-owned authorized-keys folder;
 - ``<config dir>/tenants.d/<name>.toml``, read by the service through
   ``include``.
@@ -153,13 +154,17 @@ def add(layout: Layout, tenant: NewTenant) -> list[str]:
         os.chown(folder, 0, 0)
         folder.chmod(0o755)
     upload, dev = chroot / "upload", chroot / "dev"
-    upload.mkdir(exist_ok=True)
-    os.chown(upload, account.pw_uid, service.pw_gid)
-    upload.chmod(0o2770)
+    for folder in (upload, upload / "check"):
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, account.pw_uid, service.pw_gid)
+        folder.chmod(0o2770)
     dev.mkdir(exist_ok=True)
     os.chown(dev, service.pw_uid, service.pw_gid)
     dev.chmod(0o755)
-    done.append(f"made the chroot {chroot} with upload/ (the drop folder) and dev/")
+    done.append(
+        f"made the chroot {chroot} with upload/ (the drop folder), upload/check/ (files only "
+        "checked, never imported) and dev/"
+    )
     layout.keys_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     keys = layout.keys_dir / tenant.name
     keys.write_text(key + "\n")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from watcher.core.states import MessageState
 from watcher.shell import mailer
 from watcher.shell.batches import run_tenant
+from watcher.shell.checking import check_files
 from watcher.shell.context import BatchContext
 from watcher.shell.journal import Journal
 
@@ -67,6 +68,7 @@ class Workers:
         self.log = log
         self.stop = stop
         self._tenants: dict[str, threading.Thread] = {}
+        self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
         # Per tenant: the delay before unfinished batches are tried again, and when.
         self._retries: dict[str, tuple[float, float]] = {}
@@ -118,13 +120,49 @@ class Workers:
                 complete = all(r.complete for r in results)
                 mailer.deliver(self.config, journal, self.state, self.log)
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
-                self._failed(tenant.name, exc)
+                self.log.error(
+                    "batch.failed",
+                    tenant=tenant.name,
+                    error=type(exc).__name__,
+                    where=self._where(exc),
+                )
             finally:
                 journal.close()
                 self.inbox.put(Done(tenant=tenant.name, complete=complete))
 
         worker = threading.Thread(target=body, name=f"batch-{tenant.name}", daemon=True)
         self._tenants[tenant.name] = worker
+        worker.start()
+
+    def checking(self, tenant: str) -> bool:
+        """Whether a check of ``tenant``'s check folder is running."""
+        worker = self._checks.get(tenant)
+        return worker is not None and worker.is_alive()
+
+    def start_check(self, tenant: TenantConfig, names: Sequence[str], schema: InForce) -> None:
+        """Check ``names`` in the tenant's check folder, beside its batches, not behind them."""
+
+        def body() -> None:
+            journal = Journal(self.state.journal)
+            try:
+                ctx = BatchContext(
+                    config=self.config, journal=journal, state=self.state, log=self.log
+                )
+                check_files(ctx, tenant, names, schema)
+                mailer.deliver(self.config, journal, self.state, self.log)
+            except Exception as exc:  # noqa: BLE001 - a check failing must not stop the service
+                self.log.error(
+                    "check.failed",
+                    tenant=tenant.name,
+                    error=type(exc).__name__,
+                    where=self._where(exc),
+                )
+            finally:
+                journal.close()
+                self.inbox.put(None)  # the loop takes a look: the status changed
+
+        worker = threading.Thread(target=body, name=f"check-{tenant.name}", daemon=True)
+        self._checks[tenant.name] = worker
         worker.start()
 
     def deliver_mail(self, journal: Journal) -> None:
@@ -146,20 +184,17 @@ class Workers:
 
     def join(self) -> None:
         """Wait for every worker (after the stop event is set, they end soon)."""
-        for worker in self._tenants.values():
+        for worker in (*self._tenants.values(), *self._checks.values()):
             worker.join()
         if self._mail is not None:
             self._mail.join()
 
-    def _failed(self, tenant: str, exc: Exception) -> None:
+    @staticmethod
+    def _where(exc: Exception) -> str | None:
+        """The file and line an unexpected error came from (no message: it could hold data)."""
         trace = exc.__traceback__
         while trace is not None and trace.tb_next is not None:
             trace = trace.tb_next
-        self.log.error(
-            "batch.failed",
-            tenant=tenant,
-            error=type(exc).__name__,
-            where=f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"
-            if trace
-            else None,
-        )
+        if trace is None:
+            return None
+        return f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"

@@ -92,6 +92,8 @@ _ADDED = (
     ("batches", "stopped_since", "REAL"),
     ("batches", "safeguard", "TEXT"),
     ("batches", "changes", "TEXT"),
+    # A file's row counts, kept when retention drops its rows.
+    ("files", "counts", "TEXT"),
 )
 
 

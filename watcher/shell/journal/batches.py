@@ -39,7 +39,8 @@ kinds AS (
     ) GROUP BY file_id
 )
 SELECT {", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(","))},
-    counts.imported, counts.unchanged, counts.failed, counts.pending, kinds.reasons
+    counts.imported, counts.unchanged, counts.failed, counts.pending, kinds.reasons,
+    f.counts
 FROM files AS f
 LEFT JOIN counts ON counts.file_id = f.id
 LEFT JOIN kinds ON kinds.file_id = f.id
@@ -76,20 +77,19 @@ class Batches:
         batch = self.get(batch_id)
         files = []
         for row in self.db.execute(_VIEW, {"batch": batch_id}):
-            *record, imported, unchanged, failed, pending, reasons = row
-            imported, unchanged = imported or 0, unchanged or 0
-            failed, pending = failed or 0, pending or 0
+            *record, imported, unchanged, failed, pending, reasons, kept = row
+            counts = Counts(
+                total=(imported or 0) + (unchanged or 0) + (failed or 0) + (pending or 0),
+                imported=imported or 0,
+                unchanged=unchanged or 0,
+                failed=failed or 0,
+                pending=pending or 0,
+            )
+            if kept is not None:  # its rows are gone (retention): the counts kept for it
+                counts = Counts(**json.loads(kept))
             files.append(
                 FileView(
-                    record=file_record(tuple(record)),
-                    counts=Counts(
-                        total=imported + unchanged + failed + pending,
-                        imported=imported,
-                        unchanged=unchanged,
-                        failed=failed,
-                        pending=pending,
-                    ),
-                    reasons=_reasons(reasons),
+                    record=file_record(tuple(record)), counts=counts, reasons=_reasons(reasons)
                 )
             )
         return BatchView(batch=batch, files=tuple(files))
@@ -149,6 +149,16 @@ class Batches:
             (decision, batch_id, Safeguard.HELD, BatchState.DONE),
         )
         return cursor.rowcount == 1
+
+    def finished_before(self, tenant: str, before: float) -> list[str]:
+        """The ids of ``tenant``'s batches done before ``before`` (for retention)."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM batches WHERE tenant = ? AND state = ? AND finished_at < ?",
+                (tenant, BatchState.DONE, before),
+            )
+        ]
 
     def remember_schema(self, digest: str, text: bytes) -> None:
         """Keep a schema's text by its digest, for an exact resume."""

@@ -30,7 +30,7 @@ class Messages:
     def in_state(self, state: MessageState) -> list[MessageRecord]:
         """Messages in ``state``, oldest first."""
         rows = self.db.execute(
-            "SELECT id, batch_id, tenant, path, state, attempts, last_error FROM messages"
+            "SELECT id, batch_id, tenant, path, state, attempts, last_error, sent_at FROM messages"
             " WHERE state = ? ORDER BY created_at",
             (state,),
         )
@@ -43,8 +43,17 @@ class Messages:
                 state=MessageState(r[4]),
                 attempts=r[5],
                 last_error=r[6],
+                sent_at=r[7],
             )
             for r in rows
+        ]
+
+    def sent_before(self, tenant: str, before: float) -> list[MessageRecord]:
+        """``tenant``'s messages the server accepted before ``before`` (for retention)."""
+        return [
+            m
+            for m in self.in_state(MessageState.SENT)
+            if m.tenant == tenant and m.sent_at is not None and m.sent_at < before
         ]
 
     def mark(

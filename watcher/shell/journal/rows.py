@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from watcher.core.states import FileState, RowState
@@ -139,6 +140,33 @@ class Rows:
                     for low, high in _runs(rows)
                 ),
             )
+
+    def forget(self, file_ids: Sequence[str]) -> int:
+        """Drop the per-row detail of files, keeping their counts; how many lost detail.
+
+        For retention: a finished batch's counts outlive its rows and reasons.
+        """
+        dropped = 0
+        with Transaction(self.db):
+            for file_id in file_ids:
+                counts = dict(
+                    self.db.execute(
+                        "SELECT state, COUNT(*) FROM rows WHERE file_id = ? GROUP BY state",
+                        (file_id,),
+                    ).fetchall()
+                )
+                if not counts:
+                    continue
+                kept = {str(s): counts.get(s, 0) for s in RowState if s is not RowState.PENDING}
+                kept["pending"] = counts.get(RowState.PENDING, 0)
+                kept["total"] = sum(counts.values())
+                self.db.execute(
+                    "UPDATE files SET counts = ? WHERE id = ?", (json.dumps(kept), file_id)
+                )
+                self.db.execute("DELETE FROM rows WHERE file_id = ?", (file_id,))
+                self.db.execute("DELETE FROM failures WHERE file_id = ?", (file_id,))
+                dropped += 1
+        return dropped
 
     def listed_failures(self, file_id: str, rows: int) -> list[Failure]:
         """The failures of a file's first ``rows`` failed rows, in row order.

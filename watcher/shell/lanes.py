@@ -1,0 +1,189 @@
+"""What the service's loop does for one tenant: its two lanes and the work they hand over.
+
+A tenant has an **import lane** (its drop folder: ready files gather in the
+batch window, and a closed window goes to the tenant's worker as a batch) and
+a **check lane** (its ``check/`` folder: ready files go at once to a check,
+never imported). Both are :class:`watcher.shell.intake.TenantIntake`; this
+module decides, each turn of the loop, what their ready files become, and
+when a tenant's unfinished batches are tried again.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from watcher.core.refusals import interrupted
+from watcher.core.states import Safeguard
+from watcher.shell.checking import ensure_check_folder
+from watcher.shell.intake import TenantIntake
+
+if TYPE_CHECKING:
+    import queue
+    import threading
+    from collections.abc import Callable
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import ServiceConfig, TenantConfig
+    from watcher.core.sftplog import Transaction
+    from watcher.shell.journal import Journal
+    from watcher.shell.schemas import InForce, Schemas
+    from watcher.shell.workers import Workers
+
+__all__ = ["TenantLanes"]
+
+_DECIDED = (Safeguard.APPROVED, Safeguard.DISCARDED)
+
+
+class TenantLanes:
+    """One tenant's lanes, and what their ready files become."""
+
+    def __init__(
+        self,
+        config: TenantConfig,
+        service: ServiceConfig,
+        *,
+        inbox: queue.Queue[object],
+        log: FilteringBoundLogger,
+        claimed: Callable[[str], set[tuple[str, int, int, int]]],
+        stop: threading.Event,
+        workers: Workers,
+        schemas: Schemas,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.workers = workers
+        self.schemas = schemas
+        self.interrupted_after = service.interrupted_after
+        self.imports = TenantIntake(
+            config, service, inbox=inbox, log=log, claimed=claimed, stop=stop
+        )
+        self.checks = TenantIntake(
+            config, service, inbox=inbox, log=log, claimed=claimed, stop=stop, lane="check"
+        )
+
+    @property
+    def name(self) -> str:
+        """The tenant's name."""
+        return self.config.name
+
+    @property
+    def lanes(self) -> tuple[TenantIntake, TenantIntake]:
+        """Both lanes, the import lane first."""
+        return self.imports, self.checks
+
+    def start(self, now: float) -> None:
+        """Watch both folders (making ``check/`` when missing) and scan them."""
+        self.imports.start()
+        if ensure_check_folder(self.config, self.log):
+            self.checks.start()
+        self._follow_log()
+        for lane in self.lanes:
+            lane.scan(now)
+
+    def look(self, now: float) -> None:
+        """Restart a dead observer (a missing check folder is made again)."""
+        self.imports.check(now)
+        missing = not self.config.check_dir.is_dir()
+        if ensure_check_folder(self.config, self.log):
+            if missing:  # removed under the service: watch the one made anew
+                self.checks.watch.stop()
+            self.checks.check(now)
+        self._follow_log()
+
+    def _follow_log(self) -> None:
+        """The check lane hears the import lane's SFTP log, for its own folder."""
+        if self.imports.sftp_folder is not None:
+            self.checks.sftp_folder = self.imports.sftp_folder / PurePosixPath("check")
+
+    def heard(self, transaction: Transaction, now: float) -> None:
+        """An SFTP transaction: each lane takes what concerns its folder; one audits it."""
+        self.imports.heard(transaction, now)
+        self.checks.heard(transaction, now, audit=False)
+
+    def advance(self, now: float) -> bool:
+        """Hand over what is ready: a closed window, uploads given up on, files to check.
+
+        Returns whether anything moved (the status file is then rewritten).
+        """
+        moved = self._checks(now)
+        intake = self.imports
+        for name in intake.ready(now):
+            intake.batcher.add(name, now)
+            moved = True
+        busy = self.workers.busy(self.name)
+        gone = intake.tracker.interrupted(now)
+        if gone and not busy:
+            for name in gone:
+                intake.tracker.forget(name)
+            refusals = [interrupted(name, after=self.interrupted_after) for name in gone]
+            self.workers.start(self.config, refusals=refusals)
+            return True
+        names = intake.batcher.take(now, busy=busy)
+        if not names:
+            return moved
+        in_force = self._schema(intake, names, now)
+        if in_force is not None:
+            self.workers.start(self.config, names, in_force)
+        return True
+
+    def _checks(self, now: float) -> bool:
+        """Files finished in ``check/`` go to a check at once (no window), one check at a time."""
+        lane = self.checks
+        for name in lane.ready(now):
+            lane.batcher.add(name, now)
+        names = lane.batcher.take(now, busy=self.workers.checking(self.name))
+        if not names:
+            return False
+        in_force = self._schema(lane, names, now)
+        if in_force is not None:
+            self.workers.start_check(self.config, names, in_force)
+        return True
+
+    def _schema(self, lane: TenantIntake, names: list[str], now: float) -> InForce | None:
+        """The schema in force, or None: then the files wait, shown as blocked."""
+        in_force = self.schemas.current(self.name, self.config.schema)
+        if in_force is None:
+            self.log.error("batch.no_schema", tenant=self.name, files=len(names))
+            lane.blocked = set(names)
+            for name in names:
+                lane.tracker.note(name, "scan", now)
+        else:
+            lane.blocked = set()
+        return in_force
+
+    def rescan(self, journal: Journal, now: float) -> None:
+        """Scan both folders for what events missed; resume unfinished batches when due."""
+        for lane in self.lanes:
+            lane.scan(now)
+        self.retry(journal, now)
+
+    def retry(self, journal: Journal, now: float) -> None:
+        """Resume the tenant's unfinished batches (rows pending) without waiting for an upload.
+
+        A batch held for an operator stops the tenant until it is decided;
+        once it is, its batches run at once, whatever the backoff says.
+        """
+        unfinished = journal.batches.unfinished(self.name)
+        if not unfinished or unfinished[0].safeguard is Safeguard.HELD:
+            return
+        decided = any(b.safeguard in _DECIDED for b in unfinished)
+        delay = self.workers.retry_due(self.name, now)
+        if delay is None and not (decided and not self.workers.busy(self.name)):
+            return
+        self.log.info("batch.retrying", tenant=self.name, after=round(delay or 0))
+        self.workers.start(self.config)
+
+    def deadlines(self) -> list[float | None]:
+        """When a lane's next file may be due, or its window closes."""
+        return [
+            d
+            for lane in self.lanes
+            for d in (lane.tracker.next_deadline(), lane.batcher.deadline())
+        ]
+
+    def close(self) -> None:
+        """Stop watching and listening."""
+        for lane in self.lanes:
+            lane.close()
