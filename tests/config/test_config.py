@@ -17,6 +17,7 @@ from watcher.config import (
     preflight,
 )
 from watcher.errors import ConfigError, SecretUnavailableError
+from watcher.shell.listener import address
 from watcher.shell.statedir import StateDir
 
 if TYPE_CHECKING:
@@ -96,6 +97,19 @@ def test_defaults_apply_when_keys_are_left_out(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[service]\nstate_dir = "/var/lib/x"\n'))
     assert (config.service.batch_window, config.service.max_file_size) == (300.0, 100 * 1024**2)
     assert (config.email, config.tenants) == (None, ())
+    assert config.service.http_listen is None  # no listener unless asked for
+
+
+@pytest.mark.parametrize(
+    ("listen", "bound"), [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:0", ("::1", 0))]
+)
+def test_the_listen_address_takes_ipv4_and_bracketed_ipv6(
+    tmp_path: Path, listen: str, bound: tuple[str, int]
+) -> None:
+    """``http_listen`` is kept as written and split where the listener binds."""
+    config = load_config(write(tmp_path, f'[service]\nstate_dir = "s"\nhttp_listen = "{listen}"\n'))
+    assert config.service.http_listen == listen
+    assert address(listen) == bound
 
 
 @pytest.mark.parametrize(
@@ -199,6 +213,14 @@ def test_sizes(text: object, size: int) -> None:
         (
             '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nfrom = "not an address"\n',
             "email.from: must be an email address (got 'not an address')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nhttp_listen = "9464"\n',
+            "service.http_listen: must be host:port, such as '127.0.0.1:9464' (got '9464')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\nhttp_listen = "localhost:99999"\n',
+            "service.http_listen: must be host:port, such as '127.0.0.1:9464' (got 'localhost:99999')",
         ),
         (
             '[service]\nstate_dir = "s"\nmax_rows = "lots"\n',

@@ -117,3 +117,37 @@ def test_status_says_why_rows_are_pending_and_since_when(tmp_path: Path) -> None
     ).stdout  # fmt: skip
     assert ": api auth: the API answered 401: token revoked" in text
     assert "    waiting since " in text
+
+
+def test_status_of_one_tenant_lists_its_recent_batches_and_rows_per_day(tmp_path: Path) -> None:
+    """``--tenant``: the page's content for scripts and terminals, newest batch first."""
+    site = Site(tmp_path)
+    site.drop_file("first.csv", users_csv(4, bad_every=2))
+    assert site.process("first.csv").returncode == 0
+    site.drop_file("second.csv", users_csv(3))
+    assert site.process("second.csv").returncode == 0
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "watcher", "status", "--config", str(site.config), *extra],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+
+    detail = json.loads(run("--json", "--tenant", "jcu").stdout)
+    recent = detail["recent"]
+    assert [b["files"] for b in recent] == [["second.csv"], ["first.csv"]]
+    assert [(b["rows"], b["imported"], b["unchanged"], b["failed"]) for b in recent] == [
+        (3, 2, 1, 0),  # one user known unchanged, two that failed before now imported
+        (4, 2, 0, 2),
+    ]
+    assert recent[1]["codes"] == [["invalid_email", 2]]
+    assert len(detail["daily"]) == 30
+    today = detail["daily"][-1]
+    assert (today["imported"], today["unchanged"], today["failed"]) == (4, 1, 2)
+    assert detail["status"]["last_batch"]["rows"] == 3
+    text = run("--tenant", "jcu").stdout
+    assert "recent batches:" in text
+    assert "1 file, 4 rows: 2 imported, 0 unchanged, 2 failed (invalid_email x2)" in text
+    unknown = run("--tenant", "nobody")
+    assert unknown.returncode == EXIT_USAGE
+    assert "nobody" in unknown.stderr

@@ -305,15 +305,27 @@ def tenant_list(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """``watcher status``: what each tenant is waiting for."""
-    from watcher.cli.display import status_summary  # noqa: PLC0415
+    from watcher.cli.display import recent_summary, status_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
     from watcher.shell.statedir import StateDir  # noqa: PLC0415
-    from watcher.shell.status import gather  # noqa: PLC0415
+    from watcher.shell.status import gather, tenant_detail  # noqa: PLC0415
 
     config = load_config(args.config)
-    status = gather(config, StateDir(config.service.state_dir))
+    state = StateDir(config.service.state_dir)
+    if args.tenant is not None:
+        try:
+            detail = tenant_detail(config, state, args.tenant)
+        except KeyError as exc:
+            print(f"watcher: {exc.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.json:
+            print(json.dumps(detail, indent=1))
+            return EXIT_OK
+    status = gather(config, state, only=None if args.tenant is None else (args.tenant,))
     if args.json:
         print(json.dumps(status, indent=1))
-    else:
-        print(status_summary(status))
+        return EXIT_OK
+    print(status_summary(status))
+    if args.tenant is not None:
+        print(recent_summary(detail))
     return EXIT_OK

@@ -11,11 +11,11 @@ from watcher.core import wording
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from watcher.core.documents import Status, TenantDetail
     from watcher.core.validation import ValidationReport
     from watcher.shell.batches import BatchResult
-    from watcher.shell.status import Status
 
-__all__ = ["process_summary", "status_summary", "validation_summary"]
+__all__ = ["process_summary", "recent_summary", "status_summary", "validation_summary"]
 
 _SHOWN_FAILURES = 20
 
@@ -108,6 +108,23 @@ def status_summary(status: Status) -> str:
             lines.append(f"    waiting since {since}: {why['reason']}")
         lines.append(
             f"  outbox: {t['outbox']['waiting']} waiting, {t['outbox']['rejected']} rejected"
+        )
+    return "\n".join(lines)
+
+
+def recent_summary(detail: TenantDetail) -> str:
+    """A tenant's last batches for a terminal, newest first."""
+    if not detail["recent"]:
+        return "\n  recent batches: none yet"
+    lines = ["", "  recent batches:"]
+    for b in detail["recent"]:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b["finished_at"] or b["created_at"]))
+        codes = ", ".join(f"{code} x{count:,}" for code, count in b["codes"])
+        lines.append(
+            f"    {when}  {b['state']:<9} {wording.counted(len(b['files']), 'file')}, "
+            f"{wording.counted(b['rows'], 'row')}: {b['imported']:,} imported, "
+            f"{b['unchanged']:,} unchanged, {b['failed']:,} failed"
+            + (f" ({codes})" if codes else "")
         )
     return "\n".join(lines)
 

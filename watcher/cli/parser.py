@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show what each tenant is waiting for")
     _config_argument(status)
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--tenant",
+        metavar="NAME",
+        default=None,
+        help="one tenant, with its last 50 batches and rows per day (as its status page)",
+    )
     status.set_defaults(handler=handlers.status)
 
     _tenant_parser(commands)

@@ -145,6 +145,7 @@ def _service(v: Values, table: dict[str, object]) -> ServiceConfig | None:
             v.problem("service.max_rows", f"must be a whole number of rows (got {rows!r})")
             rows = None
         values["max_rows"] = rows
+    _optional(values, "service", table, {"http_listen": v.listen})
     if "observer" in table:
         observer = table["observer"]
         if observer not in ("native", "polling"):

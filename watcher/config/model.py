@@ -173,6 +173,8 @@ class ServiceConfig:
     interrupted_after: float = 24 * 3600.0
     leftover_after: float = 24 * 3600.0
     heartbeat_interval: float = 60.0
+    # Where metrics and the status page are served (host:port); None serves nothing.
+    http_listen: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -184,6 +184,17 @@ class Values:
         found = [self.address(f"{where}[{i}]", item) for i, item in enumerate(value)]
         return None if None in found else tuple(a for a in found if a is not None)
 
+    def listen(self, where: str, value: object) -> str | None:
+        """An address to listen on: ``host:port``, an IPv6 host in brackets."""
+        text = self.text(where, value)
+        if text is None:
+            return None
+        host, _, port = text.rpartition(":")
+        if not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:  # noqa: PLR2004
+            self.problem(where, f"must be host:port, such as '127.0.0.1:9464' (got {text!r})")
+            return None
+        return text
+
     def choice(self, where: str, value: object, options: tuple[str, ...]) -> str | None:
         """One of ``options``."""
         if value not in options:

@@ -97,6 +97,8 @@ class ApiSink:
         clock: Callable[[], float] = time.monotonic,
         stop: threading.Event | None = None,
         backoff: tenacity.wait.wait_base | None = None,
+        on_answer: Callable[[int | None], None] | None = None,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.log = log
@@ -106,6 +108,9 @@ class ApiSink:
         self.stop = stop
         self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
         self._url = httpx.URL(config.url)  # parsed once, not per request
+        # Told each answer's status (None: no answer in time) and each retry: the metrics.
+        self.on_answer = on_answer or (lambda _: None)
+        self.on_retry = on_retry or (lambda: None)
         self.gate = Gate(
             max_concurrency=config.max_concurrency,
             rate_limit=config.rate_limit,
@@ -268,21 +273,25 @@ class ApiSink:
                     await response.aclose()
         except httpx.TransportError as exc:
             self.gate.leave(None, 0.0)
+            self.on_answer(None)
             raise _TransientError(type(exc).__name__) from exc
         except TimeoutError as exc:
             self.gate.leave(None, 0.0)
+            self.on_answer(None)
             raise _TransientError("ResponseTooSlow") from exc
         except BaseException:
             self.gate.abandon()
             raise
         verdict = classify(response.status_code, response.headers, response.text)
         self.gate.leave(verdict, self.clock() - started)
+        self.on_answer(response.status_code)
         if verdict.kind == "transient":
             raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
         return verdict
 
     def _log_retry(self, row: int) -> Callable[[tenacity.RetryCallState], None]:
         def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.on_retry()
             error = state.outcome.exception() if state.outcome is not None else None
             self.log.warning(
                 "import.retry_scheduled",

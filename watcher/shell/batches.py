@@ -151,7 +151,12 @@ class BatchRun:
                 if state in _CRASH_POINTS:
                     faults.checkpoint(_CRASH_POINTS[state])
                 view = journal.batches.view(self.batch_id)
+                if state is BatchState.DONE:
+                    journal.history.keep(view)
             result = self.result(view, complete=True)
+            if self.ctx.metrics is not None:
+                duration = time.monotonic() - started
+                self.ctx.metrics.batch_done(view, duration=duration, now=time.time())
             self.ctx.log.info(
                 "batch.completed",
                 files=result.files,

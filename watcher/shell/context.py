@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config
     from watcher.shell.journal import Journal
+    from watcher.shell.metrics import Metrics
     from watcher.shell.statedir import StateDir
 
 __all__ = ["BatchContext"]
@@ -38,3 +39,5 @@ class BatchContext:
     transport: httpx.AsyncBaseTransport | None = None
     # ``watcher process --resend-all``: send every valid row, unchanged or not.
     resend_all: bool = False
+    # The running service's metrics, counted as batches and requests happen.
+    metrics: Metrics | None = None

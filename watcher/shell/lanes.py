@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from watcher.core.refusals import interrupted
 from watcher.core.states import Safeguard
-from watcher.shell.checking import ensure_check_folder
+from watcher.shell.batches import run_tenant
+from watcher.shell.checking import check_files, ensure_check_folder
 from watcher.shell.intake import TenantIntake
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from watcher.config import ServiceConfig, TenantConfig
     from watcher.core.sftplog import Transaction
+    from watcher.shell.context import BatchContext
     from watcher.shell.journal import Journal
     from watcher.shell.schemas import InForce, Schemas
     from watcher.shell.workers import Workers
@@ -174,6 +176,18 @@ class TenantLanes:
             return
         self.log.info("batch.retrying", tenant=self.name, after=round(delay or 0))
         self.workers.start(self.config)
+
+    def run_once(self, ctx: BatchContext, now: float) -> bool:
+        """``watcher run --once``: check and import what is ready now; whether all completed."""
+        for lane in self.lanes:
+            lane.scan(now)
+        names, checks = self.imports.ready(now), self.checks.ready(now)
+        in_force = self.schemas.current(self.name, self.config.schema)
+        if (names or checks) and in_force is None:
+            self.log.error("batch.no_schema", tenant=self.name, files=len(names) + len(checks))
+        if checks and in_force is not None:
+            check_files(ctx, self.config, checks, in_force)
+        return all(r.complete for r in run_tenant(ctx, self.config, names, in_force))
 
     def deadlines(self) -> list[float | None]:
         """When a lane's next file may be due, or its window closes."""

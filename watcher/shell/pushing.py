@@ -38,7 +38,15 @@ _FLUSH_EVERY = 500
 def sink_for(ctx: BatchContext, tenant: TenantConfig, record: FileRecord, schema: Schema) -> Sink:
     """Where the tenant's users go: its API, or the embedded store."""
     if tenant.api is not None:
-        return ApiSink(tenant.api, log=ctx.log, transport=ctx.transport, stop=ctx.stop)
+        metrics = ctx.metrics
+        return ApiSink(
+            tenant.api,
+            log=ctx.log,
+            transport=ctx.transport,
+            stop=ctx.stop,
+            on_answer=(lambda status: metrics.request(tenant.name, status)) if metrics else None,
+            on_retry=(lambda: metrics.retry(tenant.name)) if metrics else None,
+        )
     return UserStore(ctx.state.users, tenant.name, key=user_key(schema), source=record.id)
 
 

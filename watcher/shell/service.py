@@ -33,12 +33,13 @@ from watcher.config import exposed_secrets
 from watcher.core.signals import Change
 from watcher.core.states import MessageState
 from watcher.shell import logs, mailer
-from watcher.shell.batches import BatchResult, run_tenant, start_up
-from watcher.shell.checking import check_files
+from watcher.shell.batches import start_up
 from watcher.shell.context import BatchContext
 from watcher.shell.intake import Logged
 from watcher.shell.journal import Journal
 from watcher.shell.lanes import TenantLanes
+from watcher.shell.listener import Listener, open_listener
+from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier
 from watcher.shell.retention import prune
 from watcher.shell.schemas import Schemas
@@ -82,7 +83,11 @@ class Service:
         self.inbox: queue.Queue[object] = queue.Queue()
         self.schemas = Schemas(self.log, keep=self.state.schemas)
         self.journal: Journal | None = None
-        self.workers = Workers(config, self.state, inbox=self.inbox, log=self.log, stop=self.stop)
+        names = [t.name for t in config.tenants]
+        self.metrics = Metrics(names, waiting=self._waiting) if config.service.http_listen else None
+        self.workers = Workers(
+            config, self.state, inbox=self.inbox, log=self.log, stop=self.stop, metrics=self.metrics
+        )
         self.tenants = {
             t.name: TenantLanes(
                 t,
@@ -134,7 +139,12 @@ class Service:
             )
             for key, found in exposed_secrets(self.config):
                 self.log.warning("secret.exposed", key=key, detail=found)
-            return self._once(self.journal) if once else self._serve(self.journal)
+            listener = self._listen()
+            try:
+                return self._once(self.journal) if once else self._serve(self.journal)
+            finally:
+                if listener is not None:
+                    listener.close()
         finally:
             self._shutdown()
             self.journal.close()
@@ -142,8 +152,25 @@ class Service:
 
     def _context(self, journal: Journal) -> BatchContext:
         return BatchContext(
-            config=self.config, journal=journal, state=self.state, log=self.log, stop=self.stop
+            config=self.config,
+            journal=journal,
+            state=self.state,
+            log=self.log,
+            stop=self.stop,
+            metrics=self.metrics,
         )
+
+    def _listen(self) -> Listener | None:
+        if self.config.service.http_listen is None or self.metrics is None:
+            return None
+        return open_listener(self.config, self.state, self.metrics, log=self.log)
+
+    def _waiting(self) -> Waiting:
+        """What waits now, for the metrics: from the journal and the lanes."""
+        watched = {
+            n: t.imports.folder_ok and t.imports.watch.alive() for n, t in self.tenants.items()
+        }
+        return read_waiting(self.state, watched)
 
     def _claimed(self, tenant: str) -> set[tuple[str, int, int, int]]:
         assert self.journal is not None  # noqa: S101 - set by run
@@ -191,25 +218,14 @@ class Service:
 
     def _once(self, journal: Journal) -> int:
         """Process what is ready now: every stable file not being written, checks too."""
-        now = self.clock()
         for lane in self._lanes.values():
-            lane.scan(now)
+            lane.scan(self.clock())
         time.sleep(self.config.service.settle_time)
         ctx = self._context(journal)
-        results: list[BatchResult] = []
-        now = self.clock()
-        for tenant in self.tenants.values():
-            for lane in tenant.lanes:
-                lane.scan(now)
-            names, checks = tenant.imports.ready(now), tenant.checks.ready(now)
-            in_force = self.schemas.current(tenant.name, tenant.config.schema)
-            if (names or checks) and in_force is None:
-                self.log.error("batch.no_schema", tenant=tenant.name, files=len(names))
-            if checks and in_force is not None:
-                check_files(ctx, tenant.config, checks, in_force)
-            results.extend(run_tenant(ctx, tenant.config, names, in_force))
+        # Every tenant runs, whether an earlier one completed or not.
+        completed = [t.run_once(ctx, self.clock()) for t in self.tenants.values()]
         mailer.deliver(self.config, journal, self.state, self.log)
-        return 0 if all(r.complete for r in results) else 3
+        return 0 if all(completed) else 3
 
     def _prune(self, journal: Journal, now: float) -> None:
         """Apply each tenant's retention, at start and then once an hour."""
@@ -251,6 +267,8 @@ class Service:
             self.workers.finished(message, now)
 
     def _heartbeat(self, journal: Journal, now: float) -> None:
+        if self.metrics is not None:
+            self.metrics.beat()
         queued = journal.messages.count(MessageState.QUEUED)
         if queued > self._outbox_seen:  # more waiting than at the last heartbeat
             self.log.warning("mail.outbox_growing", queued=queued, before=self._outbox_seen)

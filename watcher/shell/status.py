@@ -1,10 +1,13 @@
 """The status document: written by the running service, read by ``watcher status``.
 
 The service rewrites ``STATE/status.json`` at most once a second with what
-each tenant is waiting for (:class:`LiveStatus`, through :class:`StatusFile`);
-``watcher status`` reads it, adds what the journal (read-only) says of the
-batches and the outbox, and tells from the state folder's lock whether the
-service runs (:func:`gather`, giving a :class:`Status`). Both shapes are here.
+each tenant is waiting for (a :class:`~watcher.core.documents.LiveStatus`,
+through :class:`StatusFile`); ``watcher status``, the status page and scripts
+read it with what the journal (read-only) says of the batches and the outbox,
+and tell from the state folder's lock whether the service runs
+(:func:`gather`, giving a :class:`~watcher.core.documents.Status`; a tenant's
+page: :func:`tenant_detail`). The shapes are in :mod:`watcher.core.documents`;
+reading all tenants costs a fixed number of queries, however many there are.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypeVar
 
 from watcher.core.names import shown
 from watcher.core.states import MessageState, Safeguard
@@ -27,123 +30,28 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config
+    from watcher.core.documents import (
+        FileStatus,
+        HeldBatch,
+        LastBatch,
+        LiveStatus,
+        LiveTenant,
+        Status,
+        TenantDetail,
+        TenantStatus,
+    )
     from watcher.core.readiness import UploadState
     from watcher.core.records import BatchRecord
     from watcher.shell.intake import TenantIntake
+    from watcher.shell.journal.history import Past
     from watcher.shell.schemas import InForce
     from watcher.shell.statedir import StateDir
 
-__all__ = [
-    "FileStatus",
-    "HeldBatch",
-    "LastBatch",
-    "LiveStatus",
-    "LiveTenant",
-    "Outbox",
-    "PendingReason",
-    "SchemaInForce",
-    "Status",
-    "StatusFile",
-    "TenantStatus",
-    "gather",
-    "live_tenant",
-]
+__all__ = ["StatusFile", "gather", "live_tenant", "tenant_detail"]
 
+_T = TypeVar("_T")
 _LONGEST_BACKOFF = 30.0
 _QUIET = 5.0
-
-
-class FileStatus(TypedDict):
-    """A file the service tracks, and what it waits for."""
-
-    name: str
-    state: str
-
-
-class SchemaInForce(TypedDict):
-    """The schema a tenant's files are validated with."""
-
-    version: str
-    digest: str
-    path: str
-
-
-class LiveTenant(TypedDict):
-    """What the running service knows of one tenant."""
-
-    folder_ok: bool
-    files: list[FileStatus]
-    batch_in: float | None
-    batch_running: bool
-    schema: SchemaInForce | None
-    schema_on_disk: list[str] | None
-
-
-class LiveStatus(TypedDict):
-    """The status file's content."""
-
-    pid: int
-    updated_at: float
-    tenants: dict[str, LiveTenant]
-
-
-class LastBatch(TypedDict):
-    """A tenant's most recent finished batch."""
-
-    id: str
-    finished_at: float | None
-    files: int
-    rows: int
-    imported: int
-    unchanged: int
-    failed: int
-
-
-class HeldBatch(TypedDict):
-    """A batch the safeguard holds for an operator, and why."""
-
-    id: str
-    since: float
-    files: int
-    rows: int
-    changed: int
-    known: int
-    columns: list[str]
-
-
-class PendingReason(TypedDict):
-    """Why rows are pending, and since when."""
-
-    reason: str
-    since: float
-
-
-class Outbox(TypedDict):
-    """A tenant's reports not sent."""
-
-    waiting: int
-    rejected: int
-
-
-class TenantStatus(LiveTenant):
-    """Everything ``watcher status`` shows of one tenant."""
-
-    drop_dir: str
-    last_batch: LastBatch | None
-    unfinished_batches: int
-    pending_rows: int
-    pending_reason: PendingReason | None
-    held: list[HeldBatch]
-    outbox: Outbox
-
-
-class Status(TypedDict):
-    """Everything ``watcher status`` shows."""
-
-    running: bool
-    pid: int | None
-    status_age: float | None
-    tenants: dict[str, TenantStatus]
 
 
 class StatusFile:
@@ -252,14 +160,14 @@ def _waiting_for(upload: UploadState, settle: float, *, blocked: bool) -> str:
     return "settling" if upload.quiet_for < settle else "checking"
 
 
-def gather(config: Config, state: StateDir) -> Status:
-    """Everything ``watcher status`` shows, without disturbing the service.
+def gather(config: Config, state: StateDir, *, only: Sequence[str] | None = None) -> Status:
+    """Everything ``watcher status`` shows (of ``only`` these tenants), disturbing nothing.
 
     Raises:
         StateError: the state folder cannot be read by this user.
     """
     try:
-        return _gather(config, state)
+        return _gather(config, state, only)
     except PermissionError as exc:
         raise StateError(
             f"cannot read the state folder {state.root} ({exc.strerror}): run "
@@ -267,16 +175,53 @@ def gather(config: Config, state: StateDir) -> Status:
         ) from exc
 
 
-def _gather(config: Config, state: StateDir) -> Status:
+def tenant_detail(config: Config, state: StateDir, name: str, *, days: int = 30) -> TenantDetail:
+    """A tenant's page: its status, its last 50 batches and its rows per day.
+
+    Raises:
+        KeyError: no tenant is called ``name``.
+        StateError: the state folder cannot be read by this user.
+    """
+    status = gather(config, state, only=(config.tenant(name).name,))
+    detail: TenantDetail = {
+        "name": name,
+        "status": status["tenants"][name],
+        "recent": [],
+        "daily": [],
+    }
+    if not state.journal.exists():
+        return detail
+    journal = Journal(state.journal, read_only=True)
+    try:
+        for past in journal.history.recent(name):
+            c = past.counts
+            detail["recent"].append({
+                "id": past.id, "state": str(past.state), "created_at": past.created_at,
+                "finished_at": past.finished_at, "files": list(past.files), "rows": c.total,
+                "imported": c.imported, "unchanged": c.unchanged, "failed": c.failed,
+                "pending": c.pending, "codes": list(past.codes),
+            })  # fmt: skip
+        detail["daily"] = [
+            {"day": d.day, "imported": d.imported, "unchanged": d.unchanged, "failed": d.failed}
+            for d in journal.history.daily(name, days=days, now=time.time())
+        ]
+    finally:
+        journal.close()
+    return detail
+
+
+def _gather(config: Config, state: StateDir, only: Sequence[str] | None) -> Status:
     alive = state.locked()
     live: LiveStatus | None = None
     if alive and state.status.exists():
         live = json.loads(state.status.read_text())
-    journal = Journal(state.journal, read_only=True) if state.journal.exists() else None
-    try:
-        tenants = {t.name: _tenant(t.name, t.drop_dir, journal, live) for t in config.tenants}
-    finally:
-        if journal is not None:
+    wanted = [t for t in config.tenants if only is None or t.name in only]
+    tenants = {t.name: _empty(t.name, t.drop_dir, live) for t in wanted}
+    if state.journal.exists():
+        journal = Journal(state.journal, read_only=True)
+        try:
+            _from_journal(journal, tenants)
+        finally:
             journal.close()
     return {
         "running": alive,
@@ -286,11 +231,9 @@ def _gather(config: Config, state: StateDir) -> Status:
     }
 
 
-def _tenant(
-    name: str, drop_dir: Path, journal: Journal | None, live: LiveStatus | None
-) -> TenantStatus:
+def _empty(name: str, drop_dir: Path, live: LiveStatus | None) -> TenantStatus:
     known = live["tenants"].get(name) if live else None
-    result: TenantStatus = {
+    return {
         "drop_dir": str(drop_dir),
         "folder_ok": known["folder_ok"] if known else drop_dir.is_dir(),
         "files": known["files"] if known else [],
@@ -305,34 +248,52 @@ def _tenant(
         "held": [],
         "outbox": {"waiting": 0, "rejected": 0},
     }
-    if journal is None:
-        return result
-    last = journal.batches.last_done(name)
-    if last is not None:
-        view = journal.batches.view(last.id)
-        counts = view.counts
-        result["last_batch"] = {
-            "id": last.id,
-            "finished_at": last.finished_at,
-            "files": len(view.files),
-            "rows": counts.total,
-            "imported": counts.imported,
-            "unchanged": counts.unchanged,
-            "failed": counts.failed,
+
+
+def _from_journal(journal: Journal, tenants: dict[str, TenantStatus]) -> None:
+    """Fill in what the journal knows: a few queries for every tenant at once, or for one."""
+    one = next(iter(tenants)) if len(tenants) == 1 else None
+    for name, past in _mine(journal.history.last_done(one), tenants):
+        tenants[name]["last_batch"] = _last(journal, past)
+    for name, pending in _mine(journal.history.pending(one), tenants):
+        tenants[name]["pending_rows"] = pending
+    unfinished: dict[str, list[BatchRecord]] = {}
+    for batch in journal.batches.unfinished(one):
+        if batch.tenant in tenants:
+            unfinished.setdefault(batch.tenant, []).append(batch)
+    for name, batches in unfinished.items():
+        _unfinished(journal, tenants[name], batches)
+    boxes = journal.messages.counts_by_tenant((MessageState.QUEUED, MessageState.REJECTED), one)
+    for name, box in _mine(boxes, tenants):
+        tenants[name]["outbox"] = {
+            "waiting": box.get(MessageState.QUEUED, 0),
+            "rejected": box.get(MessageState.REJECTED, 0),
         }
-    unfinished = journal.batches.unfinished(name)
-    result["unfinished_batches"] = len(unfinished)
-    result["pending_rows"] = sum(journal.batches.view(b.id).counts.pending for b in unfinished)
-    result["held"] = [_held(journal, b) for b in unfinished if b.safeguard is Safeguard.HELD]
-    stops = [b.stopped for b in unfinished if b.stopped is not None]
+
+
+def _mine(found: dict[str, _T], tenants: dict[str, TenantStatus]) -> list[tuple[str, _T]]:
+    """The entries of ``found`` that concern the tenants asked for."""
+    return [(name, value) for name, value in found.items() if name in tenants]
+
+
+def _unfinished(journal: Journal, tenant: TenantStatus, batches: list[BatchRecord]) -> None:
+    tenant["unfinished_batches"] = len(batches)
+    tenant["held"] = [_held(journal, b) for b in batches if b.safeguard is Safeguard.HELD]
+    stops = [b.stopped for b in batches if b.stopped is not None]
     if stops:
         reason, since = min(stops, key=lambda stop: stop[1])
-        result["pending_reason"] = {"reason": reason, "since": since}
-    result["outbox"] = {
-        "waiting": journal.messages.count(MessageState.QUEUED, tenant=name),
-        "rejected": journal.messages.count(MessageState.REJECTED, tenant=name),
-    }
-    return result
+        tenant["pending_reason"] = {"reason": reason, "since": since}
+
+
+def _last(journal: Journal, past: Past) -> LastBatch:
+    counts, files = past.counts, len(past.files)
+    if not past.files:  # finished before batches kept their counts: read them
+        view = journal.batches.view(past.id)
+        counts, files = view.counts, len(view.files)
+    return {
+        "id": past.id, "finished_at": past.finished_at, "files": files, "rows": counts.total,
+        "imported": counts.imported, "unchanged": counts.unchanged, "failed": counts.failed,
+    }  # fmt: skip
 
 
 def _held(journal: Journal, batch: BatchRecord) -> HeldBatch:

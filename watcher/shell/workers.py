@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config, TenantConfig
     from watcher.core.refusals import Refused
+    from watcher.shell.metrics import Metrics
     from watcher.shell.schemas import InForce
     from watcher.shell.statedir import StateDir
 
@@ -61,8 +62,10 @@ class Workers:
         inbox: queue.Queue[object],
         log: FilteringBoundLogger,
         stop: threading.Event,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.state = state
         self.inbox = inbox
         self.log = log
@@ -115,6 +118,7 @@ class Workers:
                     state=self.state,
                     log=self.log,
                     stop=self.stop,
+                    metrics=self.metrics,
                 )
                 results = run_tenant(ctx, tenant, names, schema, refusals)
                 complete = all(r.complete for r in results)

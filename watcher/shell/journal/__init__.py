@@ -3,7 +3,7 @@
 Each step of a batch is recorded before the next begins, so after a crash the
 batch resumes where the journal says it stopped (the states and their order
 are in :mod:`watcher.core.states`). One :class:`Journal` per thread; its
-tables are reached through five parts, each small and with one job::
+tables are reached through six parts, each small and with one job::
 
     journal.batches    open, view (a batch with its files, counts and reasons
                        in one read), advance (the one way a batch changes state)
@@ -11,6 +11,7 @@ tables are reached through five parts, each small and with one job::
     journal.rows       pending, imported, unchanged or failed, with the reasons
     journal.users      each user's fingerprint last confirmed, per target
     journal.messages   the outbox: queued, claimed, sent or rejected
+    journal.history    past batches read for people: the page, status, metrics
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from watcher.shell.journal._database import Transaction, connect
 from watcher.shell.journal.batches import Batches
 from watcher.shell.journal.files import Files
+from watcher.shell.journal.history import History
 from watcher.shell.journal.messages import Messages
 from watcher.shell.journal.rows import Failure, Rows
 from watcher.shell.journal.users import Confirmed, Users
@@ -52,6 +54,7 @@ class Journal:
         self.rows = Rows(self.db)
         self.users = Users(self.db)
         self.messages = Messages(self.db)
+        self.history = History(self.db)
 
     def close(self) -> None:
         """Close the database."""

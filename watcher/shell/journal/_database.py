@@ -9,12 +9,19 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from watcher.core.states import BatchState
 from watcher.errors import StateError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Transaction", "connect"]
+__all__ = ["UNFINISHED", "Transaction", "connect"]
+
+# The batches not yet done, as SQL: an IN the index on state can answer, where
+# ``state != 'done'`` would read every batch of the year.
+UNFINISHED = "state IN ({})".format(
+    ", ".join(f"'{s}'" for s in BatchState if s is not BatchState.DONE)
+)
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -94,6 +101,8 @@ _ADDED = (
     ("batches", "changes", "TEXT"),
     # A file's row counts, kept when retention drops its rows.
     ("files", "counts", "TEXT"),
+    # A finished batch's files and row counts, for the page, status and metrics.
+    ("batches", "counts", "TEXT"),
 )
 
 
@@ -142,6 +151,11 @@ def _upgrade(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:  # another connection was first
             if "duplicate column" not in str(exc):
                 raise
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS batches_by_tenant ON batches(tenant, state, finished_at)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS batches_by_state ON batches(state)")
+    db.execute("CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state, tenant)")
 
 
 def _check_current(db: sqlite3.Connection, path: Path) -> None:

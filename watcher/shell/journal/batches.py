@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.changes import ChangeSummary
 from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reason
 from watcher.core.states import BatchState, RowState, Safeguard, next_step
+from watcher.shell.journal._database import UNFINISHED
 from watcher.shell.journal.files import FILE_COLUMNS, file_record
 
 if TYPE_CHECKING:
@@ -96,8 +97,8 @@ class Batches:
 
     def unfinished(self, tenant: str | None = None) -> list[BatchRecord]:
         """Batches not yet done (of one tenant, or all), oldest first."""
-        query = f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state != ?"  # noqa: S608 - constant
-        args: tuple[str, ...] = (BatchState.DONE,)
+        query = f"SELECT {_BATCH_COLUMNS} FROM batches WHERE {UNFINISHED}"  # noqa: S608 - constant
+        args: tuple[str, ...] = ()
         if tenant is not None:
             query += " AND tenant = ?"
             args = (*args, tenant)

@@ -9,6 +9,7 @@ from watcher.core.states import MessageState
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Sequence
 
 __all__ = ["Messages"]
 
@@ -90,6 +91,21 @@ class Messages:
             (MessageState.QUEUED, MessageState.SENDING),
         )
         return cursor.rowcount
+
+    def counts_by_tenant(
+        self, states: Sequence[MessageState], tenant: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """How many messages each tenant (or only ``tenant``) has in each of ``states``."""
+        found: dict[str, dict[str, int]] = {}
+        marks = ", ".join("?" * len(states))
+        query = f"SELECT tenant, state, COUNT(*) FROM messages WHERE state IN ({marks})"  # noqa: S608
+        args = [str(s) for s in states]
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args.append(tenant)
+        for tenant_name, state, count in self.db.execute(query + " GROUP BY tenant, state", args):
+            found.setdefault(tenant_name, {})[state] = count
+        return found
 
     def count(self, state: MessageState, tenant: str | None = None) -> int:
         """How many messages (of one tenant, or all) are in ``state``."""

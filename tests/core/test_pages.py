@@ -1,0 +1,112 @@
+"""The status page's HTML: counts and names shown, everything escaped, the chart drawn."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.pages import chart, overview_page, tenant_page
+
+if TYPE_CHECKING:
+    from watcher.core.documents import DayRows, Status, TenantStatus
+
+
+def tenant_status(**changes: object) -> TenantStatus:
+    """A tenant's status with one finished batch."""
+    status: TenantStatus = {
+        "drop_dir": "/srv/sftp/jcu/upload",
+        "folder_ok": True,
+        "files": [{"name": "next<b>.csv", "state": "settling"}],
+        "batch_in": None,
+        "batch_running": False,
+        "schema": {"version": "2026-11-22", "digest": "d", "path": "/s.json"},
+        "schema_on_disk": None,
+        "last_batch": {
+            "id": "b1", "finished_at": 0.0, "files": 1, "rows": 1200, "imported": 1100,
+            "unchanged": 50, "failed": 50,
+        },
+        "unfinished_batches": 0,
+        "pending_rows": 0,
+        "pending_reason": None,
+        "held": [],
+        "outbox": {"waiting": 0, "rejected": 0},
+    }  # fmt: skip
+    status.update(changes)  # type: ignore[typeddict-item]
+    return status
+
+
+def test_the_overview_shows_each_tenants_last_batch_and_state() -> None:
+    """A row per tenant with its counts; a held tenant says so; names are escaped."""
+    status: Status = {
+        "running": True,
+        "pid": 42,
+        "status_age": 0.5,
+        "tenants": {
+            "jcu": tenant_status(),
+            "uofx": tenant_status(
+                held=[
+                    {
+                        "id": "b2",
+                        "since": 0.0,
+                        "files": 1,
+                        "rows": 9,
+                        "changed": 5,
+                        "known": 9,
+                        "columns": ["email"],
+                    }
+                ],
+            ),
+        },
+    }
+    page = overview_page(status)
+    assert "<a href='/tenants/jcu'>jcu</a>" in page
+    assert (
+        "<td class=n>1,200</td><td class=n>1,100</td><td class=n>50</td><td class=n>50</td>" in page
+    )
+    assert "<td class=held>held for review</td>" in page
+    assert "<script" not in page  # no script, and nothing fetched from elsewhere:
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
+    """A file name with markup stays text; the recent batch shows its commonest codes."""
+    page = tenant_page(
+        {
+            "name": "jcu",
+            "status": tenant_status(),
+            "recent": [
+                {
+                    "id": "b1",
+                    "state": "done",
+                    "created_at": 0.0,
+                    "finished_at": 60.0,
+                    "files": ["users<script>.csv"],
+                    "rows": 1200,
+                    "imported": 1100,
+                    "unchanged": 50,
+                    "failed": 50,
+                    "pending": 0,
+                    "codes": [("invalid_email", 40), ("required", 10)],
+                },
+            ],
+            "daily": [{"day": "2026-12-01", "imported": 10, "unchanged": 5, "failed": 1}],
+        },
+        running=True,
+    )
+    assert "users&lt;script&gt;.csv" in page
+    assert "next&lt;b&gt;.csv" in page
+    assert "invalid_email &times;40, required &times;10" in page
+    assert "<script>" not in page
+    assert "Schema in force: 2026-11-22" in page
+
+
+def test_the_chart_stacks_each_days_rows() -> None:
+    """A bar per day and kind, the tallest day reaching the top."""
+    days: list[DayRows] = [
+        {"day": "2026-12-01", "imported": 30, "unchanged": 10, "failed": 0},
+        {"day": "2026-12-02", "imported": 0, "unchanged": 0, "failed": 0},
+    ]
+    svg = chart(days, width=200, height=100)
+    assert svg.count("<rect") == 2
+    assert "height='75.0' fill='#2e7d32'" in svg  # 30 of the highest day's 40 rows
+    assert "y='0.0'" in svg  # the highest day reaches the top
+    assert "highest day 40 rows" in svg

@@ -1,0 +1,156 @@
+"""The shapes of the status document: what the service writes, and people and scripts read.
+
+The running service writes :class:`LiveStatus` every second; ``watcher
+status`` (and ``--json``), the status page and the metrics read a
+:class:`Status` built from it and from the journal; a tenant's page adds its
+recent batches and rows per day (:class:`TenantDetail`). Typed, in one place,
+so writer and readers cannot drift apart; JSON as they are. No value from a
+customer's rows is in any of them: counts, codes, file names and times.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+__all__ = [
+    "DayRows",
+    "FileStatus",
+    "HeldBatch",
+    "LastBatch",
+    "LiveStatus",
+    "LiveTenant",
+    "Outbox",
+    "PastBatch",
+    "PendingReason",
+    "SchemaInForce",
+    "Status",
+    "TenantDetail",
+    "TenantStatus",
+]
+
+
+class FileStatus(TypedDict):
+    """A file the service tracks, and what it waits for."""
+
+    name: str
+    state: str
+
+
+class SchemaInForce(TypedDict):
+    """The schema a tenant's files are validated with."""
+
+    version: str
+    digest: str
+    path: str
+
+
+class LiveTenant(TypedDict):
+    """What the running service knows of one tenant."""
+
+    folder_ok: bool
+    files: list[FileStatus]
+    batch_in: float | None
+    batch_running: bool
+    schema: SchemaInForce | None
+    schema_on_disk: list[str] | None
+
+
+class LiveStatus(TypedDict):
+    """The status file's content."""
+
+    pid: int
+    updated_at: float
+    tenants: dict[str, LiveTenant]
+
+
+class LastBatch(TypedDict):
+    """A tenant's most recent finished batch."""
+
+    id: str
+    finished_at: float | None
+    files: int
+    rows: int
+    imported: int
+    unchanged: int
+    failed: int
+
+
+class HeldBatch(TypedDict):
+    """A batch the safeguard holds for an operator, and why."""
+
+    id: str
+    since: float
+    files: int
+    rows: int
+    changed: int
+    known: int
+    columns: list[str]
+
+
+class PendingReason(TypedDict):
+    """Why rows are pending, and since when."""
+
+    reason: str
+    since: float
+
+
+class Outbox(TypedDict):
+    """A tenant's reports not sent."""
+
+    waiting: int
+    rejected: int
+
+
+class TenantStatus(LiveTenant):
+    """Everything ``watcher status`` shows of one tenant."""
+
+    drop_dir: str
+    last_batch: LastBatch | None
+    unfinished_batches: int
+    pending_rows: int
+    pending_reason: PendingReason | None
+    held: list[HeldBatch]
+    outbox: Outbox
+
+
+class Status(TypedDict):
+    """Everything ``watcher status`` shows."""
+
+    running: bool
+    pid: int | None
+    status_age: float | None
+    tenants: dict[str, TenantStatus]
+
+
+class PastBatch(TypedDict):
+    """One of a tenant's recent batches, as its page lists it."""
+
+    id: str
+    state: str
+    created_at: float
+    finished_at: float | None
+    files: list[str]
+    rows: int
+    imported: int
+    unchanged: int
+    failed: int
+    pending: int
+    codes: list[tuple[str, int]]
+
+
+class DayRows(TypedDict):
+    """Rows of a tenant's batches finished on one day (UTC)."""
+
+    day: str
+    imported: int
+    unchanged: int
+    failed: int
+
+
+class TenantDetail(TypedDict):
+    """A tenant's page: its status, its last batches, its rows per day."""
+
+    name: str
+    status: TenantStatus
+    recent: list[PastBatch]
+    daily: list[DayRows]
