@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -151,3 +152,25 @@ def test_status_of_one_tenant_lists_its_recent_batches_and_rows_per_day(tmp_path
     unknown = run("--tenant", "nobody")
     assert unknown.returncode == EXIT_USAGE
     assert "nobody" in unknown.stderr
+
+
+def test_batches_of_an_older_version_get_their_counts_kept_at_start(tmp_path: Path) -> None:
+    """A journal whose batches lack kept counts is filled in by the next run, not shown as zeros."""
+    site = Site(tmp_path)
+    site.drop_file("old.csv", users_csv(4, bad_every=2))
+    assert site.process("old.csv").returncode == 0
+    with sqlite3.connect(StateDir(site.state).journal) as db:
+        db.execute("UPDATE batches SET counts = NULL")  # as an older version left it
+    assert site.process().returncode == 0  # nothing to import; the start-up fills in
+    detail = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "watcher", "status", "--json", "--tenant", "jcu",
+             "--config", str(site.config)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout
+    )  # fmt: skip
+    (batch,) = detail["recent"]
+    assert (batch["files"], batch["rows"], batch["imported"], batch["failed"]) == (
+        ["old.csv"], 4, 2, 2,
+    )  # fmt: skip
+    assert detail["daily"][-1]["imported"] == 2

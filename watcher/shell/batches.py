@@ -231,6 +231,8 @@ def start_up(ctx: BatchContext) -> None:
     """
     _clean_spool(ctx)
     mailer.requeue_after_crash(ctx.journal, ctx.log)
+    # The page charts 30 days: batches of an older version get their counts kept.
+    ctx.journal.history.backfill(since=time.time() - 31 * 86400)
 
 
 def _clean_spool(ctx: BatchContext) -> int:

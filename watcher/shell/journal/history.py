@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.records import Counts
 from watcher.core.states import BatchState, MessageState, RowState, Safeguard
 from watcher.shell.journal._database import UNFINISHED
+from watcher.shell.journal.batches import Batches
 
 if TYPE_CHECKING:
     import sqlite3
@@ -64,6 +65,21 @@ class History:
             "counts": dataclasses.asdict(view.counts),
         }
         self.db.execute("UPDATE batches SET counts = ? WHERE id = ?", (json.dumps(kept), view.id))
+
+    def backfill(self, since: float) -> int:
+        """Keep the files and counts of batches finished since ``since`` without them.
+
+        Batches finished before they were kept on the batch (an older
+        version) are read once, so the page's chart and list cover them.
+        """
+        views = Batches(self.db)
+        done = self.db.execute(
+            "SELECT id FROM batches WHERE state = ? AND counts IS NULL AND finished_at >= ?",
+            (BatchState.DONE, since),
+        ).fetchall()
+        for (batch_id,) in done:
+            self.keep(views.view(batch_id))
+        return len(done)
 
     def recent(self, tenant: str, limit: int = 50) -> list[Past]:
         """The tenant's last ``limit`` batches, newest first, each with its commonest codes."""
