@@ -223,6 +223,10 @@ def test_sizes(text: object, size: int) -> None:
             "service.http_listen: must be host:port, such as '127.0.0.1:9464' (got 'localhost:99999')",
         ),
         (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\nftps_user = "Big Corp"\n',
+            "tenant[0] \"a\".ftps_user: must be an account name such as 'jcu' (got 'Big Corp')",
+        ),
+        (
             '[service]\nstate_dir = "s"\nmax_rows = "lots"\n',
             "service.max_rows: must be a whole number of rows (got 'lots')",
         ),
@@ -269,9 +273,11 @@ def test_preflight_finds_what_would_fail_at_run_time(tmp_path: Path) -> None:
             f"""
 [service]
 state_dir = "state"
+ftps_log = "no-vsftpd.log"
 [[tenant]]
 name = "a"
 drop_dir = "missing"
+ftps_user = "a"
 schema = "{schema}"
 failed_import_email = "a@b.c"
 reply_to = "a@b.c"
@@ -281,7 +287,12 @@ token_file = "no-token"
 """,
         )
     )
+    assert config.tenants[0].ftps_user == "a"
     assert preflight(config) == [
+        (
+            f"service.ftps_log: {tmp_path / 'no-vsftpd.log'} cannot be read by this account: FTPS "
+            "uploads could not be told from interrupted ones (make it root:<service group> 0640)"
+        ),
         f'tenant "a".drop_dir: {tmp_path / "missing"} is not a folder',
         'tenant "a".schema: fields: must be a non-empty list of field objects',
         (

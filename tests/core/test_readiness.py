@@ -182,3 +182,25 @@ def test_the_next_deadline_is_the_earliest_settle() -> None:
     feed(t, "a.csv", (3.0, "created"))
     feed(t, "b.csv", (1.0, "created"))
     assert t.next_deadline() == 6.0
+
+
+def test_a_failed_ftps_upload_is_held_though_the_folder_said_closed() -> None:
+    """Vsftpd logs FAIL UPLOAD just after the close: the file waits, whatever the folder says."""
+    t = tracker()
+    feed(t, "u.csv", (0.0, "created"), (0.5, "written"), (1.0, "closed"), (1.1, "ftps_failed"))
+    assert t.due(50.0) == []
+    # A resumed upload (REST + STOR, or APPE): its writes and close are not proof...
+    feed(t, "u.csv", (60.0, "written"), (61.0, "closed"))
+    assert t.due(80.0) == []
+    # ...its OK UPLOAD is.
+    feed(t, "u.csv", (62.0, "ftps_uploaded"))
+    assert t.due(62.0 + SETTLE) == ["u.csv"]
+    assert t.interrupted(500.0) == []
+
+
+def test_an_ftps_upload_is_due_after_its_ok_upload_and_the_settle_time() -> None:
+    """A whole upload: the close and OK UPLOAD agree; due once quiet for the settle time."""
+    t = tracker()
+    feed(t, "u.csv", (0.0, "created"), (1.0, "closed"), (2.0, "ftps_uploaded"))
+    assert t.due(1.0 + SETTLE) == []
+    assert t.due(2.0 + SETTLE) == ["u.csv"]

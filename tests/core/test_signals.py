@@ -15,8 +15,9 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
+from watcher.core.ftpslog import Transfer
 from watcher.core.sftplog import Transaction
-from watcher.core.signals import Audit, Change, Heard, changes, hear
+from watcher.core.signals import Audit, Change, Heard, changes, hear, hear_ftps
 
 UPLOAD = PurePosixPath("/upload")
 FIELDS = {"tenant": "jcu", "pid": 7}
@@ -127,4 +128,65 @@ def test_without_the_folder_known_no_name_is_taken() -> None:
     assert (
         hear(Transaction(kind="open", pid=7, path="/upload/a.csv", writes=True), None, {}, "jcu")
         == Heard()
+    )
+
+
+def _transfer(kind: str, path: str = "", size: int | None = None) -> Transfer:
+    return Transfer(kind=kind, pid=7, user="jcu", client="10.0.0.7", path=path, size=size)  # type: ignore[arg-type]
+
+
+def test_vsftpd_lines_become_signals_for_files_in_the_folder() -> None:
+    """OK UPLOAD completes, FAIL UPLOAD holds; a path outside the folder only audits."""
+    names: list[str] = []
+    ok = hear_ftps(_transfer("upload_ok", "/upload/a.csv", 5), UPLOAD, "jcu", lambda: names)
+    assert ok == Heard(
+        notes=(("a.csv", "ftps_uploaded"),),
+        observe=("a.csv",),
+        audit=Audit(level="info", event="ftps.upload_finished",
+                    fields={"file": "a.csv", "bytes": 5, **FIELDS}),
+    )  # fmt: skip
+    failed = hear_ftps(_transfer("upload_failed", "/upload/a.csv", 3), UPLOAD, "jcu", lambda: names)
+    assert failed.notes == (("a.csv", "ftps_failed"),)
+    assert failed.audit is not None
+    assert failed.audit.level == "warning"
+    outside = hear_ftps(_transfer("upload_failed", "/../x.csv"), UPLOAD, "jcu", lambda: names)
+    assert outside.notes == ()
+    assert outside.audit is not None
+    assert outside.audit.fields["file"] == "/../x.csv"
+
+
+def test_a_hidden_byte_is_looked_up_only_when_the_name_has_one() -> None:
+    """The folder is listed for a name written with ?, and its one match is the file."""
+    listed: list[int] = []
+
+    def names() -> list[str]:
+        listed.append(1)
+        return ["café.csv", "cafe.csv"]
+
+    assert hear_ftps(_transfer("upload_ok", "/upload/plain.csv"), UPLOAD, "jcu", names).notes == (
+        ("plain.csv", "ftps_uploaded"),
+    )
+    assert listed == []
+    heard = hear_ftps(_transfer("upload_ok", "/upload/caf??.csv"), UPLOAD, "jcu", names)
+    assert heard.notes == (("café.csv", "ftps_uploaded"),)
+    assert listed == [1]
+
+
+def test_vsftpd_renames_and_deletes_move_the_tracking() -> None:
+    """A rename completes the new name and forgets the old; a delete forgets."""
+    heard = hear_ftps(
+        _transfer("rename", "/upload/a.part /upload/a.csv"), UPLOAD, "jcu", lambda: ["a.csv"]
+    )
+    assert (heard.forget, heard.notes, heard.observe) == (
+        ("a.part",),
+        (("a.csv", "sftp_renamed_in"),),
+        ("a.csv",),
+    )
+    gone = hear_ftps(_transfer("delete", "/upload/a.csv"), UPLOAD, "jcu", list)
+    assert gone.forget == ("a.csv",)
+    login = hear_ftps(_transfer("login_failed"), UPLOAD, "jcu", list)
+    assert login.audit == Audit(
+        level="warning",
+        event="ftps.login_failed",
+        fields={"user": "jcu", "client": "10.0.0.7", **FIELDS},
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support import require_root
 from watcher.core.codes import Code
 from watcher.core.refusals import Refused
 from watcher.shell.dropfolder import BAK, Busy, Claimed, DropFolder, Gone
@@ -140,16 +141,54 @@ def test_a_copy_cut_off_by_a_full_disk_leaves_no_partial_spool_file(
     assert (drop / "big.csv").exists()
 
 
-def test_archiving_moves_the_claimed_file_into_bak(drop: Path) -> None:
-    """The original is linked into .bak under its archive name and unlinked."""
+def test_archiving_puts_the_services_copy_into_bak_and_removes_the_original(drop: Path) -> None:
+    """.bak gets the spool copy, a file of the service's own; the upload itself goes."""
     (drop / "users.csv").write_bytes(b"a\n1\n")
+    uploaded = (drop / "users.csv").stat().st_ino
     result, spool = claim(drop, "users.csv")
     assert isinstance(result, Claimed)
     with DropFolder(drop) as folder:
         folder.archive("users.csv", result.identity, "users.X.csv", spool)
         folder.archive("users.csv", result.identity, "users.X.csv", spool)  # idempotent
     assert sorted(p.name for p in drop.iterdir()) == [BAK]
-    assert (drop / BAK / "users.X.csv").read_bytes() == b"a\n1\n"
+    assert sorted(p.name for p in (drop / BAK).iterdir()) == ["users.X.csv"]  # nothing hidden left
+    archived = drop / BAK / "users.X.csv"
+    assert archived.read_bytes() == b"a\n1\n"
+    assert archived.stat().st_ino != uploaded
+    assert (archived.stat().st_uid, archived.stat().st_mode & 0o777) == (os.geteuid(), 0o644)
+
+
+def test_a_bak_others_may_write_in_is_set_aside(drop: Path) -> None:
+    """A .bak open to writing by others could have its history changed: a new one is made."""
+    (drop / BAK).mkdir()
+    (drop / BAK).chmod(0o777)
+    (drop / BAK / "planted.csv").write_bytes(b"x")
+    (drop / "users.csv").write_bytes(b"a\n1\n")
+    result, spool = claim(drop, "users.csv")
+    assert isinstance(result, Claimed)
+    with DropFolder(drop) as folder:
+        folder.archive("users.csv", result.identity, "users.X.csv", spool)
+    assert sorted(p.name for p in (drop / BAK).iterdir()) == ["users.X.csv"]
+    assert (drop / BAK).stat().st_mode & 0o022 == 0
+    (aside,) = (p for p in drop.iterdir() if p.name.startswith(".bak.not-ours."))
+    assert (aside / "planted.csv").read_bytes() == b"x"
+
+
+def test_a_bak_another_account_owns_is_set_aside(drop: Path) -> None:
+    """A customer who makes .bak first owns it; the service archives into one of its own."""
+    require_root("making a folder another account owns")
+    (drop / BAK).mkdir(mode=0o755)
+    os.chown(drop / BAK, 65534, 65534)  # nobody
+    (drop / "users.csv").write_bytes(b"a\n1\n")
+    result, spool = claim(drop, "users.csv")
+    assert isinstance(result, Claimed)
+    with DropFolder(drop) as folder:
+        folder.archive("users.csv", result.identity, "users.X.csv", spool)
+    assert (drop / BAK).stat().st_uid == os.geteuid()
+    assert (drop / BAK / "users.X.csv").exists()
+    assert [p.stat().st_uid for p in drop.iterdir() if p.name.startswith(".bak.not-ours.")] == [
+        65534
+    ]
 
 
 def test_a_file_replaced_after_claiming_is_kept_and_the_copy_archived(drop: Path) -> None:

@@ -28,8 +28,6 @@ __all__ = [
     "refuse_root",
     "run",
     "status",
-    "tenant",
-    "tenant_list",
     "validate",
 ]
 
@@ -243,64 +241,6 @@ def demo(args: argparse.Namespace) -> int:
     from watcher.cli.demo import run_demo  # noqa: PLC0415 - keeps start-up lean
 
     return run_demo(args.dir)
-
-
-def tenant(args: argparse.Namespace) -> int:
-    """``watcher tenant add`` and ``remove``: onboard or remove a tenant on this host."""
-    from watcher.shell.tenants import Layout, NewTenant, add, remove  # noqa: PLC0415
-
-    layout = Layout(
-        config=args.config.resolve(),
-        sftp_root=args.sftp_root.resolve(),
-        keys_dir=args.keys_dir.resolve(),
-        group=args.group,
-        service_user=args.service_user,
-    )
-    if args.action == "add":
-        try:
-            key = args.key.read_text(encoding="utf-8")
-        except OSError as exc:
-            print(f"watcher: {args.key}: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        steps = add(
-            layout,
-            NewTenant(
-                name=args.name,
-                public_key=key,
-                failed_import_email=args.failed_import_email,
-                reply_to=args.reply_to,
-                schema=(
-                    args.schema or layout.config.parent / "schema" / "opscom-users.json"
-                ).resolve(),
-                api_url=args.api_url,
-                token_file=args.token_file.resolve() if args.token_file else None,
-            ),
-        )
-    else:
-        steps = remove(layout, args.name, purge=args.purge)
-    for step in steps:
-        print(f"  {step}")
-    print("Restart the service to apply it: systemctl try-restart user-import-watcher")
-    return EXIT_OK
-
-
-def tenant_list(args: argparse.Namespace) -> int:
-    """``watcher tenant list``: the configured tenants and their folders."""
-    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
-
-    config = load_config(args.config)
-    if not config.tenants:
-        print(f"no tenants in {args.config}")
-    for tenant in config.tenants:
-        try:
-            pwd.getpwnam(tenant.name)
-            account = "SFTP account"
-        except KeyError:
-            account = "no account on this host"
-        where = tenant.api.url if tenant.api else "embedded store"
-        folder = "" if tenant.drop_dir.is_dir() else " (MISSING)"
-        print(f"{tenant.name:<20} {tenant.drop_dir}{folder}  {account}; users to {where}")
-    return EXIT_OK
 
 
 def status(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from watcher import __version__
 from watcher.cli import commands as handlers
-from watcher.cli import holds
+from watcher.cli import holds, onboarding
 
 __all__ = ["build_parser"]
 
@@ -143,16 +143,22 @@ def _hold_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tenant = commands.add_parser(
-        "tenant", help="list, add or remove the tenants of this SFTP host (add and remove: root)"
+        "tenant", help="list, add or remove the tenants of this host (all but list: root)"
     )
     actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the configured tenants and their folders")
     _config_argument(listing)
-    listing.set_defaults(handler=handlers.tenant_list)
+    listing.set_defaults(handler=onboarding.tenant_list)
     add = actions.add_parser("add", help="create the account, folders, key and configuration")
-    add.add_argument("name", metavar="NAME", help="the tenant and SFTP account name")
+    add.add_argument("name", metavar="NAME", help="the tenant and its account's name")
     add.add_argument(
-        "--key", type=Path, required=True, metavar="FILE", help="the customer's SSH public key"
+        "--protocol",
+        choices=("sftp", "ftps", "both"),
+        default="sftp",
+        help="how the customer uploads: SFTP (a key), FTPS (a password) or both (default: sftp)",
+    )
+    add.add_argument(
+        "--key", type=Path, default=None, metavar="FILE", help="the customer's SSH public key"
     )
     add.add_argument(
         "--failed-import-email",
@@ -186,6 +192,18 @@ def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="FILE",
         help="the API token's file, put in place first (required with --api-url)",
     )
+    ftps = actions.add_parser(
+        "ftps", help="give an existing tenant FTPS, or its FTPS account a new password"
+    )
+    ftps.add_argument("name", metavar="NAME", help="the tenant")
+    for action in (add, ftps):
+        action.add_argument(
+            "--password-file",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="the FTPS password, on its first line (default: one is made and shown once)",
+        )
     remove = actions.add_parser("remove", help="remove the configuration, key and account")
     remove.add_argument("name", metavar="NAME", help="the tenant to remove")
     remove.add_argument(
@@ -193,7 +211,7 @@ def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="also delete the tenant's folders (default: keep them, owned by root)",
     )
-    for action in (add, remove):
+    for action in (add, ftps, remove):
         _config_argument(action)
         action.add_argument(
             "--sftp-root",
@@ -221,8 +239,8 @@ def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
             metavar="USER",
             help="the account the service runs as (default: user-import)",
         )
-    add.set_defaults(handler=handlers.tenant)
-    remove.set_defaults(handler=handlers.tenant)
+    for action in (add, ftps, remove):
+        action.set_defaults(handler=onboarding.tenant)
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:

@@ -27,6 +27,12 @@ def preflight(config: Config) -> list[str]:
     from watcher.core.schema_parser import load_schema  # noqa: PLC0415
 
     problems = _state_problems(config.service.state_dir)
+    log = config.service.ftps_log
+    if log is not None and not os.access(log, os.R_OK):
+        problems.append(
+            f"service.ftps_log: {log} cannot be read by this account: FTPS uploads could not "
+            "be told from interrupted ones (make it root:<service group> 0640)"
+        )
     for tenant in config.tenants:
         where = f'tenant "{tenant.name}"'
         if not tenant.drop_dir.is_dir():

@@ -40,6 +40,7 @@ _EMAIL_KEYS = frozenset(
 )
 _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
+    | {"ftps_user"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
     | {"notify", "notify_to", "retention"}
 )
@@ -145,7 +146,7 @@ def _service(v: Values, table: dict[str, object]) -> ServiceConfig | None:
             v.problem("service.max_rows", f"must be a whole number of rows (got {rows!r})")
             rows = None
         values["max_rows"] = rows
-    _optional(values, "service", table, {"http_listen": v.listen})
+    _optional(values, "service", table, {"http_listen": v.listen, "ftps_log": v.path})
     if "observer" in table:
         observer = table["observer"]
         if observer not in ("native", "polling"):
@@ -218,6 +219,7 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
         table,
         {
             "sftp_log_socket": v.path,
+            "ftps_user": v.account,
             "skip_unchanged": v.flag,
             "resend_unchanged_after": v.duration,
             "safeguard_changed": v.share,

@@ -126,6 +126,9 @@ class TenantConfig:
     reply_to: str
     api: ApiConfig | None = None
     sftp_log_socket: Path | None = None
+    # The FTPS account whose lines in the service's ``ftps_log`` are this
+    # tenant's uploads; its chroot is the drop folder's parent.
+    ftps_user: str | None = None
     # A valid row that would send what was confirmed for its user within
     # ``resend_unchanged_after`` is not sent (counted "unchanged").
     skip_unchanged: bool = True
@@ -175,6 +178,8 @@ class ServiceConfig:
     heartbeat_interval: float = 60.0
     # Where metrics and the status page are served (host:port); None serves nothing.
     http_listen: str | None = None
+    # vsftpd's transfer log (vsftpd_log_file), read for FTPS tenants' uploads.
+    ftps_log: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

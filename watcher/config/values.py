@@ -35,6 +35,7 @@ _SIZE_UNITS = {
     "gib": 1024**3,
 }
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _SECRET_KEYS = frozenset({"token", "password", "api_token", "apiToken", "secret"})
 
 _T = TypeVar("_T")
@@ -192,6 +193,16 @@ class Values:
         host, _, port = text.rpartition(":")
         if not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:  # noqa: PLR2004
             self.problem(where, f"must be host:port, such as '127.0.0.1:9464' (got {text!r})")
+            return None
+        return text
+
+    def account(self, where: str, value: object) -> str | None:
+        """A system account's name, as ``useradd`` accepts it."""
+        text = self.text(where, value)
+        if text is None:
+            return None
+        if not _ACCOUNT.match(text):
+            self.problem(where, f"must be an account name such as 'jcu' (got {text!r})")
             return None
         return text
 

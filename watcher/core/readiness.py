@@ -6,14 +6,14 @@ with no close at all. So a file is *due* when all of these hold:
 
 - it had a completion signal: closed after writing, moved or linked onto its
   name, found by a scan (nothing else can be known of a file that arrived
-  while the service was down), or, where the SFTP server's log is heard, a
-  ``close`` or rename in that log;
+  while the service was down), or, where the server's log is heard, a
+  ``close`` or rename in the SFTP log, an ``OK UPLOAD`` or rename in vsftpd's;
 - its identity (inode, size, modification time) has not changed for the
   settle time, measured on the service's own monotonic clock; never by the
   file's mtime, which ``put -p`` sets to the source's, even mid-upload;
 - it is not held open as interrupted: when the SFTP log says ``forced
-  close``, the upload died, and only a later ``close`` of a resumed upload
-  completes it.
+  close`` (vsftpd's, ``FAIL UPLOAD``), the upload died, and only a later
+  ``close`` (``OK UPLOAD``) of a resumed upload completes it.
 
 The shell then checks that no process holds the file open for writing before
 taking it. Names that uploads use while in progress (``*.filepart``, dotfiles,
@@ -41,6 +41,8 @@ Signal = Literal[
     "sftp_close",
     "sftp_forced_close",
     "sftp_renamed_in",
+    "ftps_uploaded",
+    "ftps_failed",
 ]
 
 TEMPORARY_PATTERNS = (
@@ -69,7 +71,7 @@ class _File:
     complete: bool = False
     writing: bool = False
     interrupted_at: float | None = None
-    sftp: bool = False
+    logged: bool = False  # a server's log speaks for the file
     signalled: bool = False
 
 
@@ -108,7 +110,7 @@ class Tracker:
         file = self._file(name, now)
         if signal != "scan":
             file.signalled = True
-        if file.sftp and signal in ("created", "moved_in", "written", "closed"):
+        if file.logged and signal in ("created", "moved_in", "written", "closed"):
             # The log speaks for this file: folder events, which may arrive
             # before or after its messages, only mark a change.
             file.changed_at = now
@@ -131,15 +133,15 @@ class Tracker:
                 if not file.signalled:
                     file.complete = True
             case "sftp_open":
-                file.sftp, file.writing, file.complete = True, True, False
+                file.logged, file.writing, file.complete = True, True, False
                 file.interrupted_at = None
                 file.changed_at = now
-            case "sftp_close" | "sftp_renamed_in":
-                file.sftp, file.writing, file.complete = True, False, True
+            case "sftp_close" | "sftp_renamed_in" | "ftps_uploaded":
+                file.logged, file.writing, file.complete = True, False, True
                 file.interrupted_at = None
                 file.changed_at = now
-            case "sftp_forced_close":
-                file.sftp, file.writing, file.complete = True, False, False
+            case "sftp_forced_close" | "ftps_failed":
+                file.logged, file.writing, file.complete = True, False, False
                 file.interrupted_at = now
                 file.changed_at = now
 

@@ -1,4 +1,4 @@
-"""What watchdog events and SFTP log transactions mean for the files of a drop folder.
+"""What watchdog events and server log lines (SFTP, FTPS) mean for the files of a drop folder.
 
 Both arrive raw in the shell (:mod:`watcher.shell.watching`,
 :mod:`watcher.shell.logsocket`); here they become typed values the tracker
@@ -14,18 +14,20 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Literal
 
+from watcher.core.ftpslog import renamed, resolve
 from watcher.core.sftplog import name_in
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import PurePosixPath
 
     from watchdog.events import FileSystemEvent
 
+    from watcher.core.ftpslog import Transfer
     from watcher.core.readiness import Signal
     from watcher.core.sftplog import Transaction
 
-__all__ = ["Audit", "Change", "Heard", "audit", "changes", "hear"]
+__all__ = ["Audit", "Change", "Heard", "audit", "changes", "hear", "hear_ftps"]
 
 _SIGNALS: dict[str, Signal] = {
     "created": "created",
@@ -175,3 +177,61 @@ def hear(
             return Heard(audit=audit.info("sftp.session_closed", user=t.user, **fields))
         case _:
             return Heard()
+
+
+def hear_ftps(
+    t: Transfer, folder: PurePosixPath, tenant: str, names: Callable[[], Iterable[str]]
+) -> Heard:
+    """What a line of vsftpd's log means for the drop folder seen by the client as ``folder``.
+
+    ``names`` lists the folder's entries, read only when a logged name hides
+    bytes (``?``) and the real one must be found.
+    """
+    fields = {"tenant": tenant, "pid": t.pid}
+
+    def here(path: str) -> str | None:
+        logged = name_in(path, folder)
+        if logged is None or "?" not in logged:
+            return logged
+        return resolve(logged, names())
+
+    match t.kind:
+        case "upload_ok" | "upload_failed":
+            name = here(t.path)
+            shown = name or t.path
+            if t.kind == "upload_ok":
+                return Heard(
+                    notes=((name, "ftps_uploaded"),) if name is not None else (),
+                    observe=(name,) if name is not None else (),
+                    audit=audit.info("ftps.upload_finished", file=shown, bytes=t.size, **fields),
+                )
+            return Heard(
+                notes=((name, "ftps_failed"),) if name is not None else (),
+                audit=audit.warning("ftps.upload_failed", file=shown, bytes=t.size, **fields),
+            )
+        case "rename":
+            split = renamed(t.path, str(folder), names())
+            old, new = split if split is not None else (t.path, "")
+            old_name, new_name = here(old), here(new) if new else None
+            return Heard(
+                forget=(old_name,) if old_name is not None else (),
+                notes=((new_name, "sftp_renamed_in"),) if new_name is not None else (),
+                observe=(new_name,) if new_name is not None else (),
+                audit=audit.info(
+                    "ftps.renamed", file=new_name or new or t.path, old=old_name or old, **fields
+                ),
+            )
+        case "delete":
+            name = here(t.path)
+            return Heard(
+                forget=(name,) if name is not None else (),
+                audit=audit.info("ftps.removed", file=name or t.path, **fields),
+            )
+        case "mkdir":
+            return Heard(audit=audit.info("ftps.folder_made", path=t.path, **fields))
+        case "login":
+            return Heard(audit=audit.info("ftps.login", user=t.user, client=t.client, **fields))
+        case "login_failed":
+            return Heard(
+                audit=audit.warning("ftps.login_failed", user=t.user, client=t.client, **fields)
+            )

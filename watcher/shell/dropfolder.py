@@ -7,8 +7,12 @@ files are opened with ``O_NOFOLLOW`` and checked with ``fstat`` on the open
 descriptor (a regular file, one link, within the size limit) before a byte is
 read. A claimed file is copied into the service's spool, so whatever the
 customer does to the drop folder afterwards cannot change what is imported.
-Archiving links the original into ``.bak/`` under a name no earlier archive
-has (``link`` fails rather than overwrite), then unlinks it.
+Archiving writes the spool copy (what was processed) into ``.bak/`` as a
+file of the service's own, under a name no earlier archive has, then removes
+the original: the customer owns what they uploaded and could write to it
+wherever it lies, but cannot change the service's copy in the service's
+``.bak``. A ``.bak`` that is not the service's (a customer made it first) is
+set aside like one that is not a folder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import secrets
 import time
 from typing import TYPE_CHECKING, Self
 
@@ -220,45 +225,73 @@ class DropFolder:
     def bak(self) -> int:
         """A descriptor for ``.bak``, created if missing, never through a link.
 
-        A ``.bak`` that is anything but a real folder (a customer can replace
-        it with a symbolic link) is renamed aside and a new folder made.
+        A ``.bak`` that is anything but a real folder of the service's own,
+        closed to writing by others (a customer can replace it with a symbolic
+        link, or make it before the service does, and then write in it), is
+        renamed aside and a new folder made.
         """
         for _ in range(3):
             try:
-                return os.open(BAK, _OPEN_DIR, dir_fd=self.fd)
+                fd = os.open(BAK, _OPEN_DIR, dir_fd=self.fd)
             except FileNotFoundError:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(BAK, mode=0o755, dir_fd=self.fd)
-                except FileExistsError:
-                    continue
+                continue
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
-                aside = f"{BAK}.not-a-folder.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-                os.rename(BAK, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+                self._set_aside("not-a-folder")
+                continue
+            info = os.fstat(fd)
+            if info.st_uid == os.geteuid() and not info.st_mode & 0o022:
+                return fd
+            os.close(fd)
+            self._set_aside("not-ours")
         raise FileExistsError(errno.EEXIST, "cannot make a .bak folder", str(self.path))
 
-    def archive(self, name: str, identity: Identity, target: str, spool: Path) -> None:
-        """Move the claimed file into ``.bak/target``; idempotent.
+    def _set_aside(self, why: str) -> None:
+        aside = f"{BAK}.{why}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(BAK, aside, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
-        When the drop folder still holds the very file that was claimed (same
-        inode, size and change time), it is moved into ``.bak``. When the customer
-        removed or replaced it meanwhile, the spool copy is written instead, so
-        ``.bak`` holds what was processed and a new upload stays to be processed.
+    def archive(self, name: str, identity: Identity, target: str, spool: Path) -> None:
+        """Put what was processed into ``.bak/target`` and remove the original; idempotent.
+
+        ``.bak/target`` is the spool copy, the service's own file. The original
+        is removed only while the drop folder still holds the very file that
+        was claimed (same inode, size and modification time): a new upload put
+        there meanwhile stays to be processed.
         """
         bak = self.bak()
         try:
-            current = self.lstat(name)
-            # Inode numbers are reused at once, so size and modification time
-            # must match too; a rename changes neither (only the ctime).
-            same = current is not None and Identity.of(current) == identity
             if not _exists(target, bak):
-                if same:
-                    move(self.fd, name, bak, target)
-                else:
-                    copy_file(spool, bak, target)
+                copy_file(spool, bak, target)
+            self._remove_original(name, identity, bak)
         finally:
             os.close(bak)
+
+    def _remove_original(self, name: str, identity: Identity, bak: int) -> None:
+        """Remove ``name`` if it is still the claimed file, never a file uploaded since.
+
+        It is first moved into ``.bak`` under a hidden name, then looked at: a
+        file that turns out to be another (replaced between the look and the
+        move) goes back where the customer put it.
+        """
+        current = self.lstat(name)
+        # Inode numbers are reused at once, so size and modification time must
+        # match too; a rename changes neither (only the ctime).
+        if current is None or Identity.of(current) != identity:
+            return
+        hidden = f".removed-{secrets.token_hex(6)}"
+        try:
+            move(self.fd, name, bak, hidden)
+        except FileNotFoundError:
+            return
+        if Identity.of(os.stat(hidden, dir_fd=bak, follow_symlinks=False)) == identity:
+            os.unlink(hidden, dir_fd=bak)
+            return
+        with contextlib.suppress(FileExistsError):  # a newer upload again: keep it hidden in .bak
+            move(bak, hidden, self.fd, name)
 
     def quarantine(self, name: str, target: str) -> bool:
         """Move a refused entry itself (never its target) into ``.bak``.

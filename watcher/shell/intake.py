@@ -12,13 +12,15 @@ thread, except the listener, which only puts messages on the queue.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import stat
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from watcher.core.batching import Batcher
 from watcher.core.readiness import Tracker, is_temporary
 from watcher.core.records import Identity
-from watcher.core.signals import Change, hear
+from watcher.core.signals import Change, Heard, hear, hear_ftps
 from watcher.shell.checking import is_answer
 from watcher.shell.dropfolder import DropFolder
 from watcher.shell.logsocket import LogSocket, listen_to
@@ -29,11 +31,12 @@ if TYPE_CHECKING:
     import queue
     import threading
     from collections.abc import Callable
-    from pathlib import PurePosixPath
+    from pathlib import Path
 
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import ServiceConfig, TenantConfig
+    from watcher.core.ftpslog import Transfer
     from watcher.core.sftplog import Transaction
 
 __all__ = ["Lane", "Logged", "TenantIntake"]
@@ -102,6 +105,7 @@ class TenantIntake:
         self.blocked: set[str] = set()
         # The folder as the chrooted SFTP client sees it, once the log is heard.
         self.sftp_folder: PurePosixPath | None = None
+        self.ftps_folder = _ftps_folder(config, lane)
 
     @property
     def name(self) -> str:
@@ -130,7 +134,16 @@ class TenantIntake:
 
         Every lane of a tenant hears its log; only one (``audit``) logs it.
         """
-        heard = hear(transaction, self.sftp_folder, self.writers, self.name)
+        self._apply(hear(transaction, self.sftp_folder, self.writers, self.name), now, audit)
+
+    def heard_ftps(self, transfer: Transfer, now: float, *, audit: bool = True) -> None:
+        """Take one line of vsftpd's log into the tracker, and log it as an audit event."""
+        if self.ftps_folder is None:
+            return
+        names = functools.partial(_entries, self.folder)
+        self._apply(hear_ftps(transfer, self.ftps_folder, self.name, names), now, audit)
+
+    def _apply(self, heard: Heard, now: float, audit: bool) -> None:  # noqa: FBT001
         if heard.writer is not None:
             name, pid = heard.writer
             if pid is None:
@@ -285,3 +298,22 @@ class TenantIntake:
             return Identity.of((self.folder / name).lstat())
         except OSError:
             return None
+
+
+def _ftps_folder(config: TenantConfig, lane: Lane) -> PurePosixPath | None:
+    """The lane's folder as the chrooted FTPS client sees it, for a tenant with FTPS.
+
+    vsftpd's chroot is the drop folder's parent, as ``watcher tenant add`` makes it.
+    """
+    if config.ftps_user is None:
+        return None
+    folder = PurePosixPath("/") / config.drop_dir.name
+    return folder / _CHECK if lane == "check" else folder
+
+
+def _entries(folder: Path) -> list[str]:
+    """The names in ``folder`` (none when it cannot be read)."""
+    try:
+        return [entry.name for entry in folder.iterdir()]
+    except OSError:
+        return []

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import ServiceConfig, TenantConfig
+    from watcher.core.ftpslog import Transfer
     from watcher.core.sftplog import Transaction
     from watcher.shell.context import BatchContext
     from watcher.shell.journal import Journal
@@ -103,6 +104,11 @@ class TenantLanes:
         """An SFTP transaction: each lane takes what concerns its folder; one audits it."""
         self.imports.heard(transaction, now)
         self.checks.heard(transaction, now, audit=False)
+
+    def heard_ftps(self, transfer: Transfer, now: float) -> None:
+        """A line of vsftpd's log: each lane takes what concerns its folder; one audits it."""
+        self.imports.heard_ftps(transfer, now)
+        self.checks.heard_ftps(transfer, now, audit=False)
 
     def advance(self, now: float) -> bool:
         """Hand over what is ready: a closed window, uploads given up on, files to check.

@@ -44,11 +44,11 @@ def address(listen: str) -> tuple[str, int]:
 
 
 def open_listener(
-    config: Config, state: StateDir, metrics: Metrics, *, log: FilteringBoundLogger
+    config: Config, state: StateDir, metrics: Metrics | None, *, log: FilteringBoundLogger
 ) -> Listener | None:
     """Serve the metrics and the page where ``http_listen`` says; a bind that fails is said."""
     listen = config.service.http_listen
-    if listen is None:
+    if listen is None or metrics is None:
         return None
     listener = Listener(config, state, metrics, log=log)
     try:

@@ -35,10 +35,11 @@ from watcher.core.states import MessageState
 from watcher.shell import logs, mailer
 from watcher.shell.batches import start_up
 from watcher.shell.context import BatchContext
+from watcher.shell.ftpslog import open_ftps_log
 from watcher.shell.intake import Logged
 from watcher.shell.journal import Journal
 from watcher.shell.lanes import TenantLanes
-from watcher.shell.listener import Listener, open_listener
+from watcher.shell.listener import open_listener
 from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier
 from watcher.shell.retention import prune
@@ -59,6 +60,7 @@ __all__ = ["Service"]
 _LIVENESS_EVERY = 5.0
 _PRUNE_EVERY = 3600.0
 _LONGEST_SLEEP = 5.0
+_FTPS_LOG_EVERY = 0.5  # vsftpd's log is read this often (and before every decision)
 
 
 class Service:
@@ -103,6 +105,7 @@ class Service:
         }
         # Each lane by the key its messages carry on the queue.
         self._lanes = {lane.key: lane for t in self.tenants.values() for lane in t.lanes}
+        self.ftps = open_ftps_log(config, self.state, self.log)
         self.notifier = Notifier()
         self.status = StatusFile(self.state, self.log)
         self._outbox_seen = 0
@@ -139,7 +142,7 @@ class Service:
             )
             for key, found in exposed_secrets(self.config):
                 self.log.warning("secret.exposed", key=key, detail=found)
-            listener = self._listen()
+            listener = open_listener(self.config, self.state, self.metrics, log=self.log)
             try:
                 return self._once(self.journal) if once else self._serve(self.journal)
             finally:
@@ -160,17 +163,9 @@ class Service:
             metrics=self.metrics,
         )
 
-    def _listen(self) -> Listener | None:
-        if self.config.service.http_listen is None or self.metrics is None:
-            return None
-        return open_listener(self.config, self.state, self.metrics, log=self.log)
-
     def _waiting(self) -> Waiting:
         """What waits now, for the metrics: from the journal and the lanes."""
-        watched = {
-            n: t.imports.folder_ok and t.imports.watch.alive() for n, t in self.tenants.items()
-        }
-        return read_waiting(self.state, watched)
+        return read_waiting(self.state, _watched(self.tenants))
 
     def _claimed(self, tenant: str) -> set[tuple[str, int, int, int]]:
         assert self.journal is not None  # noqa: S101 - set by run
@@ -207,6 +202,7 @@ class Service:
                     tenant.rescan(journal, now)
                 self.workers.deliver_mail(journal)
                 self._prune(journal, now)
+            self._hear_ftps(now)  # before any decision: a failed upload is heard first
             for tenant in self.tenants.values():
                 if tenant.advance(now):
                     self.status.dirty = True
@@ -221,6 +217,7 @@ class Service:
         for lane in self._lanes.values():
             lane.scan(self.clock())
         time.sleep(self.config.service.settle_time)
+        self._hear_ftps(self.clock())
         ctx = self._context(journal)
         # Every tenant runs, whether an earlier one completed or not.
         completed = [t.run_once(ctx, self.clock()) for t in self.tenants.values()]
@@ -250,8 +247,15 @@ class Service:
             except queue.Empty:
                 return
 
+    def _hear_ftps(self, now: float) -> None:
+        """Every new line of vsftpd's log, to the tenant whose account wrote it."""
+        if self.ftps is not None:
+            self.ftps.read(lambda tenant, transfer: self.tenants[tenant].heard_ftps(transfer, now))
+
     def _deadlines(self) -> list[float]:
         found = [self.status.deadline(), self.notifier.next_ping()]
+        if self.ftps is not None:
+            found.append(self.clock() + _FTPS_LOG_EVERY)
         for tenant in self.tenants.values():
             found += tenant.deadlines()
         return [deadline for deadline in found if deadline is not None]
@@ -302,8 +306,15 @@ class Service:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
+        if self.ftps is not None:
+            self.ftps.close()
         for tenant in self.tenants.values():
             tenant.close()
         self.workers.join()
         with contextlib.suppress(Exception):
             self.log.info("service.stopped", batches_done=self.workers.done)
+
+
+def _watched(tenants: dict[str, TenantLanes]) -> dict[str, bool]:
+    """Whether each tenant's drop folder is there and watched."""
+    return {n: t.imports.folder_ok and t.imports.watch.alive() for n, t in tenants.items()}

@@ -10,6 +10,7 @@
       schemas/<tenant>.json   the schema in force, for a restart with a broken file
       users.sqlite        the embedded user store, when no API is configured
       status.json         what the running service is waiting for, rewritten every second
+      ftps-log.json       how far vsftpd's log has been read (its file and offset)
       watcher.lock        the pid of the process holding the lock
 
 Nothing else builds a path into the state folder.
@@ -79,6 +80,11 @@ class StateDir:
     def status(self) -> Path:
         """The running service's status file."""
         return self.root / "status.json"
+
+    @property
+    def ftps_mark(self) -> Path:
+        """How far vsftpd's log has been read, for a restart to go on from there."""
+        return self.root / "ftps-log.json"
 
     @property
     def lock_file(self) -> Path:
