@@ -9,10 +9,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support import OPSCOM_SCHEMA
+from tests.support.postgres import Cluster, require_postgres
 from watcher.core.schema_parser import load_schema
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from watcher.core.schema import Schema
+    from watcher.shell.journal import JournalAt
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,24 @@ def _servers_and_subprocesses_are_integration(
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     monkeypatch.setattr(socket.socket, "bind", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One PostgreSQL server for the whole run; each test takes a schema of its own."""
+    cluster = Cluster(require_postgres())
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
+def journal_at(request: pytest.FixtureRequest, tmp_path: Path) -> JournalAt:
+    """Where a fresh journal goes: a SQLite file, then (integration) a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "journal.sqlite"
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    return cluster.fresh()

@@ -9,7 +9,9 @@ world being unavailable::
     ├── SchemaError            a header schema is invalid: fix the schema file
     ├── ConfigError            the service configuration is invalid: fix the config
     ├── StateError             the state folder or its journal cannot be used: fix
-    │                          its permissions, free space, or restore the journal
+    │   │                      its permissions, free space, or restore the journal
+    │   └── DatabaseUnavailableError  the shared database cannot be reached now:
+    │                          tried again once it answers
     ├── AlreadyRunningError    another service holds the state folder: stop it,
     │                          or drop files instead of processing them
     ├── OnboardingError        a tenant cannot be added or removed as asked;
@@ -31,6 +33,7 @@ from typing import Literal
 __all__ = [
     "AlreadyRunningError",
     "ConfigError",
+    "DatabaseUnavailableError",
     "OnboardingError",
     "SchemaError",
     "SecretUnavailableError",
@@ -64,6 +67,13 @@ class ConfigError(_ProblemsError):
 
 class StateError(WatcherError):
     """The state folder or its journal cannot be used; the message says which and why."""
+
+
+class DatabaseUnavailableError(StateError):
+    """The shared database (PostgreSQL) does not answer now: a restart, the network.
+
+    Nothing the statement did counts; the connection is opened again on next use.
+    """
 
 
 class AlreadyRunningError(WatcherError):

@@ -138,7 +138,7 @@ def measure(folder: Path, tenants: int, batches: int, runs: int) -> dict[str, tu
     state = StateDir(config.service.state_dir)
     state.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    fill(state.journal, tenants, batches)
+    fill(state.root / "journal.sqlite", tenants, batches)
     print(f"  {batches:,} batches written in {time.perf_counter() - started:.1f} s", flush=True)
     names = [t.name for t in config.tenants]
     metrics = Metrics(names, lambda: read_waiting(state, dict.fromkeys(names, True)))

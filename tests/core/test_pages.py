@@ -14,6 +14,7 @@ def tenant_status(**changes: object) -> TenantStatus:
     """A tenant's status with one finished batch."""
     status: TenantStatus = {
         "drop_dir": "/srv/sftp/jcu/upload",
+        "owner": None,
         "folder_ok": True,
         "files": [{"name": "next<b>.csv", "state": "settling"}],
         "batch_in": None,
@@ -40,6 +41,7 @@ def test_the_overview_shows_each_tenants_last_batch_and_state() -> None:
         "running": True,
         "pid": 42,
         "status_age": 0.5,
+        "instance": None,
         "tenants": {
             "jcu": tenant_status(),
             "uofx": tenant_status(

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
+from watcher.core.changes import ChangeSummary
 from watcher.core.records import Counts, Identity, Reason
-from watcher.core.states import BatchState, FileState
+from watcher.core.states import BatchState, FileState, MessageState, Safeguard
 from watcher.errors import StateError
-from watcher.shell.journal import Journal
+from watcher.shell.journal import Confirmed, Journal
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from watcher.shell.journal import JournalAt
+
 IDENTITY = Identity(dev=1, ino=2, size=3, mtime_ns=4)
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    """A journal with batch b1 of tenant jcu: one validated file f1, one refused entry f2."""
-    j = Journal(tmp_path / "journal.sqlite")
+def journal(journal_at: JournalAt) -> Iterator[Journal]:
+    """A journal with batch b1 of tenant jcu: one validated file f1, one refused entry f2.
+
+    Every test taking it runs on SQLite and on PostgreSQL.
+    """
+    j = Journal(journal_at)
     j.batches.open("jcu", "b1", now=1.0)
     j.files.add_claimed(
         batch_id="b1", tenant="jcu", file_id="f1", name="users.csv", identity=IDENTITY,
@@ -116,12 +124,12 @@ def test_claimed_entries_are_what_unfinished_batches_hold(journal: Journal) -> N
 
 
 @pytest.mark.usefixtures("journal")
-def test_read_only_the_journal_can_be_read_and_not_written(tmp_path: Path) -> None:
+def test_read_only_the_journal_can_be_read_and_not_written(journal_at: JournalAt) -> None:
     """``watcher status`` reads beside the service and cannot change a thing."""
-    reader = Journal(tmp_path / "journal.sqlite", read_only=True)
+    reader = Journal(journal_at, read_only=True)
     try:
         assert reader.batches.view("b1").counts.total == 7
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises((sqlite3.OperationalError, psycopg.Error), match=r"read-?only"):
             reader.batches.open("jcu", "b2", now=1.0)
     finally:
         reader.close()
@@ -146,3 +154,132 @@ def test_unchanged_rows_are_marked_by_runs_and_only_those(journal: Journal) -> N
     view = journal.batches.view("b1")
     assert view.files[0].counts == Counts(total=7, unchanged=2, failed=4, pending=1)
     assert journal.rows.pending("f1") == [3]
+
+
+def test_held_batches_are_decided_once_and_schemas_are_kept_by_digest(journal: Journal) -> None:
+    """A verdict with its summary round-trips; only a held batch is decided; a schema kept twice."""
+    summary = ChangeSummary(rows=7, new=1, unchanged=2, changed=4, known=6, columns=(("email", 4),))
+    journal.batches.check("b1", Safeguard.HELD, summary)
+    assert journal.batches.decide("b1", Safeguard.APPROVED)
+    assert not journal.batches.decide("b1", Safeguard.DISCARDED)  # no longer held
+    batch = journal.batches.get("b1")
+    assert (batch.safeguard, batch.changes) == (Safeguard.APPROVED, summary)
+    journal.batches.remember_schema("d1", b'{"a": 1}')
+    journal.batches.remember_schema("d1", b'{"a": 1}')
+    assert journal.batches.schema_text("d1") == b'{"a": 1}'
+    with pytest.raises(KeyError):
+        journal.batches.schema_text("d2")
+
+
+def test_a_done_batch_is_history_with_its_counts_days_and_codes(journal: Journal) -> None:
+    """Kept counts feed the last batch of each tenant, the recent list and the daily chart."""
+    journal.rows.record_outcomes("f1", [2, 3], [(4, "api_rejected", "no")])
+    state = BatchState.CLAIMING
+    day = 20_000 * 86400.0  # a day's midnight, UTC
+    while state is not BatchState.DONE:
+        state = journal.batches.advance("b1", state, day + 3600)
+    journal.history.keep(journal.batches.view("b1"))
+    assert journal.batches.finished_before("jcu", day + 7200) == ["b1"]
+    assert journal.batches.last_done("jcu") is not None
+    last = journal.history.last_done()["jcu"]
+    assert (last.files, last.counts) == (
+        ("users.csv", "link.csv"),
+        Counts(total=7, imported=2, failed=5),
+    )
+    (recent,) = journal.history.recent("jcu")
+    assert recent.codes[0] == ("invalid_email", 4)
+    days = journal.history.daily("jcu", days=2, now=day + 7200)
+    assert [(d.imported, d.failed) for d in days] == [(0, 0), (2, 5)]
+    assert days[-1].day == time.strftime("%Y-%m-%d", time.gmtime(day))
+    assert journal.history.pending() == {}
+
+
+def test_the_outbox_sends_a_message_once_and_counts_what_waits(journal: Journal) -> None:
+    """Queued twice is one message; one claim wins; sent keeps its time; requeue after a death."""
+    for _ in range(2):
+        journal.messages.queue(message_id="m1", batch_id="b1", tenant="jcu", path="p", now=5.0)
+    journal.messages.queue(message_id="m2", batch_id="b2", tenant="uoft", path="q", now=6.0)
+    assert journal.history.outbox() == {"jcu": 1, "uoft": 1}
+    assert journal.messages.claim("m1")
+    assert not journal.messages.claim("m1")
+    journal.messages.mark("m1", MessageState.SENT, now=7.0)
+    assert journal.messages.claim("m2")
+    assert journal.messages.requeue_sending() == 1
+    (sent,) = journal.messages.in_state(MessageState.SENT)
+    assert (sent.id, sent.sent_at, sent.attempts) == ("m1", 7.0, 1)
+    assert [m.id for m in journal.messages.sent_before("jcu", 8.0)] == ["m1"]
+    journal.messages.mark("m2", MessageState.QUEUED, now=8.0, error="421 busy")
+    (waiting,) = journal.messages.in_state(MessageState.QUEUED)
+    assert (waiting.last_error, waiting.sent_at) == ("421 busy", None)
+    assert journal.messages.counts_by_tenant([MessageState.SENT, MessageState.QUEUED]) == {
+        "jcu": {"sent": 1},
+        "uoft": {"queued": 1},
+    }
+    assert journal.messages.count(MessageState.QUEUED, tenant="uoft") == 1
+
+
+def test_fingerprints_are_confirmed_with_their_rows_per_tenant_and_target(
+    journal: Journal,
+) -> None:
+    """Confirming twice keeps the latest; another target or tenant knows nothing of it."""
+    prints = {2: ("U-1", "d-old", "f"), 3: ("U-2", "d2", "f")}
+    confirmed = Confirmed(tenant="jcu", target="https://api", now=5.0, prints=prints)
+    journal.rows.record_outcomes("f1", [2, 3], [], confirmed)
+    newer = Confirmed(tenant="jcu", target="https://api", now=6.0, prints={2: ("U-1", "d1", "g")})
+    journal.rows.record_outcomes("f1", [2], [], newer)
+    known = journal.users.known("jcu", "https://api", ["U-1", "U-2", "U-3"]).sort("key")
+    assert known.rows() == [("U-1", "d1", "g", 6.0), ("U-2", "d2", "f", 5.0)]
+    assert journal.users.count("jcu", "https://api") == 2
+    assert journal.users.count("jcu", "embedded") == 0
+    assert journal.users.known("uoft", "https://api", ["U-1"]).height == 0
+
+
+def test_retention_drops_rows_but_keeps_a_files_counts(journal: Journal) -> None:
+    """Forgotten rows leave the view's counts as they were; a second forget does nothing."""
+    before = journal.batches.view("b1").files[0].counts
+    assert journal.rows.forget(["f1", "f2"]) == 1
+    assert journal.rows.forget(["f1"]) == 0
+    assert journal.batches.view("b1").files[0].counts == before
+    assert journal.rows.pending("f1") == []
+
+
+def test_attempts_count_per_step_and_a_file_is_found_by_its_bytes(journal: Journal) -> None:
+    """Each try counts; archived, a file's bytes find it for a later batch of the tenant."""
+    assert [journal.files.count_attempt("f1") for _ in range(2)] == [1, 2]
+    journal.files.name_archive("f1", "users.2026.csv", now=8.0)
+    journal.files.mark_archived("f1", now=9.0)
+    assert journal.files.count_attempt("f1") == 1  # archived: a new step, counted anew
+    assert journal.files.get("f1").archive_name == "users.2026.csv"
+    journal.batches.open("jcu", "b2", now=10.0)
+    journal.files.add_claimed(
+        batch_id="b2", tenant="jcu", file_id="f3", name="again.csv", identity=IDENTITY,
+        sha256="abc", schema_digest="d1", now=11.0,
+    )  # fmt: skip
+    assert journal.files.identical(journal.files.get("f3"), since=0.0) == ("users.csv", 2.0)
+    with pytest.raises(KeyError):
+        journal.files.count_attempt("nothing")
+
+
+def test_a_tenant_is_owned_by_one_instance_until_its_lease_ends(journal: Journal) -> None:
+    """Taken once; renewed by its owner only; free again when released or expired."""
+    leases = journal.leases
+    leases.join("a", "host-a", 1)
+    leases.join("b", "host-b", 2)
+    assert leases.live_instances(30.0) == 2
+    tenants = ["jcu", "uoft", "mcgill"]
+    assert leases.take("a", tenants, want=2, timeout=30.0) == {"jcu", "uoft"}
+    assert leases.take("b", tenants, want=3, timeout=30.0) == {"mcgill"}
+    assert leases.renew("a", 30.0) == {"jcu", "uoft"}
+    owners = leases.owners()
+    assert (owners["jcu"].instance, owners["jcu"].host, owners["jcu"].live) == ("a", "host-a", True)
+    assert leases.release("a", "uoft")
+    assert not leases.release("b", "jcu")  # not b's to give
+    assert leases.take("b", tenants, want=3, timeout=30.0) == {"uoft"}
+    assert leases.take("b", ["jcu"], want=1, timeout=0.0) == set()  # a's lease holds
+    assert leases.renew("a", -1.0) == {"jcu"}  # a lease that ends at once
+    assert leases.renew("a", 30.0) == set()  # ended: not renewed, not a's any more
+    assert leases.take("b", ["jcu"], want=1, timeout=30.0) == {"jcu"}
+    leases.leave("b")
+    assert leases.owners() == {}
+    assert leases.live_instances(30.0) == 1
+    assert abs(leases.now() - time.time()) < 60

@@ -63,7 +63,7 @@ def running(site: Site) -> Iterator[Service]:
     service = Service(load_config(site.config))
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
-    wait_for(lambda: any(t.imports.watch.alive() for t in service.tenants.values()), 10)
+    wait_for(lambda: any(t.imports.watch.alive() for t in service.roster.tenants.values()), 10)
     try:
         yield service
     finally:
@@ -170,7 +170,7 @@ def test_a_dead_observer_is_restarted_and_followed_by_a_scan(
     """An observer that dies is noticed, restarted, and what it missed is found."""
     site = Site(tmp_path, service=FAST.replace("rescan_interval = 2", "rescan_interval = 3600"))
     with running(site) as service:
-        service.tenants["jcu"].imports.watch.stop()
+        service.roster.tenants["jcu"].imports.watch.stop()
         site.drop_file("missed.csv", users_csv(2))
         wait_for(lambda: len(archived(site)) == 1, 20)
     assert named(events, "watch.observer_died")

@@ -159,7 +159,7 @@ def test_batches_of_an_older_version_get_their_counts_kept_at_start(tmp_path: Pa
     site = Site(tmp_path)
     site.drop_file("old.csv", users_csv(4, bad_every=2))
     assert site.process("old.csv").returncode == 0
-    with sqlite3.connect(StateDir(site.state).journal) as db:
+    with sqlite3.connect(site.state / "journal.sqlite") as db:
         db.execute("UPDATE batches SET counts = NULL")  # as an older version left it
     assert site.process().returncode == 0  # nothing to import; the start-up fills in
     detail = json.loads(

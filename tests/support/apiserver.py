@@ -69,6 +69,12 @@ class ApiServer:
             def log_message(self, *_: object) -> None:
                 return
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionError:
+                    return  # the client was killed mid-request: nothing more to do
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)

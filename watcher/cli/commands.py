@@ -157,7 +157,7 @@ def process(args: argparse.Namespace) -> int:
         names.append(path.name)
     if refuse_root(config, "process"):
         return EXIT_USAGE
-    state = StateDir(config.service.state_dir)
+    state = StateDir.of(config.service)
     try:
         lock = state.lock()
     except AlreadyRunningError as exc:
@@ -251,7 +251,7 @@ def status(args: argparse.Namespace) -> int:
     from watcher.shell.status import gather, tenant_detail  # noqa: PLC0415
 
     config = load_config(args.config)
-    state = StateDir(config.service.state_dir)
+    state = StateDir.of(config.service)
     if args.tenant is not None:
         try:
             detail = tenant_detail(config, state, args.tenant)

@@ -95,7 +95,7 @@ def run_demo(folder: Path) -> int:
         started = time.monotonic()
         runner.start()
         samples = sorted(_SAMPLES.glob("*.csv"))
-        state = StateDir(config.service.state_dir)
+        state = StateDir.of(config.service)
         before = _archived(state)
         print(f"Service started in {folder} (batch window 3 s); dropping {len(samples)} files:")
         for sample in samples:
@@ -110,7 +110,7 @@ def run_demo(folder: Path) -> int:
         runner.join()
     elapsed = time.monotonic() - started
     print(f"\nBatch done in {elapsed:.1f} s. Where everything went:\n")
-    state = StateDir(config.service.state_dir)
+    state = StateDir.of(config.service)
     _show_users(state.users)
     _show_report(state.outbox, state.sent)
     _show_bak(drop / ".bak")
@@ -121,7 +121,7 @@ def run_demo(folder: Path) -> int:
 
 def _archived(state: StateDir) -> int:
     """How many files the service archived so far."""
-    if not state.journal.exists():
+    if not state.has_journal():
         return 0
     try:
         journal = Journal(state.journal, read_only=True)

@@ -11,7 +11,7 @@ from watcher.core import wording
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from watcher.core.documents import Status, TenantDetail
+    from watcher.core.documents import Owner, Status, TenantDetail, TenantStatus
     from watcher.core.validation import ValidationReport
     from watcher.shell.batches import BatchResult
 
@@ -52,24 +52,46 @@ def validation_summary(name: str, report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
+def _owner(owner: Owner | None, here: str) -> str:
+    """Who runs a tenant, in words."""
+    if owner is None:
+        return "none (the next instance to look takes it)"
+    where = f"{owner['instance']}" + (f" on {owner['host']}" if owner["host"] else "")
+    if owner["instance"] == here:
+        where += " (this instance)"
+    if not owner["live"]:
+        return f"{where}, lease ran out {-owner['expires_in']:g} s ago: another instance takes it"
+    return f"{where}, lease renewed (runs out in {owner['expires_in']:g} s)"
+
+
+def _schema_lines(t: TenantStatus, *, running: bool) -> list[str]:
+    """The schema in force, and one on disk that was refused."""
+    schema = t["schema"]
+    lines = [
+        f"  schema in force: {schema['version']} ({schema['path']})"
+        if schema
+        else "  schema in force: none (no valid schema has been loaded)"
+        if running
+        else "  schema in force: unknown while the service is not running"
+    ]
+    if refused := t["schema_on_disk"]:
+        lines.append(f"  schema on disk: rejected ({'; '.join(refused)})")
+    return lines
+
+
 def status_summary(status: Status) -> str:
     """``watcher status`` for a terminal."""
     if status["running"]:
         lines = [f"service: running (pid {status['pid']}, status {status['status_age']} s old)"]
     else:
         lines = ["service: not running"]
+    if status["instance"] is not None:
+        lines.append(f"instance: {status['instance']} (tenants are shared with other instances)")
     for name, t in status["tenants"].items():
         lines += ["", f"{name}  ({t['drop_dir']}{'' if t['folder_ok'] else ', MISSING'})"]
-        schema = t["schema"]
-        lines.append(
-            f"  schema in force: {schema['version']} ({schema['path']})"
-            if schema
-            else "  schema in force: none (no valid schema has been loaded)"
-            if status["running"]
-            else "  schema in force: unknown while the service is not running"
-        )
-        if refused := t["schema_on_disk"]:
-            lines.append(f"  schema on disk: rejected ({'; '.join(refused)})")
+        if status["instance"] is not None:
+            lines.append(f"  owner: {_owner(t['owner'], status['instance'])}")
+        lines += _schema_lines(t, running=status["running"])
         files = t["files"]
         lines.append(f"  files waiting: {len(files)}")
         lines.extend(f"    {f['name']:<32} {f['state']}" for f in files)

@@ -37,8 +37,8 @@ def hold_list(args: argparse.Namespace) -> int:
     tenant = _tenant(config, args.tenant)
     if tenant is None:
         return EXIT_USAGE
-    state = StateDir(config.service.state_dir)
-    if not state.journal.exists():
+    state = StateDir.of(config.service)
+    if not state.has_journal():
         print(f"no held batches for {tenant.name}")
         return EXIT_OK
     journal = Journal(state.journal, read_only=True)
@@ -75,8 +75,8 @@ def hold_decide(args: argparse.Namespace) -> int:
     tenant = _tenant(config, args.tenant)
     if tenant is None or refuse_root(config, f"hold {args.action}"):
         return EXIT_USAGE
-    state = StateDir(config.service.state_dir)
-    if not state.journal.exists():
+    state = StateDir.of(config.service)
+    if not state.has_journal():
         print(f"watcher: no held batch for {tenant.name}", file=sys.stderr)
         return EXIT_USAGE
     journal = Journal(state.journal)

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 __all__ = ["load_config"]
 
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
+_SERVICE_KEYS = frozenset(
+    f.name for f in dataclasses.fields(ServiceConfig) if f.name != "database_password"
+) | {"database_password_file", "database_password_env"}
+_DATABASE_URL = re.compile(r"^postgres(?:ql)?://")
+_SHORTEST_LEASE = 3.0
+_INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SERVICE_DURATIONS = (
     "batch_window",
     "settle_time",
@@ -33,6 +38,7 @@ _SERVICE_DURATIONS = (
     "interrupted_after",
     "leftover_after",
     "heartbeat_interval",
+    "lease_timeout",
 )
 _EMAIL_KEYS = frozenset(
     {"host", "port", "starttls", "ssl", "username", "password_file", "password_env"}
@@ -87,6 +93,14 @@ def _config(v: Values, document: dict[str, object], source: Path) -> Config | No
     tenants += _included(v, document.get("include", []))
     good = tuple(t for t in tenants if t is not None)
     _distinct(v, good)
+    if service is not None and service.database is not None:
+        for tenant in good:
+            if tenant.api is None:
+                v.problem(
+                    f"tenant {tenant.name}",
+                    "needs [tenant.api] with service.database: the embedded store is one "
+                    "host's file, not shared",
+                )
     if service is None:
         return None
     return Config(source=source, service=service, email=email, tenants=good)
@@ -147,6 +161,7 @@ def _service(v: Values, table: dict[str, object]) -> ServiceConfig | None:
             rows = None
         values["max_rows"] = rows
     _optional(values, "service", table, {"http_listen": v.listen, "ftps_log": v.path})
+    _database(v, table, values)
     if "observer" in table:
         observer = table["observer"]
         if observer not in ("native", "polling"):
@@ -154,6 +169,44 @@ def _service(v: Values, table: dict[str, object]) -> ServiceConfig | None:
             observer = None
         values["observer"] = observer
     return made(ServiceConfig, values)
+
+
+def _database(v: Values, table: dict[str, object], values: dict[str, object]) -> None:
+    """The shared database's settings: a URL without its password, a lease, a name."""
+    if "database" not in table:
+        for key in ("database_password_file", "database_password_env", "instance"):
+            if key in table:
+                v.problem(f"service.{key}", "needs service.database")
+        return
+    url = v.text("service.database", table["database"])
+    if url is not None and not _DATABASE_URL.match(url):
+        v.problem(
+            "service.database",
+            f"must be a URL such as 'postgresql://watcher@db/watcher' (got {url!r})",
+        )
+        url = None
+    elif url is not None and re.match(r"^[^:/]+://[^/@]*:[^/@]*@", url):
+        v.problem(
+            "service.database",
+            "holds a password: put it in database_password_file or database_password_env",
+        )
+        url = None
+    values["database"] = url
+    values["database_password"] = v.secret("service", table, "database_password")
+    if "instance" in table:
+        name = v.text("service.instance", table["instance"])
+        if name is not None and not _INSTANCE.match(name):
+            v.problem(
+                "service.instance",
+                f"must be a name of letters, digits, '.', '_' or '-' (got {name!r})",
+            )
+            name = None
+        values["instance"] = name
+    lease = values.get("lease_timeout")
+    if isinstance(lease, float) and lease < _SHORTEST_LEASE:
+        v.problem(
+            "service.lease_timeout", f"must be at least {_SHORTEST_LEASE:g}s (got {lease:g}s)"
+        )
 
 
 def _email(v: Values, table: dict[str, object]) -> EmailConfig | None:

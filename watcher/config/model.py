@@ -180,6 +180,14 @@ class ServiceConfig:
     http_listen: str | None = None
     # vsftpd's transfer log (vsftpd_log_file), read for FTPS tenants' uploads.
     ftps_log: Path | None = None
+    # PostgreSQL shared by several instances (a libpq URL without password);
+    # None keeps the journal in the state folder's SQLite file.
+    database: str | None = None
+    database_password: Secret | None = None
+    # With a database: how long a tenant stays an instance's once it stops renewing.
+    lease_timeout: float = 30.0
+    # With a database: this instance's name, unique among those sharing it.
+    instance: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

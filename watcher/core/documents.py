@@ -20,6 +20,7 @@ __all__ = [
     "LiveStatus",
     "LiveTenant",
     "Outbox",
+    "Owner",
     "PastBatch",
     "PendingReason",
     "SchemaInForce",
@@ -101,10 +102,20 @@ class Outbox(TypedDict):
     rejected: int
 
 
+class Owner(TypedDict):
+    """With a shared database: the instance that owns a tenant, and for how long yet."""
+
+    instance: str
+    host: str | None
+    live: bool  # False: the lease ran out, another instance takes the tenant soon
+    expires_in: float  # seconds, by the database's clock; negative once run out
+
+
 class TenantStatus(LiveTenant):
     """Everything ``watcher status`` shows of one tenant."""
 
     drop_dir: str
+    owner: Owner | None  # None without a shared database, or while nobody owns it
     last_batch: LastBatch | None
     unfinished_batches: int
     pending_rows: int
@@ -119,6 +130,7 @@ class Status(TypedDict):
     running: bool
     pid: int | None
     status_age: float | None
+    instance: str | None  # this host's instance, with a shared database
     tenants: dict[str, TenantStatus]
 
 

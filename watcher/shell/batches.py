@@ -28,7 +28,8 @@ from watcher.shell.importing import Stop, discard, import_batch
 from watcher.shell.reports import write_report
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Iterable, Sequence
+    from pathlib import Path
 
     from watcher.config import TenantConfig
     from watcher.core.records import BatchView, Counts, FileRecord
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from watcher.shell.journal import Failure
     from watcher.shell.schemas import InForce
 
-__all__ = ["BatchResult", "BatchRun", "run_tenant", "start_up"]
+__all__ = ["BatchResult", "BatchRun", "run_tenant", "start_up", "take_over"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,21 +225,33 @@ class BatchRun:
 _CRASH_POINTS = {BatchState.ARCHIVING: "reported", BatchState.DONE: "archived"}
 
 
-def start_up(ctx: BatchContext) -> None:
+def start_up(ctx: BatchContext, tenants: Collection[str] | None = None) -> None:
     """Put the state folder in order after whatever stopped the last run.
 
-    Call with the state folder's lock held, before any batch runs.
+    Call with the state folder's lock held, before any batch runs. With a
+    shared database only ``tenants`` (those this instance owns) are put in
+    order: the others' spool and mail belong to the instances that own them.
     """
-    _clean_spool(ctx)
-    mailer.requeue_after_crash(ctx.journal, ctx.log)
+    if tenants is None:
+        _clean_spool(ctx, ctx.state.spool_root.glob("*/*"))
+        mailer.requeue_after_crash(ctx.journal, ctx.log)
+    else:
+        for tenant in tenants:
+            take_over(ctx, tenant)
     # The page charts 30 days: batches of an older version get their counts kept.
     ctx.journal.history.backfill(since=time.time() - 31 * 86400)
 
 
-def _clean_spool(ctx: BatchContext) -> int:
+def take_over(ctx: BatchContext, tenant: str) -> None:
+    """Put a tenant in order as this instance takes it (its last owner stopped or left)."""
+    _clean_spool(ctx, (ctx.state.spool_root / tenant).glob("*"))
+    mailer.requeue_after_crash(ctx.journal, ctx.log, tenant)
+
+
+def _clean_spool(ctx: BatchContext, paths: Iterable[Path]) -> int:
     """Remove spool copies the journal does not know (a crash before journaling) or archived."""
     removed = 0
-    for path in ctx.state.spool_root.glob("*/*"):
+    for path in paths:
         file_id = path.name.split(".", 1)[0]
         try:
             record = ctx.journal.files.get(file_id)

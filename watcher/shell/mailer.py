@@ -55,11 +55,13 @@ def deliver(config: Config, journal: Journal, state: StateDir, log: FilteringBou
     return Mailer(config.email, log=log).deliver(journal, state.sent)
 
 
-def requeue_after_crash(journal: Journal, log: FilteringBoundLogger) -> None:
-    """Queue again what a process that died was sending; with the state folder's lock held."""
-    requeued = journal.messages.requeue_sending()
+def requeue_after_crash(
+    journal: Journal, log: FilteringBoundLogger, tenant: str | None = None
+) -> None:
+    """Queue again what a process that died was sending (all, or a tenant's taken over)."""
+    requeued = journal.messages.requeue_sending(tenant)
     if requeued:
-        log.warning("mail.requeued", messages=requeued)
+        log.warning("mail.requeued", messages=requeued, tenant=tenant)
 
 
 def classify(error: BaseException) -> Verdict:

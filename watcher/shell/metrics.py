@@ -69,7 +69,7 @@ class Waiting:
 
 def read_waiting(state: StateDir, watched: dict[str, bool]) -> Waiting:
     """What waits now, per tenant, from the journal (read-only); ``watched`` from the service."""
-    if not state.journal.exists():
+    if not state.has_journal():
         return Waiting({}, {}, {}, {}, watched)
     journal = Journal(state.journal, read_only=True)
     try:

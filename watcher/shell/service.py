@@ -13,7 +13,10 @@ start finds files that arrived while the service was down, periodic rescans
 find what events missed, and a dead observer is restarted and followed by a
 scan.
 
-One instance per state folder: its lock refuses a second. SIGTERM and SIGINT
+One instance per state folder: its lock refuses a second. With a shared
+database (PostgreSQL) several instances share the tenants: each runs only
+the tenants it owns (:mod:`watcher.shell.ownership`), takes over those of an
+instance that stopped, and gives idle ones back to even the load. SIGTERM and SIGINT
 (or :meth:`Service.request_stop`) stop the service cleanly: no new batch
 starts, a running import stops after the rows in flight (the rest stay
 pending for the next start), and the process exits 0.
@@ -32,20 +35,21 @@ from typing import TYPE_CHECKING
 from watcher.config import exposed_secrets
 from watcher.core.signals import Change
 from watcher.core.states import MessageState
+from watcher.errors import DatabaseUnavailableError
 from watcher.shell import logs, mailer
 from watcher.shell.batches import start_up
 from watcher.shell.context import BatchContext
 from watcher.shell.ftpslog import open_ftps_log
 from watcher.shell.intake import Logged
 from watcher.shell.journal import Journal
-from watcher.shell.lanes import TenantLanes
 from watcher.shell.listener import open_listener
 from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier
-from watcher.shell.retention import prune
+from watcher.shell.ownership import Owned, Ownership
+from watcher.shell.roster import Roster
 from watcher.shell.schemas import Schemas
 from watcher.shell.statedir import StateDir
-from watcher.shell.status import StatusFile, live_tenant
+from watcher.shell.status import StatusFile
 from watcher.shell.workers import Done, Workers
 
 if TYPE_CHECKING:
@@ -81,7 +85,7 @@ class Service:
         # Retention compares archives' dates with the wall clock, not the monotonic one.
         self.wall_clock = wall_clock
         self.stop = stop or threading.Event()
-        self.state = StateDir(config.service.state_dir)
+        self.state = StateDir.of(config.service)
         self.inbox: queue.Queue[object] = queue.Queue()
         self.schemas = Schemas(self.log, keep=self.state.schemas)
         self.journal: Journal | None = None
@@ -90,26 +94,18 @@ class Service:
         self.workers = Workers(
             config, self.state, inbox=self.inbox, log=self.log, stop=self.stop, metrics=self.metrics
         )
-        self.tenants = {
-            t.name: TenantLanes(
-                t,
-                config.service,
-                inbox=self.inbox,
-                log=self.log,
-                claimed=self._claimed,
-                stop=self.stop,
-                workers=self.workers,
-                schemas=self.schemas,
-            )
-            for t in config.tenants
-        }
-        # Each lane by the key its messages carry on the queue.
-        self._lanes = {lane.key: lane for t in self.tenants.values() for lane in t.lanes}
+        # Every tenant's lanes; those running here: all of them, or this instance's share.
+        self.roster = Roster(
+            config, inbox=self.inbox, log=self.log, claimed=self._claimed, stop=self.stop,
+            workers=self.workers, schemas=self.schemas,
+        )  # fmt: skip
+        self.ownership = Ownership(
+            self.state, names, config.service.lease_timeout, inbox=self.inbox, log=self.log
+        )
         self.ftps = open_ftps_log(config, self.state, self.log)
         self.notifier = Notifier()
         self.status = StatusFile(self.state, self.log)
         self._outbox_seen = 0
-        self._next_prune = float("-inf")
 
     def request_stop(self) -> None:
         """Ask the service to stop: no new batch starts, and :meth:`run` returns soon."""
@@ -131,10 +127,15 @@ class Service:
         lock = self.state.lock()
         self.journal = Journal(self.state.journal)
         try:
-            start_up(self._context(self.journal))
+            owned = self.ownership.take_all() if once else self.ownership.start()
+            shared = self.state.database is not None
+            start_up(self._context(self.journal), sorted(owned) if shared else None)
+            self.roster.mine = set(owned)
             self.log.info(
                 "service.started",
-                tenants=len(self.tenants),
+                tenants=len(self.roster.tenants),
+                owned=len(owned),
+                instance=self.state.instance,
                 once=once,
                 pid=os.getpid(),
                 batch_window=self.config.service.batch_window,
@@ -150,6 +151,7 @@ class Service:
                     listener.close()
         finally:
             self._shutdown()
+            self.ownership.stop()
             self.journal.close()
             lock.release()
 
@@ -165,73 +167,73 @@ class Service:
 
     def _waiting(self) -> Waiting:
         """What waits now, for the metrics: from the journal and the lanes."""
-        return read_waiting(self.state, _watched(self.tenants))
+        return read_waiting(self.state, self.roster.watched())
 
     def _claimed(self, tenant: str) -> set[tuple[str, int, int, int]]:
         assert self.journal is not None  # noqa: S101 - set by run
         return self.journal.files.claimed_entries(tenant)
 
-    def _start(self, journal: Journal, now: float) -> None:
-        """Watch every folder, load every schema, resume what the last run left unfinished."""
-        for tenant in self.tenants.values():
-            tenant.start(now)
-            self.schemas.refresh(tenant.name, tenant.config.schema)
-            if journal.batches.unfinished(tenant.name):
-                self.workers.start(tenant.config)
-
     def _serve(self, journal: Journal) -> int:
         now = self.clock()
-        self._start(journal, now)
-        self._prune(journal, now)
-        next_rescan = now + self.config.service.rescan_interval
-        next_liveness = now + _LIVENESS_EVERY
-        next_heartbeat = now
-        self.notifier.ready(f"watching {len(self.tenants)} drop folders")
+        for tenant in self.roster.running():
+            self.roster.begin(journal, tenant, now)
+        due = {
+            "prune": now,  # retention: at start, then once an hour
+            "rescan": now + self.config.service.rescan_interval,
+            "liveness": now + _LIVENESS_EVERY,
+            "heartbeat": now,
+        }
+        self.notifier.ready(f"watching {len(self.roster.tenants)} drop folders")
         while not self.stop.is_set():
-            self._wait(min(next_rescan, next_liveness, next_heartbeat, *self._deadlines()))
+            self._wait(min(*due.values(), *self._deadlines()))
             now = self.clock()
-            if now >= next_liveness:
-                next_liveness = now + _LIVENESS_EVERY
-                for tenant in self.tenants.values():
-                    tenant.look(now)
-                    # A stat per schema file: an edit is in force within seconds.
-                    self.schemas.refresh(tenant.name, tenant.config.schema)
-            if now >= next_rescan:
-                next_rescan = now + self.config.service.rescan_interval
-                for tenant in self.tenants.values():
-                    tenant.rescan(journal, now)
-                self.workers.deliver_mail(journal)
-                self._prune(journal, now)
-            self._hear_ftps(now)  # before any decision: a failed upload is heard first
-            for tenant in self.tenants.values():
-                if tenant.advance(now):
-                    self.status.dirty = True
-            if now >= next_heartbeat:
-                next_heartbeat = now + self.config.service.heartbeat_interval
-                self._heartbeat(journal, now)
+            try:
+                self._turn(journal, now, due)
+            except DatabaseUnavailableError as exc:
+                # The shared database restarts or is cut off: what needed it is done
+                # again on a later turn; the lease thread decides when to give up.
+                self.log.warning("database.unavailable", error=str(exc))
+                self.stop.wait(1.0)
             self.notifier.ping(now, healthy=self._write_status(now))
         return 0
 
+    def _turn(self, journal: Journal, now: float, due: dict[str, float]) -> None:
+        """One turn of the loop: what is due, then every ready file handed over."""
+        if now >= due["liveness"]:
+            due["liveness"] = now + _LIVENESS_EVERY
+            # A change of owners missed (the database was away) is caught up.
+            self.roster.owned(self._context(journal), self.ownership.owned, now)
+            self.roster.even_out(journal, self.ownership, now)
+            for tenant in self.roster.running():
+                tenant.look(now)
+                # A stat per schema file: an edit is in force within seconds.
+                self.schemas.refresh(tenant.name, tenant.config.schema)
+        if now >= due["rescan"]:
+            due["rescan"] = now + self.config.service.rescan_interval
+            for tenant in self.roster.running():
+                tenant.rescan(journal, now)
+            self.workers.deliver_mail(journal)
+        if now >= due["prune"]:
+            due["prune"] = now + _PRUNE_EVERY
+            self.roster.prune(self._context(journal), self.wall_clock())
+        self._hear_ftps(now)  # before any decision: a failed upload is heard first
+        for tenant in self.roster.running():
+            if tenant.advance(now):
+                self.status.dirty = True
+        if now >= due["heartbeat"]:
+            due["heartbeat"] = now + self.config.service.heartbeat_interval
+            self._heartbeat(journal, now)
+
     def _once(self, journal: Journal) -> int:
         """Process what is ready now: every stable file not being written, checks too."""
-        for lane in self._lanes.values():
+        for lane in self.roster.lanes().values():
             lane.scan(self.clock())
         time.sleep(self.config.service.settle_time)
         self._hear_ftps(self.clock())
         ctx = self._context(journal)
-        # Every tenant runs, whether an earlier one completed or not.
-        completed = [t.run_once(ctx, self.clock()) for t in self.tenants.values()]
+        completed = self.roster.run_once(ctx, self.clock)
         mailer.deliver(self.config, journal, self.state, self.log)
-        return 0 if all(completed) else 3
-
-    def _prune(self, journal: Journal, now: float) -> None:
-        """Apply each tenant's retention, at start and then once an hour."""
-        if now < self._next_prune:
-            return
-        self._next_prune = now + _PRUNE_EVERY
-        ctx = self._context(journal)
-        for tenant in self.tenants.values():
-            prune(ctx, tenant.config, self.wall_clock())
+        return 0 if completed else 3
 
     def _wait(self, until: float) -> None:
         """Sleep until ``until`` or the next message, then take every message."""
@@ -250,25 +252,24 @@ class Service:
     def _hear_ftps(self, now: float) -> None:
         """Every new line of vsftpd's log, to the tenant whose account wrote it."""
         if self.ftps is not None:
-            self.ftps.read(lambda tenant, transfer: self.tenants[tenant].heard_ftps(transfer, now))
+            self.ftps.read(lambda tenant, transfer: self.roster.heard_ftps(tenant, transfer, now))
 
     def _deadlines(self) -> list[float]:
         found = [self.status.deadline(), self.notifier.next_ping()]
         if self.ftps is not None:
             found.append(self.clock() + _FTPS_LOG_EVERY)
-        for tenant in self.tenants.values():
-            found += tenant.deadlines()
+        found += self.roster.deadlines()
         return [deadline for deadline in found if deadline is not None]
 
     def _take(self, message: object) -> None:
         now = self.clock()
         self.status.dirty = True
-        if isinstance(message, Change):
-            self._lanes[message.tenant].changed(message, now)
-        elif isinstance(message, Logged):
-            self.tenants[message.tenant].heard(message.transaction, now)
+        if isinstance(message, (Change, Logged)):
+            self.roster.take(message, now)
         elif isinstance(message, Done):
             self.workers.finished(message, now)
+        elif isinstance(message, Owned) and self.journal is not None:
+            self.roster.owned(self._context(self.journal), message.tenants, now)
 
     def _heartbeat(self, journal: Journal, now: float) -> None:
         if self.metrics is not None:
@@ -277,11 +278,12 @@ class Service:
         if queued > self._outbox_seen:  # more waiting than at the last heartbeat
             self.log.warning("mail.outbox_growing", queued=queued, before=self._outbox_seen)
         self._outbox_seen = queued
+        tracked, waiting = self.roster.files(now)
         self.log.info(
             "service.heartbeat",
-            tenants=len(self.tenants),
-            files_tracked=sum(len(lane.tracker.states(now)) for lane in self._lanes.values()),
-            files_waiting=sum(len(lane.batcher.waiting) for lane in self._lanes.values()),
+            tenants=len(self.roster.tenants),
+            files_tracked=tracked,
+            files_waiting=waiting,
             batches_running=self.workers.running(),
             batches_done=self.workers.done,
             outbox=queued,
@@ -291,30 +293,14 @@ class Service:
         """Write what each tenant is waiting for, when due; whether the state folder takes it."""
         if not self.status.due(now):
             return self.status.healthy()
-        tenants = {
-            name: live_tenant(
-                tenant.lanes,
-                now,
-                in_force=self.schemas.current(name, tenant.config.schema),
-                refused=self.schemas.refused(name),
-                running=self.workers.busy(name),
-            )
-            for name, tenant in self.tenants.items()
-        }
-        return self.status.write(tenants, now)
+        return self.status.write(self.roster.live(now), now)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
         if self.ftps is not None:
             self.ftps.close()
-        for tenant in self.tenants.values():
-            tenant.close()
+        self.roster.close()
         self.workers.join()
         with contextlib.suppress(Exception):
             self.log.info("service.stopped", batches_done=self.workers.done)
-
-
-def _watched(tenants: dict[str, TenantLanes]) -> dict[str, bool]:
-    """Whether each tenant's drop folder is there and watched."""
-    return {n: t.imports.folder_ok and t.imports.watch.alive() for n, t in tenants.items()}

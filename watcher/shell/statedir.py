@@ -12,6 +12,8 @@
       status.json         what the running service is waiting for, rewritten every second
       ftps-log.json       how far vsftpd's log has been read (its file and offset)
       watcher.lock        the pid of the process holding the lock
+      instances/<name>/   with a shared database: each instance's lock,
+                          status.json and ftps-log.json (the rest is shared)
 
 Nothing else builds a path into the state folder.
 """
@@ -21,27 +23,57 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from watcher.errors import AlreadyRunningError, StateError
 from watcher.shell.files import replace_file
+from watcher.shell.journal import PostgresTarget
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from watcher.config import ServiceConfig
+    from watcher.shell.journal import JournalAt
 
 __all__ = ["StateDir", "StateLock"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StateDir:
-    """The state folder of one service."""
+    """The state folder of one service, or the one several instances share.
+
+    With a shared database (``database``), the folder is on storage every
+    instance reaches, for the spool and the outbox a tenant's next owner
+    needs; what belongs to one instance (its lock, its status file, how far
+    it read vsftpd's log) is in ``instances/<instance>/``.
+    """
 
     root: Path
+    database: PostgresTarget | None = None
+    instance: str | None = None
+
+    @classmethod
+    def of(cls, service: ServiceConfig) -> StateDir:
+        """The state folder a configuration names, with its database and instance."""
+        if service.database is None:
+            return cls(service.state_dir)
+        target = PostgresTarget(service.database, service.database_password)
+        return cls(service.state_dir, target, service.instance or socket.gethostname())
 
     @property
-    def journal(self) -> Path:
-        """The journal database."""
-        return self.root / "journal.sqlite"
+    def own(self) -> Path:
+        """This instance's own folder: the state folder, or ``instances/<instance>/`` in it."""
+        return self.root if self.instance is None else self.root / "instances" / self.instance
+
+    @property
+    def journal(self) -> JournalAt:
+        """The journal: the shared database, or the SQLite file in the folder."""
+        return self.database if self.database is not None else self.root / "journal.sqlite"
+
+    def has_journal(self) -> bool:
+        """Whether there is a journal to read (a shared database always is)."""
+        return self.database is not None or (self.root / "journal.sqlite").exists()
 
     @property
     def spool_root(self) -> Path:
@@ -79,17 +111,17 @@ class StateDir:
     @property
     def status(self) -> Path:
         """The running service's status file."""
-        return self.root / "status.json"
+        return self.own / "status.json"
 
     @property
     def ftps_mark(self) -> Path:
         """How far vsftpd's log has been read, for a restart to go on from there."""
-        return self.root / "ftps-log.json"
+        return self.own / "ftps-log.json"
 
     @property
     def lock_file(self) -> Path:
         """The file naming the process that holds the lock."""
-        return self.root / "watcher.lock"
+        return self.own / "watcher.lock"
 
     def lock(self) -> StateLock:
         """Take the state folder for this process; see :class:`StateLock`."""
@@ -98,7 +130,7 @@ class StateDir:
     def locked(self) -> bool:
         """Whether a process holds the lock (without taking it)."""
         try:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(self.own, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         try:
@@ -129,8 +161,8 @@ class StateLock:
             StateError: the folder cannot be made, opened or written.
         """
         try:
-            state.root.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(state.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            state.own.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(state.own, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise StateError(
                 f"the state folder {state.root} cannot be used ({exc.strerror}): create it "
@@ -145,7 +177,7 @@ class StateLock:
             except OSError:
                 holder = "unknown"
             raise AlreadyRunningError(
-                f"another watcher is running on {state.root} (pid {holder})"
+                f"another watcher is running on {state.own} (pid {holder})"
             ) from exc
         try:
             replace_file(self.fd, state.lock_file.name, f"{os.getpid()}\n".encode())

@@ -189,7 +189,7 @@ def tenant_detail(config: Config, state: StateDir, name: str, *, days: int = 30)
         "recent": [],
         "daily": [],
     }
-    if not state.journal.exists():
+    if not state.has_journal():
         return detail
     journal = Journal(state.journal, read_only=True)
     try:
@@ -217,24 +217,39 @@ def _gather(config: Config, state: StateDir, only: Sequence[str] | None) -> Stat
         live = json.loads(state.status.read_text())
     wanted = [t for t in config.tenants if only is None or t.name in only]
     tenants = {t.name: _empty(t.name, t.drop_dir, live) for t in wanted}
-    if state.journal.exists():
+    if state.has_journal():
         journal = Journal(state.journal, read_only=True)
         try:
             _from_journal(journal, tenants)
+            if state.database is not None:
+                _owners(journal, tenants)
         finally:
             journal.close()
     return {
         "running": alive,
         "pid": live["pid"] if live else None,
         "status_age": round(time.time() - live["updated_at"], 1) if live else None,
+        "instance": state.instance,
         "tenants": tenants,
     }
+
+
+def _owners(journal: Journal, tenants: dict[str, TenantStatus]) -> None:
+    """Which instance owns each tenant, with a shared database."""
+    for name, lease in _mine(journal.leases.owners(), tenants):
+        tenants[name]["owner"] = {
+            "instance": lease.instance,
+            "host": lease.host,
+            "live": lease.live,
+            "expires_in": round(lease.expires_at - lease.now, 1),
+        }
 
 
 def _empty(name: str, drop_dir: Path, live: LiveStatus | None) -> TenantStatus:
     known = live["tenants"].get(name) if live else None
     return {
         "drop_dir": str(drop_dir),
+        "owner": None,
         "folder_ok": known["folder_ok"] if known else drop_dir.is_dir(),
         "files": known["files"] if known else [],
         "batch_in": known["batch_in"] if known else None,

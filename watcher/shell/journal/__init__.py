@@ -1,4 +1,4 @@
-"""The journal: every batch's, file's, row's and message's state, in SQLite.
+"""The journal: every batch's, file's, row's and message's state, in SQLite or PostgreSQL.
 
 Each step of a batch is recorded before the next begins, so after a crash the
 batch resumes where the journal says it stopped (the states and their order
@@ -12,25 +12,36 @@ tables are reached through six parts, each small and with one job::
     journal.users      each user's fingerprint last confirmed, per target
     journal.messages   the outbox: queued, claimed, sent or rejected
     journal.history    past batches read for people: the page, status, metrics
+    journal.leases     which instance owns each tenant, when several share PostgreSQL
+
+The parts write their statements once; the database underneath is SQLite (a
+file in the state folder, the default) or PostgreSQL (shared by several
+instances), chosen by what :class:`Journal` is given.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from watcher.shell.journal._database import Transaction, connect
+from watcher.shell.journal._database import Database, connect
+from watcher.shell.journal._postgres import PostgresTarget, connect_postgres
 from watcher.shell.journal.batches import Batches
 from watcher.shell.journal.files import Files
 from watcher.shell.journal.history import History
+from watcher.shell.journal.leases import Lease, Leases
 from watcher.shell.journal.messages import Messages
 from watcher.shell.journal.rows import Failure, Rows
 from watcher.shell.journal.users import Confirmed, Users
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from contextlib import AbstractContextManager
 
-__all__ = ["Confirmed", "Failure", "Journal", "new_id"]
+__all__ = ["Confirmed", "Failure", "Journal", "JournalAt", "Lease", "PostgresTarget", "new_id"]
+
+# Where a journal lives: a SQLite file, or a PostgreSQL database.
+JournalAt: TypeAlias = Path | PostgresTarget
 
 
 def new_id() -> str:
@@ -39,27 +50,33 @@ def new_id() -> str:
 
 
 class Journal:
-    """The journal database of one state folder."""
+    """The journal of one service: a state folder's SQLite file, or a shared database."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, where: JournalAt, *, read_only: bool = False) -> None:
         """Open (or create and upgrade) the journal; ``read_only`` changes nothing.
 
         Raises:
             StateError: the folder or the database cannot be used (read-only,
-                full, not a database, corrupted), with the path and the reason.
+                full, not a database, corrupted), with the path and the reason;
+                DatabaseUnavailableError when PostgreSQL does not answer.
         """
-        self.db = connect(path, read_only=read_only)
+        self.db: Database = (
+            connect_postgres(where, read_only=read_only)
+            if isinstance(where, PostgresTarget)
+            else connect(where, read_only=read_only)
+        )
         self.batches = Batches(self.db)
         self.files = Files(self.db)
         self.rows = Rows(self.db)
         self.users = Users(self.db)
         self.messages = Messages(self.db)
         self.history = History(self.db)
+        self.leases = Leases(self.db)
 
     def close(self) -> None:
         """Close the database."""
         self.db.close()
 
-    def transaction(self) -> Transaction:
+    def transaction(self) -> AbstractContextManager[None]:
         """``with journal.transaction():`` groups writes into one commit."""
-        return Transaction(self.db)
+        return self.db.transaction()

@@ -1,27 +1,100 @@
-"""The journal's SQLite database: its tables, opening it, upgrading older ones.
+"""The journal's database: what both kinds offer, and the SQLite one (the default).
 
-WAL mode with ``synchronous=NORMAL`` survives a killed process, and lets
-``watcher status`` read (read-only) while the service writes.
+The journal's parts speak to a :class:`Database`: statements with ``?``
+placeholders, ``executemany``, a transaction, and the few words that differ
+between SQLite and PostgreSQL (:attr:`Database.dialect`). :func:`connect`
+opens SQLite; :mod:`watcher.shell.journal._postgres` opens PostgreSQL.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: it survives a killed
+process, and lets ``watcher status`` read (read-only) while the service writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from watcher.core.states import BatchState
 from watcher.errors import StateError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
-__all__ = ["UNFINISHED", "Transaction", "connect"]
+__all__ = [
+    "NOW",
+    "ORDER",
+    "UNFINISHED",
+    "Cursor",
+    "Database",
+    "Dialect",
+    "SqliteDatabase",
+    "Transaction",
+    "connect",
+]
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Cursor(Protocol):
+    """What a statement gives back: its rows, and how many it changed."""
+
+    @property
+    def rowcount(self) -> int:
+        """How many rows an UPDATE or DELETE changed."""
+        ...
+
+    def fetchone(self) -> Any:  # noqa: ANN401 - a row of the statement's columns
+        """The next row, or None."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """Every remaining row."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]:
+        """The rows, one by one."""
+        ...
+
+
+class Database(Protocol):
+    """A journal connection: one per thread, SQLite or PostgreSQL."""
+
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        """Run one statement (``?`` or ``:name`` placeholders), at once outside a transaction."""
+        ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each set of values."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """``with db.transaction():`` groups statements into one commit (none on an error)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
 
 # The batches not yet done, as SQL: an IN the index on state can answer, where
 # ``state != 'done'`` would read every batch of the year.
 UNFINISHED = "state IN ({})".format(
     ", ".join(f"'{s}'" for s in BatchState if s is not BatchState.DONE)
 )
+
+# The column that keeps the order rows were written in: SQLite's own rowid,
+# a sequence in PostgreSQL.
+ORDER: dict[str, str] = {"sqlite": "rowid", "postgresql": "seq"}
+# The database's own clock, in seconds since the epoch: leases are timed by the
+# one clock every instance shares, never by a host's.
+NOW: dict[str, str] = {
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "postgresql": "extract(epoch from clock_timestamp())::double precision",
+}
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -90,6 +163,19 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL,
     sent_at REAL
 );
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owners (
+    tenant TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    since REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 # Columns journals written by earlier versions lack.
@@ -106,7 +192,7 @@ _ADDED = (
 )
 
 
-def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
     """Open the journal at ``path``: created and upgraded, or read-only as it is.
 
     Raises:
@@ -134,7 +220,32 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         db.close()
         raise StateError(_unusable(path, exc)) from exc
-    return db
+    return SqliteDatabase(db)
+
+
+class SqliteDatabase:
+    """The journal in one SQLite file."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        """Run one statement."""
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each set of values."""
+        self.db.executemany(sql, params)
+
+    def transaction(self) -> Transaction:
+        """``BEGIN IMMEDIATE``: the write lock is taken at once, not at the first write."""
+        return Transaction(self.db)
+
+    def close(self) -> None:
+        """Close the file."""
+        self.db.close()
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -170,7 +281,7 @@ def _check_current(db: sqlite3.Connection, path: Path) -> None:
 
 
 class Transaction:
-    """``with Transaction(db):`` groups writes into one commit (or none, on an error)."""
+    """``with Transaction(db):`` groups SQLite writes into one commit (or none, on an error)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db

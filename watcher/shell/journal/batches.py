@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.changes import ChangeSummary
 from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reason
 from watcher.core.states import BatchState, RowState, Safeguard, next_step
-from watcher.shell.journal._database import UNFINISHED
+from watcher.shell.journal._database import ORDER, UNFINISHED
 from watcher.shell.journal.files import FILE_COLUMNS, file_record
 
 if TYPE_CHECKING:
-    import sqlite3
+    from watcher.shell.journal._database import Database
 
 __all__ = ["Batches"]
 
@@ -21,39 +21,55 @@ _BATCH_COLUMNS = (
 )
 
 # One statement for a batch, its files, their row counts and their reasons:
-# each step reads its batch once.
-_VIEW = f"""
+# each step reads its batch once. The reasons come as a JSON array, built
+# with each database's own functions; files keep the order they were claimed in.
+_VIEW_TEMPLATE = """
 WITH mine AS (SELECT id FROM files WHERE batch_id = :batch),
 counts AS (
     SELECT file_id,
-        SUM(state = '{RowState.IMPORTED}') AS imported,
-        SUM(state = '{RowState.UNCHANGED}') AS unchanged,
-        SUM(state = '{RowState.FAILED}') AS failed,
-        SUM(state = '{RowState.PENDING}') AS pending
-    FROM rows WHERE file_id IN mine GROUP BY file_id
+        COUNT(*) FILTER (WHERE state = '{imported}') AS imported,
+        COUNT(*) FILTER (WHERE state = '{unchanged}') AS unchanged,
+        COUNT(*) FILTER (WHERE state = '{failed}') AS failed,
+        COUNT(*) FILTER (WHERE state = '{pending}') AS pending
+    FROM rows WHERE file_id IN (SELECT id FROM mine) GROUP BY file_id
 ),
 kinds AS (
-    SELECT file_id, json_group_array(json_array(n, field, code, example)) AS reasons
+    SELECT file_id, {array} AS reasons
     FROM (
         SELECT file_id, COUNT(*) AS n, field, code, MIN(message) AS example
-        FROM failures WHERE file_id IN mine GROUP BY file_id, field, code
-    ) GROUP BY file_id
+        FROM failures WHERE file_id IN (SELECT id FROM mine) GROUP BY file_id, field, code
+    ) AS grouped GROUP BY file_id
 )
-SELECT {", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(","))},
+SELECT {columns},
     counts.imported, counts.unchanged, counts.failed, counts.pending, kinds.reasons,
     f.counts
 FROM files AS f
 LEFT JOIN counts ON counts.file_id = f.id
 LEFT JOIN kinds ON kinds.file_id = f.id
 WHERE f.batch_id = :batch
-ORDER BY f.received_at, f.rowid
-"""  # noqa: S608 - constant columns and states
+ORDER BY f.received_at, f.{order}
+"""
+_VIEW = {
+    dialect: _VIEW_TEMPLATE.format(
+        imported=RowState.IMPORTED,
+        unchanged=RowState.UNCHANGED,
+        failed=RowState.FAILED,
+        pending=RowState.PENDING,
+        columns=", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(",")),
+        array=array,
+        order=ORDER[dialect],
+    )
+    for dialect, array in (
+        ("sqlite", "json_group_array(json_array(n, field, code, example))"),
+        ("postgresql", "json_agg(json_build_array(n, field, code, example))::text"),
+    )
+}
 
 
 class Batches:
     """The batches of one journal."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def open(self, tenant: str, batch_id: str, now: float) -> None:
@@ -77,7 +93,7 @@ class Batches:
         """The batch with its files, each with its row counts and reasons, in one read."""
         batch = self.get(batch_id)
         files = []
-        for row in self.db.execute(_VIEW, {"batch": batch_id}):
+        for row in self.db.execute(_VIEW[self.db.dialect], {"batch": batch_id}):
             *record, imported, unchanged, failed, pending, reasons, kept = row
             counts = Counts(
                 total=(imported or 0) + (unchanged or 0) + (failed or 0) + (pending or 0),
@@ -164,7 +180,8 @@ class Batches:
     def remember_schema(self, digest: str, text: bytes) -> None:
         """Keep a schema's text by its digest, for an exact resume."""
         self.db.execute(
-            "INSERT OR IGNORE INTO schemas (digest, text) VALUES (?, ?)", (digest, text)
+            "INSERT INTO schemas (digest, text) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (digest, text),
         )
 
     def schema_text(self, digest: str) -> bytes:

@@ -10,9 +10,8 @@ from watcher.core.records import FileRecord
 from watcher.core.states import UNFINISHED_FILE_STATES, FileState
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from watcher.core.records import Identity
+    from watcher.shell.journal._database import Database
 
 __all__ = ["FILE_COLUMNS", "Files", "file_record"]
 
@@ -36,7 +35,7 @@ def file_record(row: tuple[Any, ...]) -> FileRecord:
 class Files:
     """The files of one journal's batches."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def add_claimed(

@@ -19,13 +19,26 @@ from watcher.shell.journal._database import UNFINISHED
 from watcher.shell.journal.batches import Batches
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from watcher.core.records import BatchView
+    from watcher.shell.journal._database import Database
 
 __all__ = ["Day", "History", "Past"]
 
 _DAY = 86400
+
+# Rows per day (UTC) of a tenant's finished batches, from the counts kept on each.
+_DAILY = {
+    "sqlite": "SELECT date(finished_at, 'unixepoch'),"
+    " SUM(json_extract(counts, '$.counts.imported')),"
+    " SUM(json_extract(counts, '$.counts.unchanged')),"
+    " SUM(json_extract(counts, '$.counts.failed'))"
+    " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ? GROUP BY 1",
+    "postgresql": "SELECT to_char(to_timestamp(finished_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"
+    " SUM((counts::json -> 'counts' ->> 'imported')::bigint)::bigint,"
+    " SUM((counts::json -> 'counts' ->> 'unchanged')::bigint)::bigint,"
+    " SUM((counts::json -> 'counts' ->> 'failed')::bigint)::bigint"
+    " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ? GROUP BY 1",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +68,7 @@ class Day:
 class History:
     """The past batches of one journal, read for people."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def keep(self, view: BatchView) -> None:
@@ -116,13 +129,7 @@ class History:
         found = {
             day: (imported or 0, unchanged or 0, failed or 0)
             for day, imported, unchanged, failed in self.db.execute(
-                "SELECT date(finished_at, 'unixepoch'),"
-                " SUM(json_extract(counts, '$.counts.imported')),"
-                " SUM(json_extract(counts, '$.counts.unchanged')),"
-                " SUM(json_extract(counts, '$.counts.failed'))"
-                " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ?"
-                " GROUP BY 1",
-                (tenant, BatchState.DONE, start),
+                _DAILY[self.db.dialect], (tenant, BatchState.DONE, start)
             )
         }
         result = []

@@ -8,8 +8,9 @@ from watcher.core.records import MessageRecord
 from watcher.core.states import MessageState
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
+
+    from watcher.shell.journal._database import Database
 
 __all__ = ["Messages"]
 
@@ -17,14 +18,14 @@ __all__ = ["Messages"]
 class Messages:
     """The outbox's messages of one journal."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def queue(self, *, message_id: str, batch_id: str, tenant: str, path: str, now: float) -> None:
         """Record a report written to the outbox (once per batch: a repeat changes nothing)."""
         self.db.execute(
-            "INSERT OR IGNORE INTO messages (id, batch_id, tenant, path, state, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (id, batch_id, tenant, path, state, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (message_id, batch_id, tenant, path, MessageState.QUEUED, now),
         )
 
@@ -63,8 +64,8 @@ class Messages:
         """Record a delivery attempt's result."""
         self.db.execute(
             "UPDATE messages SET state = ?, attempts = attempts + 1, last_error = ?,"
-            " sent_at = CASE WHEN ? = ? THEN ? ELSE sent_at END WHERE id = ?",
-            (state, error, state, MessageState.SENT, now, message_id),
+            " sent_at = COALESCE(?, sent_at) WHERE id = ?",
+            (state, error, now if state is MessageState.SENT else None, message_id),
         )
 
     def claim(self, message_id: str) -> bool:
@@ -79,18 +80,20 @@ class Messages:
         )
         return cursor.rowcount == 1
 
-    def requeue_sending(self) -> int:
-        """Queue again what a process that died was sending; how many.
+    def requeue_sending(self, tenant: str | None = None) -> int:
+        """Queue again what a process that died was sending (all, or ``tenant``'s); how many.
 
-        Only at start, with the state folder's lock held: nothing else sends.
-        The server may have accepted a message just before the death; it is
-        sent again with the same Message-ID.
+        Only when nothing else sends them: at start with the state folder's
+        lock held, or, with a shared database, as a tenant is taken over from
+        an instance that stopped. The server may have accepted a message just
+        before the death; it is sent again with the same Message-ID.
         """
-        cursor = self.db.execute(
-            "UPDATE messages SET state = ? WHERE state = ?",
-            (MessageState.QUEUED, MessageState.SENDING),
-        )
-        return cursor.rowcount
+        query = "UPDATE messages SET state = ? WHERE state = ?"
+        args = [str(MessageState.QUEUED), str(MessageState.SENDING)]
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args.append(tenant)
+        return self.db.execute(query, args).rowcount
 
     def counts_by_tenant(
         self, states: Sequence[MessageState], tenant: str | None = None

@@ -6,13 +6,13 @@ import json
 from typing import TYPE_CHECKING
 
 from watcher.core.states import FileState, RowState
-from watcher.shell.journal._database import Transaction
+from watcher.shell.journal._database import ORDER
 from watcher.shell.journal.users import confirm
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterable, Iterator, Sequence
 
+    from watcher.shell.journal._database import Database
     from watcher.shell.journal.users import Confirmed
 
 __all__ = ["Failure", "Rows"]
@@ -24,7 +24,7 @@ Failure = tuple[int, str | None, str, str]
 class Rows:
     """The rows of one journal's files."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def record_validation(
@@ -44,7 +44,7 @@ class Rows:
         The file becomes ``validated``. Safe to repeat: a file validated again
         (after a crash) replaces its rows. One transaction.
         """
-        with Transaction(self.db):
+        with self.db.transaction():
             self._replace(file_id, valid_rows, failed_rows, failures)
             code, message = file_error or (None, None)
             self.db.execute(
@@ -98,7 +98,7 @@ class Rows:
         confirmed for their users in the same transaction.
         """
         failed = list(failed)
-        with Transaction(self.db):
+        with self.db.transaction():
             if confirmed is not None:
                 confirm(self.db, confirmed, imported)
             self.db.executemany(
@@ -117,7 +117,7 @@ class Rows:
 
     def fail_file(self, file_id: str, code: str, message: str) -> None:
         """Fail a validated file as a whole: its pending rows fail with the file's reason."""
-        with Transaction(self.db):
+        with self.db.transaction():
             self.db.execute(
                 "UPDATE files SET code = ?, message = ? WHERE id = ?", (code, message, file_id)
             )
@@ -132,7 +132,7 @@ class Rows:
         One statement per run of consecutive rows, not per row: a snapshot with
         1% changed is a thousand runs, not a hundred thousand rows.
         """
-        with Transaction(self.db):
+        with self.db.transaction():
             self.db.executemany(
                 "UPDATE rows SET state = ? WHERE file_id = ? AND row BETWEEN ? AND ? AND state = ?",
                 (
@@ -147,7 +147,7 @@ class Rows:
         For retention: a finished batch's counts outlive its rows and reasons.
         """
         dropped = 0
-        with Transaction(self.db):
+        with self.db.transaction():
             for file_id in file_ids:
                 counts = dict(
                     self.db.execute(
@@ -174,9 +174,9 @@ class Rows:
         A report never lists more, however many there are.
         """
         return self.db.execute(
-            "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("
+            "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("  # noqa: S608 - a constant column
             " SELECT MAX(row) FROM (SELECT DISTINCT row FROM failures WHERE file_id = ?"
-            " ORDER BY row LIMIT ?)) ORDER BY row, rowid",
+            f" ORDER BY row LIMIT ?) AS first) ORDER BY row, {ORDER[self.db.dialect]}",
             (file_id, file_id, rows),
         ).fetchall()
 

@@ -17,8 +17,9 @@ import polars as pl
 from watcher.core.changes import KNOWN
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Iterable, Sequence
+
+    from watcher.shell.journal._database import Database
 
 __all__ = ["Confirmed", "Users", "confirm"]
 
@@ -43,7 +44,7 @@ class Confirmed:
 class Users:
     """The confirmed fingerprints of one journal's users."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def known(self, tenant: str, target: str, keys: Sequence[str]) -> pl.DataFrame:
@@ -64,7 +65,7 @@ class Users:
         return int(row[0])
 
 
-def confirm(db: sqlite3.Connection, confirmed: Confirmed, rows: Iterable[int]) -> None:
+def confirm(db: Database, confirmed: Confirmed, rows: Iterable[int]) -> None:
     """Record the fingerprints of ``rows``, imported; call inside the outcome's transaction."""
     db.executemany(
         "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"

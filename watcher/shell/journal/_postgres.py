@@ -1,0 +1,252 @@
+"""The journal on PostgreSQL (psycopg 3): the state several hosts share.
+
+The same tables as SQLite, in PostgreSQL's types, and the same statements:
+the journal's parts write ``?`` and ``:name`` placeholders, turned here into
+psycopg's. Outside a transaction each statement commits at once (autocommit),
+as with SQLite; :meth:`PostgresDatabase.transaction` groups statements.
+
+A connection that breaks (the server restarted, the network cut) raises
+:class:`~watcher.errors.DatabaseUnavailableError` and is opened again on the
+next statement: nothing half-done is ever taken for done, since a statement
+either committed or is lost with its transaction, and the journal's steps
+are safe to run again.
+
+Integers that may not fit a signed 64 bits (a device or inode number on NFS)
+are ``NUMERIC(20)``, read back as Python ints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.adapt import Loader
+
+from watcher.errors import DatabaseUnavailableError, StateError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from watcher.config import Secret
+    from watcher.shell.journal._database import Cursor, Dialect
+
+__all__ = ["PostgresDatabase", "PostgresTarget", "connect_postgres"]
+
+_CONNECT_TIMEOUT = 10  # seconds: a server that does not answer is unavailable, not slow
+_TABLES_LOCK = 7_370_301  # an advisory lock: two instances starting at once make the tables once
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS schemas (
+    digest TEXT PRIMARY KEY,
+    text BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION,
+    stopped_reason TEXT,
+    stopped_since DOUBLE PRECISION,
+    safeguard TEXT,
+    changes TEXT,
+    counts TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_by_tenant ON batches(tenant, state, finished_at);
+CREATE INDEX IF NOT EXISTS batches_by_state ON batches(state);
+CREATE TABLE IF NOT EXISTS files (
+    seq BIGSERIAL,
+    id TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL REFERENCES batches(id),
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    dev NUMERIC(20), ino NUMERIC(20), size BIGINT, mtime_ns BIGINT,
+    sha256 TEXT,
+    schema_digest TEXT,
+    code TEXT,
+    message TEXT,
+    encoding TEXT,
+    rows_blank INTEGER NOT NULL DEFAULT 0,
+    archive_name TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    counts TEXT
+);
+CREATE INDEX IF NOT EXISTS files_by_batch ON files(batch_id);
+CREATE INDEX IF NOT EXISTS files_by_tenant ON files(tenant, state);
+CREATE INDEX IF NOT EXISTS files_by_digest ON files(tenant, sha256);
+CREATE TABLE IF NOT EXISTS rows (
+    file_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (file_id, row)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    seq BIGSERIAL,
+    file_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    field TEXT,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_by_file ON failures(file_id, row);
+CREATE TABLE IF NOT EXISTS row_state (
+    tenant TEXT NOT NULL,
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    confirmed_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tenant, target, key)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state, tenant);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owners (
+    tenant TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    since DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+"""
+
+# A placeholder the journal's parts write: ``?``, or ``:name`` (not ``::type``).
+_PLACEHOLDER = re.compile(r"\?|(?<![:\w]):([a-z_]+)\b")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostgresTarget:
+    """Where the shared journal lives: a libpq URL (no password in it) and the password."""
+
+    url: str
+    password: Secret | None = None
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class _IntNumeric(Loader):
+    """``NUMERIC(20)`` (and sums of integers) read as Python ints, not Decimals."""
+
+    def load(self, data: Any) -> int:  # noqa: ANN401 - a buffer of the value's text
+        return int(bytes(data).split(b".")[0])
+
+
+def connect_postgres(target: PostgresTarget, *, read_only: bool = False) -> PostgresDatabase:
+    """Open the shared journal, making its tables when missing; ``read_only`` changes nothing.
+
+    Raises:
+        DatabaseUnavailableError: the server does not answer now.
+        StateError: the server refused us (password, permissions), with why.
+    """
+    database = PostgresDatabase(target, read_only=read_only)
+    if read_only:
+        return database
+    with database.transaction():
+        database.execute("SELECT pg_advisory_xact_lock(?)", (_TABLES_LOCK,))
+        for statement in _TABLES.split(";"):
+            if statement.strip():
+                database.execute(statement)
+    return database
+
+
+class PostgresDatabase:
+    """One connection to the shared journal, for one thread."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, target: PostgresTarget, *, read_only: bool = False) -> None:
+        self.target = target
+        self.read_only = read_only
+        self._conn: psycopg.Connection[Any] | None = None
+        self._open()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        extra: dict[str, Any] = {}
+        if self.target.password is not None:
+            extra["password"] = self.target.password.reveal()
+        try:
+            conn = psycopg.connect(
+                self.target.url,
+                autocommit=True,
+                connect_timeout=_CONNECT_TIMEOUT,
+                application_name="user-import-watcher",
+                **extra,
+            )
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.target, exc) from exc
+        except psycopg.Error as exc:
+            raise StateError(f"the database {self.target} cannot be used: {exc}") from exc
+        conn.adapters.register_loader("numeric", _IntNumeric)
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        self._conn = conn
+        return conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        """Run one statement; a broken connection raises DatabaseUnavailableError."""
+        conn = self._open()
+        try:
+            return conn.execute(_translate(sql), params or None)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.target, exc) from exc
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each set of values, pipelined."""
+        conn = self._open()
+        try:
+            with conn.cursor() as cursor:
+                cursor.executemany(_translate(sql), params)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.target, exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for the statements inside (none on an error or a lost connection)."""
+        conn = self._open()
+        try:
+            with conn.transaction():
+                yield
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.target, exc) from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _translate(sql: str) -> str:
+    """The statement with psycopg's placeholders (``%s``, ``%(name)s``)."""
+    sql = sql.replace("%", "%%")
+    return _PLACEHOLDER.sub(lambda m: "%s" if m.group(0) == "?" else f"%({m.group(1)})s", sql)
+
+
+def _unavailable(target: PostgresTarget, error: psycopg.Error) -> DatabaseUnavailableError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DatabaseUnavailableError(
+        f"the database {target} does not answer ({reason}): it is tried again on next use"
+    )

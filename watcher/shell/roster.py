@@ -1,0 +1,179 @@
+"""The tenants a service runs: every configured one's lanes, and which run here now.
+
+Alone, an instance runs every tenant. Beside others on a shared database it
+runs those it owns (:mod:`watcher.shell.ownership`): a tenant taken is put in
+order (:func:`watcher.shell.batches.take_over`) and started, its unfinished
+batches resumed; an idle tenant above the share is stopped and given back,
+its lanes made anew for the day it comes back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.signals import Change
+from watcher.shell.batches import take_over
+from watcher.shell.lanes import TenantLanes
+from watcher.shell.retention import prune
+from watcher.shell.status import live_tenant
+
+if TYPE_CHECKING:
+    import queue
+    import threading
+    from collections.abc import Callable
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import Config, TenantConfig
+    from watcher.core.documents import LiveTenant
+    from watcher.core.ftpslog import Transfer
+    from watcher.shell.context import BatchContext
+    from watcher.shell.intake import Logged, TenantIntake
+    from watcher.shell.journal import Journal
+    from watcher.shell.ownership import Ownership
+    from watcher.shell.schemas import Schemas
+    from watcher.shell.workers import Workers
+
+__all__ = ["Roster"]
+
+
+class Roster:
+    """Every tenant's lanes, and the names of those running here."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        inbox: queue.Queue[object],
+        log: FilteringBoundLogger,
+        claimed: Callable[[str], set[tuple[str, int, int, int]]],
+        stop: threading.Event,
+        workers: Workers,
+        schemas: Schemas,
+    ) -> None:
+        self.workers = workers
+        self.schemas = schemas
+        self.log = log
+
+        def make(tenant: TenantConfig) -> TenantLanes:
+            return TenantLanes(
+                tenant,
+                config.service,
+                inbox=inbox,
+                log=log,
+                claimed=claimed,
+                stop=stop,
+                workers=workers,
+                schemas=schemas,
+            )
+
+        self.make = make
+        self.tenants = {t.name: make(t) for t in config.tenants}
+        self.mine: set[str] = set()
+
+    def running(self) -> list[TenantLanes]:
+        """The lanes of the tenants running here, in the configuration's order."""
+        return [lanes for name, lanes in self.tenants.items() if name in self.mine]
+
+    def lanes(self) -> dict[str, TenantIntake]:
+        """Each lane of the tenants running here, by the key its messages carry."""
+        return {lane.key: lane for t in self.running() for lane in t.lanes}
+
+    def begin(self, journal: Journal, tenant: TenantLanes, now: float) -> None:
+        """Watch a tenant's folders, load its schema, resume its unfinished batches."""
+        tenant.start(now)
+        self.schemas.refresh(tenant.name, tenant.config.schema)
+        if journal.batches.unfinished(tenant.name):
+            self.workers.start(tenant.config)
+
+    def owned(self, ctx: BatchContext, owned: frozenset[str], now: float) -> None:
+        """Tenants taken (from a stopped instance, or given back by a busy one): run them here."""
+        for name in sorted(owned - self.mine):
+            if name not in self.tenants:
+                continue
+            take_over(ctx, name)
+            self.mine.add(name)
+            self.begin(ctx.journal, self.tenants[name], now)
+            self.log.info("tenant.taken_over", tenant=name, instance=ctx.state.instance)
+
+    def even_out(self, journal: Journal, ownership: Ownership, now: float) -> None:
+        """Give back idle tenants above this instance's share, so another instance runs them."""
+        for _ in range(ownership.excess()):
+            idle = next((t for t in self.running() if self._idle(journal, t, now)), None)
+            if idle is None:
+                return
+            idle.close()
+            self.mine.discard(idle.name)
+            self.tenants[idle.name] = self.make(idle.config)
+            ownership.release(idle.name)
+
+    def _idle(self, journal: Journal, tenant: TenantLanes, now: float) -> bool:
+        """Nothing of the tenant's in hand: no worker, no file tracked or waiting, no batch."""
+        return (
+            not self.workers.busy(tenant.name)
+            and not self.workers.checking(tenant.name)
+            and not any(lane.tracker.states(now) or lane.batcher.waiting for lane in tenant.lanes)
+            and not journal.batches.unfinished(tenant.name)
+        )
+
+    def run_once(self, ctx: BatchContext, clock: Callable[[], float]) -> bool:
+        """``watcher run --once``: every tenant running here; whether all completed."""
+        # Every tenant runs, whether an earlier one completed or not.
+        completed = [t.run_once(ctx, clock()) for t in self.running()]
+        others = sorted(set(self.tenants) - self.mine)
+        if others:
+            self.log.warning("tenant.owned_elsewhere", tenants=others)
+        return all(completed)
+
+    def prune(self, ctx: BatchContext, now: float) -> None:
+        """Apply each running tenant's retention (``now`` by the wall clock)."""
+        for tenant in self.running():
+            prune(ctx, tenant.config, now)
+
+    def take(self, message: Change | Logged, now: float) -> None:
+        """A folder event or an SFTP transaction, to its tenant when that runs here."""
+        if isinstance(message, Change):
+            lane = self.lanes().get(message.tenant)
+            if lane is not None:  # a tenant given back: its new owner scans
+                lane.changed(message, now)
+        elif message.tenant in self.mine:
+            self.tenants[message.tenant].heard(message.transaction, now)
+
+    def heard_ftps(self, tenant: str, transfer: Transfer, now: float) -> None:
+        """A line of vsftpd's log, to its tenant when that runs here."""
+        if tenant in self.mine:
+            self.tenants[tenant].heard_ftps(transfer, now)
+
+    def deadlines(self) -> list[float | None]:
+        """When a running tenant's next file may be due, or its window closes."""
+        return [d for tenant in self.running() for d in tenant.deadlines()]
+
+    def files(self, now: float) -> tuple[int, int]:
+        """Files tracked, and files waiting in a window, of the tenants running here."""
+        lanes = self.lanes().values()
+        return (
+            sum(len(lane.tracker.states(now)) for lane in lanes),
+            sum(len(lane.batcher.waiting) for lane in lanes),
+        )
+
+    def live(self, now: float) -> dict[str, LiveTenant]:
+        """What each tenant running here is waiting for, for the status file."""
+        return {
+            tenant.name: live_tenant(
+                tenant.lanes,
+                now,
+                in_force=self.schemas.current(tenant.name, tenant.config.schema),
+                refused=self.schemas.refused(tenant.name),
+                running=self.workers.busy(tenant.name),
+            )
+            for tenant in self.running()
+        }
+
+    def watched(self) -> dict[str, bool]:
+        """Whether each running tenant's drop folder is there and watched."""
+        return {t.name: t.imports.folder_ok and t.imports.watch.alive() for t in self.running()}
+
+    def close(self) -> None:
+        """Stop watching and listening for every tenant running here."""
+        for tenant in self.running():
+            tenant.close()
