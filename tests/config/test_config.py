@@ -17,6 +17,7 @@ from watcher.config import (
     preflight,
 )
 from watcher.errors import ConfigError, SecretUnavailableError
+from watcher.shell.journal import PostgresTarget
 from watcher.shell.listener import address
 from watcher.shell.statedir import StateDir
 
@@ -234,6 +235,30 @@ def test_sizes(text: object, size: int) -> None:
             '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "/srv/a"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[[tenant]]\nname = "b"\ndrop_dir = "/srv/a/nested"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
             'tenant "b".drop_dir: overlaps the drop folder of tenant "a" (/srv/a): drop folders must not contain one another',
         ),
+        (
+            '[service]\nstate_dir = "s"\ndatabase = "mysql://db/watcher"\n',
+            "service.database: must be a URL such as 'postgresql://watcher@db/watcher' (got 'mysql://db/watcher')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\ndatabase = "postgresql://watcher:hunter2@db/watcher"\n',
+            "service.database: holds a password: put it in database_password_file or database_password_env",
+        ),
+        (
+            '[service]\nstate_dir = "s"\ninstance = "a"\n',
+            "service.instance: needs service.database",
+        ),
+        (
+            '[service]\nstate_dir = "s"\ndatabase = "postgresql://db/w"\ninstance = "a b"\n',
+            "service.instance: must be a name of letters, digits, '.', '_' or '-' (got 'a b')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\ndatabase = "postgresql://db/w"\nlease_timeout = "1s"\n',
+            "service.lease_timeout: must be at least 3s (got 1s)",
+        ),
+        (
+            '[service]\nstate_dir = "s"\ndatabase = "postgresql://db/w"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
+            "tenant a: needs [tenant.api] with service.database: the embedded store is one host's file, not shared",
+        ),
     ],
 )
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -373,3 +398,31 @@ token_file = "jcu.token"
             "account (chmod o-rwx)"
         )
     ]
+
+
+def test_a_shared_database_puts_each_instances_own_files_apart(tmp_path: Path) -> None:
+    """With a database the journal is there; lock and status go in instances/<name>/."""
+    secret = tmp_path / "db.pass"
+    secret.write_text("pw\n")
+    config = load_config(
+        write(
+            tmp_path,
+            '[service]\nstate_dir = "state"\ndatabase = "postgresql://watcher@db/watcher"\n'
+            'database_password_file = "db.pass"\ninstance = "sftp-2"\nlease_timeout = "20s"\n',
+        )
+    )
+    assert (config.service.lease_timeout, config.service.instance) == (20.0, "sftp-2")
+    state = StateDir.of(config.service)
+    assert state.journal == PostgresTarget("postgresql://watcher@db/watcher", Secret(file=secret))
+    assert state.own == tmp_path / "state" / "instances" / "sftp-2"
+    assert (state.lock_file.parent, state.status.parent) == (state.own, state.own)
+    assert (
+        state.spool_root == tmp_path / "state" / "spool"
+    )  # shared: a tenant's next owner reads it
+    assert state.has_journal()
+    alone = StateDir.of(load_config(write(tmp_path, '[service]\nstate_dir = "state"\n')).service)
+    assert (alone.journal, alone.own) == (tmp_path / "state" / "journal.sqlite", alone.root)
+    assert not alone.has_journal()
+    # No password: a peer or certificate login.
+    bare = '[service]\nstate_dir = "state"\ndatabase = "postgresql:///watcher"\n'
+    assert load_config(write(tmp_path, bare)).service.database_password is None

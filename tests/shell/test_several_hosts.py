@@ -10,22 +10,26 @@ from __future__ import annotations
 import collections
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+import structlog
 
 from tests.support import OPSCOM_SCHEMA, users_csv
 from tests.support.apiserver import ApiServer, Reply
 from tests.support.smtpserver import SmtpServer
+from watcher.shell.ownership import EXIT_LEASE_LOST, Ownership
+from watcher.shell.statedir import StateDir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from tests.support.postgres import Cluster
     from watcher.shell.journal import PostgresTarget
@@ -227,9 +231,10 @@ def test_tenants_spread_and_a_killed_owners_tenant_is_finished_by_the_other(
                 if tenant != victim:
                     first = 10_000 * TENANTS.index(tenant)
                     (hosts.drop(tenant) / "more.csv").write_text(users_csv(5, start=first))
-            for tenant in TENANTS:
-                if tenant != victim:
-                    wait_for(lambda t=tenant: hosts.archived(t) == ["more"], 30, "more.csv")
+            others = [t for t in TENANTS if t != victim]
+            wait_for(
+                lambda: all(hosts.archived(t) == ["more"] for t in others), 30, "more.csv archived"
+            )
         finally:
             hosts.stop_all()
         ids = collections.Counter(slow_api.ids())
@@ -274,3 +279,55 @@ def test_a_database_restart_mid_batch_is_ridden_out(
     events = [e["event"] for e in hosts.events("a")]
     assert "database.unavailable" in events or "batch.failed" in events
     assert hosts.instances["a"].returncode == 0
+
+
+def test_an_instance_whose_lease_is_taken_stops_at_once(postgres_cluster: Cluster) -> None:
+    """A renewal that finds a tenant another's (a stall outlived the lease): exit status 75."""
+    target = postgres_cluster.fresh()
+    fenced: list[int] = []
+    ownership = Ownership(
+        StateDir(Path("/nonexistent"), target, "a"),
+        list(TENANTS),
+        4.0,
+        inbox=queue.Queue(),
+        log=structlog.get_logger(),
+        fence=fenced.append,
+    )
+    assert ownership.start() == frozenset(TENANTS)
+    try:
+        with psycopg.connect(target.url, password=_password(target), autocommit=True) as db:
+            db.execute("UPDATE owners SET instance = 'b' WHERE tenant = 'uoft'")
+        wait_for(lambda: fenced == [EXIT_LEASE_LOST], 5, "the instance to stop")
+    finally:
+        ownership.stop()
+
+
+def test_process_leaves_a_tenant_another_instance_runs_and_status_names_the_owner(
+    tmp_path: Path, postgres_cluster: Cluster, slow_api: ApiServer
+) -> None:
+    """``watcher process`` on a tenant a live instance owns is refused; status says who owns it."""
+    with SmtpServer() as smtp:
+        hosts = Hosts(tmp_path, postgres_cluster.fresh(), slow_api.url, smtp.port)
+        try:
+            hosts.start("a")
+            wait_for(lambda: len(hosts.owners()) == 3, 20, "instance a to own every tenant")
+            (hosts.drop("jcu") / "x.csv").write_text(users_csv(2))
+            command = [sys.executable, "-m", "watcher"]
+            refused = subprocess.run(
+                [*command, "process", "--config", str(hosts.config("b")), "--tenant", "jcu",
+                 str(hosts.drop("jcu") / "x.csv")],
+                capture_output=True, text=True, check=False, cwd=tmp_path, timeout=60,
+            )  # fmt: skip
+            shown = subprocess.run(
+                [*command, "status", "--config", str(hosts.config("b")), "--json"],
+                capture_output=True, text=True, check=False, cwd=tmp_path, timeout=60,
+            )  # fmt: skip
+        finally:
+            hosts.stop_all()
+    assert refused.returncode == 2, refused.stderr
+    assert "another instance runs jcu now" in refused.stderr
+    status = json.loads(shown.stdout)
+    assert status["instance"] == "b"
+    owners = {name: t["owner"] for name, t in status["tenants"].items()}
+    assert {o["instance"] for o in owners.values()} == {"a"}
+    assert all(o["live"] and 0 < o["expires_in"] <= 3.0 for o in owners.values())

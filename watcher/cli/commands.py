@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import queue
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from watcher.errors import WatcherError
 if TYPE_CHECKING:
     import argparse
 
-    from watcher.config import Config
+    from watcher.config import Config, TenantConfig
 
 __all__ = [
     "EXIT_FAILED",
@@ -135,6 +136,7 @@ def process(args: argparse.Namespace) -> int:
     from watcher.shell.batches import run_tenant, start_up  # noqa: PLC0415
     from watcher.shell.context import BatchContext  # noqa: PLC0415
     from watcher.shell.journal import Journal  # noqa: PLC0415
+    from watcher.shell.ownership import Ownership  # noqa: PLC0415
     from watcher.shell.schemas import InForce  # noqa: PLC0415
     from watcher.shell.statedir import StateDir  # noqa: PLC0415
 
@@ -145,16 +147,9 @@ def process(args: argparse.Namespace) -> int:
         print(f"watcher: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
     schema = InForce.from_file(tenant.schema)
-    names: list[str] = []
-    for path in args.files:
-        folder = (path.parent if path.parent != Path() else tenant.drop_dir).resolve()
-        if folder != tenant.drop_dir.resolve():
-            print(
-                f"watcher: {path} is not in the drop folder of {tenant.name} ({tenant.drop_dir})",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        names.append(path.name)
+    names = _in_drop_folder(tenant, args.files)
+    if names is None:
+        return EXIT_USAGE
     if refuse_root(config, "process"):
         return EXIT_USAGE
     state = StateDir.of(config.service)
@@ -171,23 +166,49 @@ def process(args: argparse.Namespace) -> int:
         logs.configure()
     else:  # a person at a terminal: a summary, and only what went wrong from the log
         logs.configure(stream=sys.stderr, json=False, level="warning")
+    log = logs.get_logger()
+    ownership = Ownership(
+        state, [tenant.name], config.service.lease_timeout, inbox=queue.Queue(), log=log
+    )
     try:
+        if tenant.name not in ownership.take_all():
+            print(
+                f"watcher: another instance runs {tenant.name} now: drop the files into "
+                "its folder instead (watcher status says which)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         journal = Journal(state.journal)
         try:
-            log = logs.get_logger()
             ctx = BatchContext(
                 config=config, journal=journal, state=state, log=log, resend_all=args.resend_all
             )
-            start_up(ctx)
+            start_up(ctx, None if state.database is None else [tenant.name])
             results = run_tenant(ctx, tenant, names, schema)
             waiting = mailer.deliver(config, journal, state, log)
         finally:
             journal.close()
     finally:
+        ownership.stop()
         lock.release()
     if not as_json:
         print(process_summary(results, waiting=waiting))
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE
+
+
+def _in_drop_folder(tenant: TenantConfig, files: list[Path]) -> list[str] | None:
+    """The names of ``files``, all in the tenant's drop folder; None (said) when one is not."""
+    names = []
+    for path in files:
+        folder = (path.parent if path.parent != Path() else tenant.drop_dir).resolve()
+        if folder != tenant.drop_dir.resolve():
+            print(
+                f"watcher: {path} is not in the drop folder of {tenant.name} ({tenant.drop_dir})",
+                file=sys.stderr,
+            )
+            return None
+        names.append(path.name)
+    return names
 
 
 def refuse_root(config: Config, command: str) -> bool:

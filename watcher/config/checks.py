@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watcher.errors import SchemaError, SecretUnavailableError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from watcher.config.model import Config
+    from watcher.config.model import Config, Secret
 
 __all__ = ["exposed_secrets", "folder_warnings", "preflight"]
 
@@ -51,7 +51,25 @@ def preflight(config: Config) -> list[str]:
             config.email.password.reveal()
         except SecretUnavailableError as exc:
             problems.append(f"email: the password is unavailable: {exc}")
+    if config.service.database is not None:
+        problems += _database_problems(config.service.database, config.service.database_password)
     return problems
+
+
+def _database_problems(url: str, password: Secret | None) -> list[str]:
+    """Whether the shared database takes a login, read-only: nothing is changed."""
+    import psycopg  # noqa: PLC0415 - only a shared database needs it
+
+    try:
+        secret: dict[str, Any] = {} if password is None else {"password": password.reveal()}
+        with psycopg.connect(url, connect_timeout=10, **secret) as db:
+            db.execute("SELECT 1")
+    except SecretUnavailableError as exc:
+        return [f"service.database: the password is unavailable: {exc}"]
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [f"service.database: {url} cannot be used ({reason})"]
+    return []
 
 
 def _state_problems(state: Path) -> list[str]:

@@ -192,7 +192,10 @@ def _database(v: Values, table: dict[str, object], values: dict[str, object]) ->
         )
         url = None
     values["database"] = url
-    values["database_password"] = v.secret("service", table, "database_password")
+    if "database_password_file" in table or "database_password_env" in table:
+        # None when the key's value is bad (the problem is noted); absent: no password,
+        # as with peer or certificate logins.
+        values["database_password"] = v.secret("service", table, "database_password")
     if "instance" in table:
         name = v.text("service.instance", table["instance"])
         if name is not None and not _INSTANCE.match(name):

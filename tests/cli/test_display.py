@@ -1,0 +1,47 @@
+"""``watcher status`` for a terminal: who owns each tenant when instances share a database."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.core.test_pages import tenant_status
+from watcher.cli.display import status_summary
+
+if TYPE_CHECKING:
+    from watcher.core.documents import Status
+
+
+def status(instance: str | None, **tenants: object) -> Status:
+    """A running service's status with the given tenants' owners."""
+    return {
+        "running": True,
+        "pid": 7,
+        "status_age": 0.4,
+        "instance": instance,
+        "tenants": {name: tenant_status(owner=owner) for name, owner in tenants.items()},
+    }
+
+
+def test_each_tenant_says_which_instance_owns_it_and_how_its_lease_stands() -> None:
+    """This instance, another one, a lease run out, and nobody: each said in words."""
+    text = status_summary(
+        status(
+            "sftp-1",
+            jcu={"instance": "sftp-1", "host": "h1", "live": True, "expires_in": 21.5},
+            uoft={"instance": "sftp-2", "host": "h2", "live": True, "expires_in": 3.0},
+            mcgill={"instance": "sftp-2", "host": None, "live": False, "expires_in": -4.0},
+            ubc=None,
+        )
+    )
+    assert "instance: sftp-1 (tenants are shared with other instances)" in text
+    assert "  owner: sftp-1 on h1 (this instance), lease renewed (runs out in 21.5 s)" in text
+    assert "  owner: sftp-2 on h2, lease renewed (runs out in 3 s)" in text
+    assert "  owner: sftp-2, lease ran out 4 s ago: another instance takes it" in text
+    assert "  owner: none (the next instance to look takes it)" in text
+
+
+def test_without_a_shared_database_no_owner_is_shown() -> None:
+    """One instance runs every tenant: nothing to say about owners."""
+    text = status_summary(status(None, jcu=None))
+    assert "owner" not in text
+    assert "instance" not in text
