@@ -222,9 +222,11 @@ def test_fingerprints_are_confirmed_with_their_rows_per_tenant_and_target(
     journal: Journal,
 ) -> None:
     """Confirming twice keeps the latest; another target or tenant knows nothing of it."""
-    prints = {2: ("U-1", "d-old", "f"), 3: ("U-2", "d2", "f")}
+    prints = {2: ("U-1", "d-first", "f"), 3: ("U-2", "d2", "f"), 4: ("U-1", "d-old", "f")}
     confirmed = Confirmed(tenant="jcu", target="https://api", now=5.0, prints=prints)
-    journal.rows.record_outcomes("f1", [2, 3], [], confirmed)
+    journal.rows.record_outcomes("f1", [2, 3, 4], [], confirmed)
+    # A user twice in one flush keeps the later row's fingerprint.
+    assert journal.users.known("jcu", "https://api", ["U-1"]).rows() == [("U-1", "d-old", "f", 5.0)]
     newer = Confirmed(tenant="jcu", target="https://api", now=6.0, prints={2: ("U-1", "d1", "g")})
     journal.rows.record_outcomes("f1", [2], [], newer)
     known = journal.users.known("jcu", "https://api", ["U-1", "U-2", "U-3"]).sort("key")

@@ -26,12 +26,13 @@ import pytest
 from watcher.config import Secret
 from watcher.shell.journal import PostgresTarget
 
-__all__ = ["Cluster", "require_postgres"]
+__all__ = ["Cluster", "bin_dir", "require_postgres"]
 
 PASSWORD = "test-only-" + uuid.uuid4().hex[:12]
 
 
-def _bin_dir() -> Path | None:
+def bin_dir() -> Path | None:
+    """The folder of PostgreSQL's server binaries, if they are installed."""
     for found in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (found / "initdb").exists() and (found / "pg_ctl").exists():
             return found
@@ -41,7 +42,7 @@ def _bin_dir() -> Path | None:
 
 def require_postgres() -> Path:
     """The folder of PostgreSQL's server binaries; missing skips locally, fails under CI."""
-    found = _bin_dir()
+    found = bin_dir()
     if found is None:
         message = "PostgreSQL's server (initdb, pg_ctl) is not installed"
         if os.environ.get("CI") == "true":
@@ -59,7 +60,7 @@ def _free_port() -> int:
 class Cluster:
     """A PostgreSQL server of its own, started and stopped by the tests."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, settings: str = "") -> None:
         self.bin_dir = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="uiw-pg-"))
         self.data = self.root / "data"
@@ -85,7 +86,7 @@ class Cluster:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                "max_connections = 300\nlog_min_messages = warning\n"
+                f"max_connections = 600\nlog_min_messages = warning\n{settings}\n"
             )
         self.start()
 

@@ -131,6 +131,10 @@ CREATE TABLE IF NOT EXISTS owners (
 );
 """
 
+# The databases whose tables this process made (or found): each worker's
+# connection need not ask again.
+_MADE: set[str] = set()
+
 # A placeholder the journal's parts write: ``?``, or ``:name`` (not ``::type``).
 _PLACEHOLDER = re.compile(r"\?|(?<![:\w]):([a-z_]+)\b")
 
@@ -161,13 +165,14 @@ def connect_postgres(target: PostgresTarget, *, read_only: bool = False) -> Post
         StateError: the server refused us (password, permissions), with why.
     """
     database = PostgresDatabase(target, read_only=read_only)
-    if read_only:
+    if read_only or target.url in _MADE:
         return database
     with database.transaction():
         database.execute("SELECT pg_advisory_xact_lock(?)", (_TABLES_LOCK,))
         for statement in _TABLES.split(";"):
             if statement.strip():
                 database.execute(statement)
+    _MADE.add(target.url)
     return database
 
 

@@ -62,17 +62,54 @@ class Rows:
     ) -> None:
         self.db.execute("DELETE FROM rows WHERE file_id = ?", (file_id,))
         self.db.execute("DELETE FROM failures WHERE file_id = ?", (file_id,))
+        self._insert_rows(file_id, list(valid_rows), RowState.PENDING)
+        self._insert_rows(file_id, list(failed_rows), RowState.FAILED)
+        self._insert_failures(file_id, [(r, field, code, m) for r, field, code, m in failures])
+
+    def _insert_rows(self, file_id: str, rows: list[int], state: RowState) -> None:
+        """Rows of a file in ``state``: one statement on PostgreSQL, not one per row."""
+        if self.db.dialect == "postgresql":
+            if rows:
+                self.db.execute(
+                    "INSERT INTO rows (file_id, row, state) SELECT ?, unnest(?::integer[]), ?",
+                    (file_id, rows, state),
+                )
+            return
         self.db.executemany(
             "INSERT INTO rows (file_id, row, state) VALUES (?, ?, ?)",
-            ((file_id, r, RowState.PENDING) for r in valid_rows),
+            ((file_id, r, state) for r in rows),
         )
-        self.db.executemany(
-            "INSERT INTO rows (file_id, row, state) VALUES (?, ?, ?)",
-            ((file_id, r, RowState.FAILED) for r in failed_rows),
-        )
+
+    def _insert_failures(self, file_id: str, failures: list[Failure]) -> None:
+        """Failures of a file's rows, in order: one statement on PostgreSQL."""
+        if self.db.dialect == "postgresql":
+            if failures:
+                rows, fields, codes, messages = (list(c) for c in zip(*failures, strict=True))
+                self.db.execute(
+                    "INSERT INTO failures (file_id, row, field, code, message)"
+                    " SELECT ?, f.row, f.field, f.code, f.message"
+                    " FROM unnest(?::integer[], ?::text[], ?::text[], ?::text[])"
+                    " WITH ORDINALITY AS f(row, field, code, message, n) ORDER BY n",
+                    (file_id, rows, fields, codes, messages),
+                )
+            return
         self.db.executemany(
             "INSERT INTO failures (file_id, row, field, code, message) VALUES (?, ?, ?, ?, ?)",
             ((file_id, *f) for f in failures),
+        )
+
+    def _set_state(self, file_id: str, rows: Sequence[int], state: RowState) -> None:
+        """Rows of a file now in ``state``: one statement on PostgreSQL."""
+        if self.db.dialect == "postgresql":
+            if rows:
+                self.db.execute(
+                    "UPDATE rows SET state = ? WHERE file_id = ? AND row = ANY(?::integer[])",
+                    (state, file_id, list(rows)),
+                )
+            return
+        self.db.executemany(
+            "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
+            ((state, file_id, r) for r in rows),
         )
 
     def pending(self, file_id: str) -> list[int]:
@@ -101,19 +138,9 @@ class Rows:
         with self.db.transaction():
             if confirmed is not None:
                 confirm(self.db, confirmed, imported)
-            self.db.executemany(
-                "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
-                ((RowState.IMPORTED, file_id, r) for r in imported),
-            )
-            self.db.executemany(
-                "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
-                ((RowState.FAILED, file_id, r) for r, _, _ in failed),
-            )
-            self.db.executemany(
-                "INSERT INTO failures (file_id, row, field, code, message)"
-                " VALUES (?, ?, NULL, ?, ?)",
-                ((file_id, r, code, message) for r, code, message in failed),
-            )
+            self._set_state(file_id, imported, RowState.IMPORTED)
+            self._set_state(file_id, [r for r, _, _ in failed], RowState.FAILED)
+            self._insert_failures(file_id, [(r, None, code, m) for r, code, m in failed])
 
     def fail_file(self, file_id: str, code: str, message: str) -> None:
         """Fail a validated file as a whole: its pending rows fail with the file's reason."""

@@ -30,6 +30,12 @@ _KNOWN = (
 )
 
 
+_UPSERT = (
+    "ON CONFLICT (tenant, target, key) DO UPDATE SET digest = excluded.digest,"
+    " fields = excluded.fields, confirmed_at = excluded.confirmed_at"
+)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Confirmed:
     """Fingerprints to confirm with imported rows: whose, where, when, and each row's."""
@@ -67,14 +73,23 @@ class Users:
 
 def confirm(db: Database, confirmed: Confirmed, rows: Iterable[int]) -> None:
     """Record the fingerprints of ``rows``, imported; call inside the outcome's transaction."""
+    prints = [confirmed.prints[row] for row in rows if row in confirmed.prints]
+    if db.dialect == "postgresql":
+        # One statement; a user twice in the rows keeps its later fingerprint, as
+        # one upsert per row would.
+        latest = {key: (key, digest, fields) for key, digest, fields in prints}
+        if latest:
+            keys, digests, fields = (list(c) for c in zip(*latest.values(), strict=True))
+            db.execute(
+                "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"  # noqa: S608 - a constant clause
+                " SELECT ?, ?, u.key, u.digest, u.fields, ?"
+                " FROM unnest(?::text[], ?::text[], ?::text[]) AS u(key, digest, fields)"
+                f" {_UPSERT}",
+                (confirmed.tenant, confirmed.target, confirmed.now, keys, digests, fields),
+            )
+        return
     db.executemany(
-        "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, target, key) DO UPDATE SET"
-        " digest = excluded.digest, fields = excluded.fields,"
-        " confirmed_at = excluded.confirmed_at",
-        (
-            (confirmed.tenant, confirmed.target, *confirmed.prints[row], confirmed.now)
-            for row in rows
-            if row in confirmed.prints
-        ),
+        "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"  # noqa: S608 - a constant clause
+        f" VALUES (?, ?, ?, ?, ?, ?) {_UPSERT}",
+        ((confirmed.tenant, confirmed.target, *p, confirmed.now) for p in prints),
     )
