@@ -14,7 +14,9 @@ the latency. In the same run, on fresh folders each time:
   between them: the time against one instance on PostgreSQL (below 1 when a
   second instance adds throughput).
 
-Each time is from the files written to the last one archived. For
+Every set-up polls the folders (``observer = "polling"``), as instances on
+shared storage must. Each time is from the files written to the last one
+archived. For
 PostgreSQL the database's own cost is read from ``pg_stat_statements`` and
 ``pg_stat_database``: statements and transactions per batch.
 """
@@ -90,6 +92,7 @@ batch_window = "1s"
 settle_time = 0.5
 rescan_interval = 10
 heartbeat_interval = 3600
+observer = "polling"
 {shared}
 """)
     return path

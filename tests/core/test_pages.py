@@ -69,6 +69,34 @@ def test_the_overview_shows_each_tenants_last_batch_and_state() -> None:
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")
 
 
+def test_with_instances_sharing_tenants_the_overview_names_each_owner() -> None:
+    """An owner column: the instance, a lease run out in red, nobody yet; this instance named."""
+    status: Status = {
+        "running": True,
+        "pid": 42,
+        "status_age": 0.5,
+        "instance": "sftp-1",
+        "tenants": {
+            "a": tenant_status(
+                owner={"instance": "sftp-2", "host": "h", "live": True, "expires_in": 9.0}
+            ),
+            "b": tenant_status(
+                owner={"instance": "sftp-1", "host": "h", "live": False, "expires_in": -1.0}
+            ),
+            "c": tenant_status(),
+        },
+    }
+    page = overview_page(status)
+    assert "This is instance sftp-1; instances share the tenants." in page
+    assert "<th>Owner</th>" in page
+    assert "<td>sftp-2</td>" in page
+    assert "<td class=failing>sftp-1 (lease ran out)</td>" in page
+    assert "<td class=muted>nobody yet</td>" in page
+    alone = overview_page({**status, "instance": None})
+    assert "Owner" not in alone
+    assert "instance" not in alone
+
+
 def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
     """A file name with markup stays text; the recent batch shows its commonest codes."""
     page = tenant_page(

@@ -185,7 +185,9 @@ def process(args: argparse.Namespace) -> int:
             )
             start_up(ctx, None if state.database is None else [tenant.name])
             results = run_tenant(ctx, tenant, names, schema)
-            waiting = mailer.deliver(config, journal, state, log)
+            waiting = mailer.deliver(
+                config, journal, state, log, None if state.database is None else [tenant.name]
+            )
         finally:
             journal.close()
     finally:

@@ -63,13 +63,27 @@ def _state(tenant: TenantStatus) -> tuple[str, str]:
 
 
 def _service(status: Status) -> str:
+    shared = ""
+    if status["instance"] is not None:
+        shared = f" This is instance {_e(status['instance'])}; instances share the tenants."
     if status["running"]:
-        return f"<p class=ok>The service is running (pid {_e(status['pid'])}).</p>"
-    return "<p class=failing>The service is not running.</p>"
+        return f"<p class=ok>The service is running (pid {_e(status['pid'])}).{shared}</p>"
+    return f"<p class=failing>The service is not running.{shared}</p>"
+
+
+def _owner(tenant: TenantStatus) -> str:
+    """The instance that runs a tenant, in a cell (several instances share the tenants)."""
+    owner = tenant["owner"]
+    if owner is None:
+        return "<td class=muted>nobody yet</td>"
+    if not owner["live"]:
+        return f"<td class=failing>{_e(owner['instance'])} (lease ran out)</td>"
+    return f"<td>{_e(owner['instance'])}</td>"
 
 
 def overview_page(status: Status) -> str:
     """Every tenant at a glance: its last batch, what waits, and whether anything is wrong."""
+    shared = status["instance"] is not None
     rows = []
     for name, t in sorted(status["tenants"].items()):
         last = t["last_batch"]
@@ -86,13 +100,15 @@ def overview_page(status: Status) -> str:
             f"<td>{_e(_when(last['finished_at'] if last else None))}</td>{counts}"
             f"<td class=n>{len(t['files'])}</td><td class=n>{t['pending_rows']:,}</td>"
             f"<td class=n>{len(t['held'])}</td><td class=n>{t['outbox']['waiting']}</td>"
-            f"<td class={css}>{_e(word)}</td></tr>"
+            f"<td class={css}>{_e(word)}</td>{_owner(t) if shared else ''}</tr>"
         )
     table = (
         "<table><tr><th>Tenant</th><th>Last batch</th><th class=n>Rows</th>"
         "<th class=n>Imported</th><th class=n>Unchanged</th><th class=n>Failed</th>"
         "<th class=n>Files waiting</th><th class=n>Rows pending</th><th class=n>Held</th>"
-        "<th class=n>Mail waiting</th><th>State</th></tr>\n" + "\n".join(rows) + "</table>"
+        f"<th class=n>Mail waiting</th><th>State</th>{'<th>Owner</th>' if shared else ''}</tr>\n"
+        + "\n".join(rows)
+        + "</table>"
     )
     body = (
         f"<h1>User import watcher</h1>{_service(status)}"

@@ -11,6 +11,7 @@ refuses the message for good (5xx) marks it rejected and an operator decides.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import socket
 import ssl
@@ -28,7 +29,7 @@ from watcher.shell import faults
 from watcher.shell.files import replace_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from email.message import EmailMessage
 
     from structlog.typing import FilteringBoundLogger
@@ -50,9 +51,20 @@ def write_outbox(outbox: Path, message_id: str, message: EmailMessage) -> Path:
     return path
 
 
-def deliver(config: Config, journal: Journal, state: StateDir, log: FilteringBoundLogger) -> int:
-    """Send what the outbox holds; how many messages still wait."""
-    return Mailer(config.email, log=log).deliver(journal, state.sent)
+def deliver(
+    config: Config,
+    journal: Journal,
+    state: StateDir,
+    log: FilteringBoundLogger,
+    tenants: Collection[str] | None = None,
+) -> int:
+    """Send what the outbox holds (of ``tenants`` only, if given); how many still wait.
+
+    Instances sharing a database each send their own tenants' mail, so a
+    tenant taken over can have what its dead owner was sending queued again
+    without racing a live sender.
+    """
+    return Mailer(config.email, log=log).deliver(journal, state.sent, tenants)
 
 
 def requeue_after_crash(
@@ -100,10 +112,16 @@ class Mailer:
         self.sleep = sleep
         self.clock = clock
 
-    def deliver(self, journal: Journal, sent_dir: Path) -> int:
-        """Send every queued message; how many remain queued afterwards."""
+    def deliver(
+        self, journal: Journal, sent_dir: Path, tenants: Collection[str] | None = None
+    ) -> int:
+        """Send every queued message (of ``tenants``); how many remain queued afterwards."""
         self._finish_moves(journal, sent_dir)
-        queued = journal.messages.in_state(MessageState.QUEUED)
+        queued = [
+            m
+            for m in journal.messages.in_state(MessageState.QUEUED)
+            if tenants is None or m.tenant in tenants
+        ]
         if self.config is None:
             for record in queued:
                 self.log.info(
@@ -133,7 +151,8 @@ class Mailer:
                 journal.messages.mark(record.id, MessageState.SENT, self.clock())
                 faults.checkpoint("mail-sent")
                 sent_dir.mkdir(parents=True, exist_ok=True)
-                path.replace(sent_dir / path.name)
+                with contextlib.suppress(FileNotFoundError):  # another instance moved it
+                    path.replace(sent_dir / path.name)
                 log.info("mail.sent", attempts=record.attempts + 1)
             elif verdict == "reject":
                 journal.messages.mark(record.id, MessageState.REJECTED, self.clock(), error=detail)
@@ -154,7 +173,8 @@ class Mailer:
             for path in folder.glob("*.eml"):
                 if path.name in sent:
                     sent_dir.mkdir(parents=True, exist_ok=True)
-                    path.replace(sent_dir / path.name)
+                    with contextlib.suppress(FileNotFoundError):  # another instance moved it
+                        path.replace(sent_dir / path.name)
 
     def _try(self, message: EmailMessage, log: FilteringBoundLogger) -> tuple[Verdict | None, str]:
         """Send with retries; (None, "") when sent, else the verdict and why."""

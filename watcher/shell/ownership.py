@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -57,6 +58,8 @@ class Owned:
 
 
 def _exit_now(code: int) -> None:
+    """End the process at once, as a SIGKILL would: no thread is waited for."""
+    sys.stdout.flush()
     os._exit(code)
 
 
@@ -95,7 +98,7 @@ class Ownership:
         if not self.shared:
             return self.owned
         assert self.state.database is not None  # noqa: S101 - shared
-        self._journal = Journal(self.state.database)
+        self._journal = Journal(self.state.database, dedicated=True)
         self._journal.leases.join(self.instance, os.uname().nodename, os.getpid())
         self._renewed = time.monotonic()
         self._turn()
@@ -108,7 +111,7 @@ class Ownership:
         if not self.shared:
             return self.owned
         assert self.state.database is not None  # noqa: S101 - shared
-        self._journal = Journal(self.state.database)
+        self._journal = Journal(self.state.database, dedicated=True)
         self._journal.leases.join(self.instance, os.uname().nodename, os.getpid())
         taken = self._journal.leases.take(
             self.instance, self.tenants, len(self.tenants), self.timeout * _LEASE

@@ -68,8 +68,13 @@ class Roster:
             )
 
         self.make = make
+        self.shared = config.service.database is not None
         self.tenants = {t.name: make(t) for t in config.tenants}
         self.mine: set[str] = set()
+
+    def mail(self) -> set[str] | None:
+        """Whose waiting mail this instance sends: all of it, or (shared) its tenants'."""
+        return set(self.mine) if self.shared else None
 
     def running(self) -> list[TenantLanes]:
         """The lanes of the tenants running here, in the configuration's order."""

@@ -185,9 +185,9 @@ class Service:
         }
         self.notifier.ready(f"watching {len(self.roster.tenants)} drop folders")
         while not self.stop.is_set():
-            self._wait(min(*due.values(), *self._deadlines()))
-            now = self.clock()
             try:
+                self._wait(min(*due.values(), *self._deadlines()))  # a message may need it too
+                now = self.clock()
                 self._turn(journal, now, due)
             except DatabaseUnavailableError as exc:
                 # The shared database restarts or is cut off: what needed it is done
@@ -212,7 +212,7 @@ class Service:
             due["rescan"] = now + self.config.service.rescan_interval
             for tenant in self.roster.running():
                 tenant.rescan(journal, now)
-            self.workers.deliver_mail(journal)
+            self.workers.deliver_mail(journal, self.roster.mail())
         if now >= due["prune"]:
             due["prune"] = now + _PRUNE_EVERY
             self.roster.prune(self._context(journal), self.wall_clock())
@@ -232,7 +232,10 @@ class Service:
         self._hear_ftps(self.clock())
         ctx = self._context(journal)
         completed = self.roster.run_once(ctx, self.clock)
-        mailer.deliver(self.config, journal, self.state, self.log)
+        shared = self.state.database is not None
+        mailer.deliver(
+            self.config, journal, self.state, self.log, self.roster.mine if shared else None
+        )
         return 0 if completed else 3
 
     def _wait(self, until: float) -> None:

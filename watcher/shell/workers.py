@@ -28,7 +28,7 @@ from watcher.shell.journal import Journal
 
 if TYPE_CHECKING:
     import queue
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from structlog.typing import FilteringBoundLogger
 
@@ -122,7 +122,7 @@ class Workers:
                 )
                 results = run_tenant(ctx, tenant, names, schema, refusals)
                 complete = all(r.complete for r in results)
-                mailer.deliver(self.config, journal, self.state, self.log)
+                mailer.deliver(self.config, journal, self.state, self.log, self._mail_of(tenant))
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
                 self.log.error(
                     "batch.failed",
@@ -153,7 +153,7 @@ class Workers:
                     config=self.config, journal=journal, state=self.state, log=self.log
                 )
                 check_files(ctx, tenant, names, schema)
-                mailer.deliver(self.config, journal, self.state, self.log)
+                mailer.deliver(self.config, journal, self.state, self.log, self._mail_of(tenant))
             except Exception as exc:  # noqa: BLE001 - a check failing must not stop the service
                 self.log.error(
                     "check.failed",
@@ -169,8 +169,12 @@ class Workers:
         self._checks[tenant.name] = worker
         worker.start()
 
-    def deliver_mail(self, journal: Journal) -> None:
-        """Retry waiting mail in the background, when nothing else is sending it."""
+    def _mail_of(self, tenant: TenantConfig) -> list[str] | None:
+        """Whose mail a tenant's worker sends: all waiting mail, or (shared) the tenant's."""
+        return None if self.state.database is None else [tenant.name]
+
+    def deliver_mail(self, journal: Journal, tenants: Collection[str] | None = None) -> None:
+        """Retry waiting mail (of ``tenants``) in the background, when nothing else sends it."""
         if self.config.email is None or journal.messages.count(MessageState.QUEUED) == 0:
             return
         if self._mail is not None and self._mail.is_alive():
@@ -179,7 +183,7 @@ class Workers:
         def body() -> None:
             journal = Journal(self.state.journal)
             try:
-                mailer.deliver(self.config, journal, self.state, self.log)
+                mailer.deliver(self.config, journal, self.state, self.log, tenants)
             finally:
                 journal.close()
 

@@ -52,8 +52,13 @@ def new_id() -> str:
 class Journal:
     """The journal of one service: a state folder's SQLite file, or a shared database."""
 
-    def __init__(self, where: JournalAt, *, read_only: bool = False) -> None:
+    def __init__(
+        self, where: JournalAt, *, read_only: bool = False, dedicated: bool = False
+    ) -> None:
         """Open (or create and upgrade) the journal; ``read_only`` changes nothing.
+
+        On PostgreSQL, ``dedicated`` keeps a connection of its own rather than
+        borrowing the process's pooled ones.
 
         Raises:
             StateError: the folder or the database cannot be used (read-only,
@@ -61,7 +66,7 @@ class Journal:
                 DatabaseUnavailableError when PostgreSQL does not answer.
         """
         self.db: Database = (
-            connect_postgres(where, read_only=read_only)
+            connect_postgres(where, read_only=read_only, dedicated=dedicated)
             if isinstance(where, PostgresTarget)
             else connect(where, read_only=read_only)
         )
