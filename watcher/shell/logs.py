@@ -80,6 +80,19 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    # psycopg's pool speaks through the standard library's logging (to stderr,
+    # unstructured): its warnings become events of their own, one JSON line each.
+    library = logging.getLogger("psycopg")
+    library.handlers = [_Forward()]
+    library.propagate = False
+    library.setLevel(logging.WARNING)
+
+
+class _Forward(logging.Handler):
+    """A library's warnings, as ``database.pool`` events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get_logger().warning("database.pool", detail=record.getMessage().splitlines()[0])
 
 
 def get_logger() -> FilteringBoundLogger:
