@@ -239,7 +239,8 @@ def test_tenants_spread_and_a_killed_owners_tenant_is_finished_by_the_other(
             hosts.stop_all()
         ids = collections.Counter(slow_api.ids())
         messages = smtp.messages
-    assert took <= LEASE + 0.5, f"taken over {took:.1f} s after the kill"
+    # Within the lease timeout, give or take the test's own polling of the database.
+    assert took <= LEASE + 1.0, f"taken over {took:.1f} s after the kill"
     assert valid <= set(ids)
     # Outcomes are journaled every 500 rows: what was answered since the last
     # record, and the requests in flight, are sent once more; nobody twice more.
