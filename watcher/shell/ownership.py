@@ -95,29 +95,27 @@ class Ownership:
 
     def start(self) -> frozenset[str]:
         """Join the other instances and take a first share; the tenants owned now."""
-        if not self.shared:
-            return self.owned
-        assert self.state.database is not None  # noqa: S101 - shared
-        self._journal = Journal(self.state.database, dedicated=True)
-        self._journal.leases.join(self.instance, os.uname().nodename, os.getpid())
-        self._renewed = time.monotonic()
-        self._turn()
-        self._thread = threading.Thread(target=self._keep, name="leases", daemon=True)
-        self._thread.start()
-        return self.owned
+        return self._join(all_free=False)
 
     def take_all(self) -> frozenset[str]:
         """For one pass (``--once``, ``process``): every tenant no live instance owns."""
+        return self._join(all_free=True)
+
+    def _join(self, *, all_free: bool) -> frozenset[str]:
+        """Say this instance is alive, take tenants, and keep their leases from now on."""
         if not self.shared:
             return self.owned
         assert self.state.database is not None  # noqa: S101 - shared
         self._journal = Journal(self.state.database, dedicated=True)
         self._journal.leases.join(self.instance, os.uname().nodename, os.getpid())
-        taken = self._journal.leases.take(
-            self.instance, self.tenants, len(self.tenants), self.timeout * _LEASE
-        )
-        self.owned = frozenset(taken)
         self._renewed = time.monotonic()
+        if all_free:
+            taken = self._journal.leases.take(
+                self.instance, self.tenants, len(self.tenants), self.timeout * _LEASE
+            )
+            self.owned = frozenset(taken)
+        else:
+            self._turn()
         self._thread = threading.Thread(target=self._keep, name="leases", daemon=True)
         self._thread.start()
         return self.owned

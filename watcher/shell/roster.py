@@ -20,7 +20,7 @@ from watcher.shell.status import live_tenant
 if TYPE_CHECKING:
     import queue
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from structlog.typing import FilteringBoundLogger
 
@@ -70,19 +70,34 @@ class Roster:
         self.make = make
         self.shared = config.service.database is not None
         self.tenants = {t.name: make(t) for t in config.tenants}
-        self.mine: set[str] = set()
+        self._mine: frozenset[str] = frozenset()
+        # The running tenants' lanes, kept until the tenants running here change:
+        # every folder event looks its lane up.
+        self._running: list[TenantLanes] = []
+        self._lanes: dict[str, TenantIntake] = {}
 
-    def mail(self) -> set[str] | None:
+    @property
+    def mine(self) -> frozenset[str]:
+        """The names of the tenants running here."""
+        return self._mine
+
+    @mine.setter
+    def mine(self, names: Collection[str]) -> None:
+        self._mine = frozenset(names)
+        self._running = [lanes for name, lanes in self.tenants.items() if name in self._mine]
+        self._lanes = {lane.key: lane for t in self._running for lane in t.lanes}
+
+    def mail(self) -> frozenset[str] | None:
         """Whose waiting mail this instance sends: all of it, or (shared) its tenants'."""
-        return set(self.mine) if self.shared else None
+        return self.mine if self.shared else None
 
     def running(self) -> list[TenantLanes]:
         """The lanes of the tenants running here, in the configuration's order."""
-        return [lanes for name, lanes in self.tenants.items() if name in self.mine]
+        return self._running
 
     def lanes(self) -> dict[str, TenantIntake]:
         """Each lane of the tenants running here, by the key its messages carry."""
-        return {lane.key: lane for t in self.running() for lane in t.lanes}
+        return self._lanes
 
     def begin(self, journal: Journal, tenant: TenantLanes, now: float) -> None:
         """Watch a tenant's folders, load its schema, resume its unfinished batches."""
@@ -97,7 +112,7 @@ class Roster:
             if name not in self.tenants:
                 continue
             take_over(ctx, name)
-            self.mine.add(name)
+            self.mine = self.mine | {name}
             self.begin(ctx.journal, self.tenants[name], now)
             self.log.info("tenant.taken_over", tenant=name, instance=ctx.state.instance)
 
@@ -108,8 +123,8 @@ class Roster:
             if idle is None:
                 return
             idle.close()
-            self.mine.discard(idle.name)
             self.tenants[idle.name] = self.make(idle.config)
+            self.mine = self.mine - {idle.name}
             ownership.release(idle.name)
 
     def _idle(self, journal: Journal, tenant: TenantLanes, now: float) -> bool:

@@ -232,10 +232,7 @@ class Service:
         self._hear_ftps(self.clock())
         ctx = self._context(journal)
         completed = self.roster.run_once(ctx, self.clock)
-        shared = self.state.database is not None
-        mailer.deliver(
-            self.config, journal, self.state, self.log, self.roster.mine if shared else None
-        )
+        mailer.deliver(self.config, journal, self.state, self.log, self.roster.mail())
         return 0 if completed else 3
 
     def _wait(self, until: float) -> None:
