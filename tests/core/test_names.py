@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.names import customer_names
 from watcher.core.names import (
     NAME_MAX,
     archive_name,
+    archived_at,
     attachment_name,
     from_stored,
     shown,
@@ -77,3 +82,54 @@ def test_attachment_names_hold_no_control_characters() -> None:
     assert attachment_name(os.fsdecode(b"x\ny\xff.csv")) == "failed-x_y_.csv"
     assert attachment_name("users.csv") == "failed-users.csv"
     assert len(attachment_name("u" * 300 + ".csv")) == len("failed-.csv") + 100
+
+
+def test_archived_at_reads_the_stamp_the_service_wrote() -> None:
+    """The time of an archive, of its reports and of a refused entry's archive."""
+    when = 1_790_000_000.0
+    for name in ("users.csv", "README", ".hidden", "a." + "x" * 250, "é" * 125 + ".csv"):
+        for refused in (False, True):
+            archived = archive_name(name, "0123456789ab", when, refused=refused)
+            for suffix in ("", ".result.json", ".failures.csv"):
+                assert archived_at(archived + suffix) == int(when)
+
+
+def test_a_customers_stamp_in_the_name_is_never_read() -> None:
+    """Impossible and future dates the customer wrote are not the archive's time."""
+    for name in (
+        "x.20260230T000000Z.deadbeef.csv",
+        "x.20269999T999999Z.deadbeef.csv",
+        "x.29991231T000000Z.deadbeef.csv",
+        "x.29991231T000000Z.deadbeef",
+        "x.29991231T000000Z.deadbeef.csv.refused",
+    ):
+        assert archived_at(archive_name(name, "0123456789ab", 0.0)) == 0
+
+
+def test_names_the_service_did_not_make_have_no_archive_time() -> None:
+    """An impossible stamp, a missing id or no tail at all is None, not an error."""
+    for name in (
+        "notes.txt",
+        "x.20260230T000000Z.deadbeef.csv",
+        "x.20269999T999999Z.deadbeef",
+        "x.20200101T000000Z.DEADBEEF.csv",
+        "0123456789abcdef0123456789abcdef.refused",
+        ".removed-0123456789ab",
+    ):
+        assert archived_at(name) is None
+
+
+@given(customer_names(), st.floats(min_value=0, max_value=4_102_444_800))
+def test_every_archive_name_gives_back_its_time(name: str, when: float) -> None:
+    """Whatever the customer's name, its archive and reports carry the archive's time."""
+    archived = archive_name(name, "0123456789abcdef", when)
+    assert len(os.fsencode(archived + ".failures.csv")) <= NAME_MAX
+    for suffix in ("", ".result.json", ".failures.csv"):
+        assert archived_at(archived + suffix) == int(when)
+
+
+@given(customer_names())
+def test_archived_at_never_raises(name: str) -> None:
+    """Any name a folder can hold gives a time or None."""
+    found = archived_at(name)
+    assert found is None or isinstance(found, int)

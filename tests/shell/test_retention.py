@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
+from structlog.testing import capture_logs
 
 from tests.support import Site, users_csv
 from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, main
@@ -20,6 +21,8 @@ from watcher.shell.statedir import StateDir
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 DAY = 86400.0
 
@@ -99,3 +102,89 @@ def test_without_a_retention_nothing_is_deleted(tmp_path: Path) -> None:
         journal.close()
     assert len(list(site.bak.iterdir())) == 2
     assert os.path.exists(site.state / "users.sqlite")  # noqa: PTH110 - as the README shows it
+
+
+def _context(site: Site, journal: Journal) -> BatchContext:
+    return BatchContext(
+        config=load_config(site.config),
+        journal=journal,
+        state=StateDir(site.state),
+        log=structlog.get_logger(),
+    )
+
+
+def test_dates_a_customer_wrote_in_a_name_neither_stop_nor_steer_retention(
+    tmp_path: Path,
+) -> None:
+    """Impossible and future stamps in uploads' names: their archives go by the service's date."""
+    site = Site(tmp_path, tenant='retention = "30d"')
+    names = [
+        "x.20260230T000000Z.deadbeef.csv",
+        "y.20269999T999999Z.deadbeef.csv",
+        "z.29991231T000000Z.deadbeef.csv",
+    ]
+    for name in names:
+        site.drop_file(name, users_csv(2))
+    assert process(site, *names) == EXIT_OK
+    journal = Journal(StateDir(site.state).journal)
+    try:
+        ctx = _context(site, journal)
+        tenant = ctx.config.tenant("jcu")
+        kept = prune(ctx, tenant, now=time.time() + 29 * DAY)
+        pruned = prune(ctx, tenant, now=time.time() + 31 * DAY)
+    finally:
+        journal.close()
+    assert kept == Pruned()
+    assert pruned == Pruned(archives=6, batches=1)  # each file and its .result.json
+    assert list(site.bak.iterdir()) == []
+
+
+def test_a_bak_the_customer_made_is_left_alone_with_one_warning(tmp_path: Path) -> None:
+    """A .bak open to others' writing is the customer's: nothing in it is deleted, nothing raised."""
+    site = Site(tmp_path, tenant='retention = "30d"')
+    site.bak.mkdir()
+    site.bak.chmod(0o2777)  # a customer's folder, as their umask and the group's setgid make it
+    planted = site.bak / "a.20200101T000000Z.deadbeef.csv"
+    planted.write_text("unique_id\n")
+    journal = Journal(StateDir(site.state).journal)
+    try:
+        ctx = _context(site, journal)
+        with capture_logs() as logged:
+            pruned = prune(ctx, ctx.config.tenant("jcu"), now=time.time())
+    finally:
+        journal.close()
+    assert pruned == Pruned()
+    assert planted.exists()
+    assert [e["event"] for e in logged if e["log_level"] == "warning"] == ["retention.bak_not_ours"]
+
+
+def test_an_archive_that_cannot_be_deleted_stays_and_the_others_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One entry the file system will not delete is said once; the pass deletes the rest."""
+    site = Site(tmp_path, tenant='retention = "30d"')
+    site.drop_file("a.csv", users_csv(2))
+    site.drop_file("b.csv", users_csv(2, start=10))
+    assert process(site, "a.csv", "b.csv") == EXIT_OK
+    stuck = next(
+        p.name for p in site.bak.iterdir() if p.name.startswith("a.") and "json" not in p.name
+    )
+    unlink = os.unlink
+
+    def refuse(name: str, *, dir_fd: int | None = None) -> None:
+        if name == stuck:
+            raise PermissionError(1, "Operation not permitted", name)
+        unlink(name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    journal = Journal(StateDir(site.state).journal)
+    try:
+        ctx = _context(site, journal)
+        with capture_logs() as logged:
+            pruned = prune(ctx, ctx.config.tenant("jcu"), now=time.time() + 31 * DAY)
+    finally:
+        journal.close()
+    assert pruned == Pruned(archives=3, batches=1)
+    assert [p.name for p in site.bak.iterdir()] == [stuck]
+    (kept,) = [e for e in logged if e["event"] == "retention.entry_kept"]
+    assert kept["error"] == "Operation not permitted"

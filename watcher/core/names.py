@@ -17,7 +17,9 @@ Pure: strings in, strings out.
 
 from __future__ import annotations
 
+import calendar
 import os
+import re
 import time
 import unicodedata
 
@@ -25,6 +27,7 @@ __all__ = [
     "ARCHIVE_SUFFIXES",
     "NAME_MAX",
     "archive_name",
+    "archived_at",
     "attachment_name",
     "from_stored",
     "shown",
@@ -42,6 +45,9 @@ _KEEP_EXTENSION = 16
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)
 _SURROGATES = range(0xD800, 0xE000)
 _LATIN1_END = 0x100
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_STAMP = re.compile(r"\d{8}T\d{6}Z")
+_ID_START = re.compile(r"[0-9a-f]{8}")
 
 
 def _escape(char: str) -> str | None:
@@ -107,11 +113,41 @@ def archive_name(name: str, file_id: str, when: float, *, refused: bool = False)
     unique, and the extension is kept.
     """
     stem, suffix = _split(name)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    stamp = time.strftime(_STAMP_FORMAT, time.gmtime(when))
     tail = f".{stamp}.{file_id[:8]}" + (f".{suffix}" if suffix else "")
     tail += _REFUSED if refused else ""
     room = NAME_MAX - _LONGEST_SUFFIX - len(os.fsencode(tail))
     return _fit(stem, room) + tail
+
+
+def archived_at(name: str) -> int | None:
+    """When the service archived ``name`` (a name :func:`archive_name` made), or None.
+
+    Only the tail the service appends is read, from the right: the stamp, the
+    id's start, the kept extension, ``.refused`` and a report suffix. A stamp
+    the customer wrote earlier in the name (``x.20260230T000000Z.deadbeef.csv``,
+    an impossible date, or one far in the future) is never looked at, and a
+    tail that is not exactly the service's is None, never an error.
+    """
+    rest = name
+    for suffix in ARCHIVE_SUFFIXES:
+        rest = rest.removesuffix(suffix)
+        if len(rest) != len(name):
+            break
+    parts = rest.removesuffix(_REFUSED).split(".")
+    # With a kept extension: ... STAMP . ID . ext; without: ... STAMP . ID.
+    candidates = []
+    if len(parts) >= 4 and 0 < len(parts[-1]) <= _KEEP_EXTENSION:  # noqa: PLR2004 - stem, stamp, id, ext
+        candidates.append((parts[-3], parts[-2]))
+    if len(parts) >= 3:  # noqa: PLR2004 - stem, stamp, id
+        candidates.append((parts[-2], parts[-1]))
+    for stamp, start in candidates:
+        if _STAMP.fullmatch(stamp) and _ID_START.fullmatch(start):
+            try:
+                return calendar.timegm(time.strptime(stamp, _STAMP_FORMAT))
+            except ValueError:
+                return None
+    return None
 
 
 def attachment_name(name: str) -> str:

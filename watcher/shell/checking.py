@@ -74,9 +74,9 @@ def ensure_check_folder(tenant: TenantConfig, log: FilteringBoundLogger) -> bool
     same rights through an ACL (as root, it simply gives the folder away).
     """
     folder = tenant.check_dir
-    if folder.is_dir():
-        return True
     try:
+        if folder.is_dir():
+            return True
         owner = tenant.drop_dir.stat()
         folder.mkdir(mode=0o2770)
     except FileExistsError:

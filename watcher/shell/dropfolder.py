@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-__all__ = ["BAK", "Busy", "ClaimResult", "Claimed", "DropFolder", "Gone", "move"]
+__all__ = ["BAK", "Busy", "ClaimResult", "Claimed", "DropFolder", "Gone", "move", "service_owns"]
 
 BAK = ".bak"
 _CHUNK = 1024 * 1024
@@ -74,6 +74,11 @@ _RENAME_NOREPLACE = 1
 # library (find_library runs ldconfig in a subprocess).
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
+
+
+def service_owns(info: os.stat_result) -> bool:
+    """Whether a ``.bak`` folder is the service's own, closed to writing by others."""
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
 
 
 def move(src_dir: int, name: str, dst_dir: int, target: str) -> None:
@@ -242,8 +247,7 @@ class DropFolder:
                     raise
                 self._set_aside("not-a-folder")
                 continue
-            info = os.fstat(fd)
-            if info.st_uid == os.geteuid() and not info.st_mode & 0o022:
+            if service_owns(os.fstat(fd)):
                 return fd
             os.close(fd)
             self._set_aside("not-ours")

@@ -170,21 +170,32 @@ class TenantIntake:
         try:
             self.watch.start()
         except OSError as exc:
-            self.folder_ok = False
-            self.log.error(
-                "tenant.drop_dir_missing",
-                tenant=self.name,
-                path=str(self.folder),
-                error=exc.strerror,
-            )
+            self.unreachable(exc)
             return
-        self.folder_ok = True
+        self.reachable()
         if (
             self.lane == "import"
             and self.config.sftp_log_socket is not None
             and self.socket is None
         ):
             self._listen()
+
+    def unreachable(self, exc: OSError) -> None:
+        """The folder is gone or closed to the service: said once, until it is back."""
+        if self.folder_ok:
+            self.log.error(
+                "tenant.drop_dir_missing",
+                tenant=self.name,
+                path=str(self.folder),
+                error=exc.strerror,
+            )
+        self.folder_ok = False
+
+    def reachable(self) -> None:
+        """The folder can be opened (again): said when it had been missing."""
+        if not self.folder_ok:
+            self.log.info("tenant.drop_dir_back", tenant=self.name)
+        self.folder_ok = True
 
     def check(self, now: float) -> None:
         """Restart a dead observer, then scan for what it missed."""
@@ -222,18 +233,9 @@ class TenantIntake:
         try:
             folder = DropFolder(self.folder)
         except OSError as exc:
-            if self.folder_ok:
-                self.log.error(
-                    "tenant.drop_dir_missing",
-                    tenant=self.name,
-                    path=str(self.folder),
-                    error=exc.strerror,
-                )
-            self.folder_ok = False
+            self.unreachable(exc)
             return
-        if not self.folder_ok:
-            self.log.info("tenant.drop_dir_back", tenant=self.name)
-        self.folder_ok = True
+        self.reachable()
         with folder:
             everything = folder.entries()
             entries = [

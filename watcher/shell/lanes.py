@@ -86,9 +86,19 @@ class TenantLanes:
             lane.scan(now)
 
     def look(self, now: float) -> None:
-        """Restart a dead observer (a missing check folder is made again)."""
+        """Restart a dead observer (a missing check folder is made again).
+
+        A drop folder removed, or closed to the service (``watcher tenant
+        remove`` gives it to root), is said once and skipped until it is back.
+        """
         self.imports.check(now)
-        missing = not self.config.check_dir.is_dir()
+        try:
+            missing = not self.config.check_dir.is_dir()
+        except OSError as exc:  # the drop folder itself cannot be searched
+            self.imports.unreachable(exc)
+            return
+        if not self.imports.folder_ok:
+            return
         if ensure_check_folder(self.config, self.log):
             if missing:  # removed under the service: watch the one made anew
                 self.checks.watch.stop()
@@ -163,8 +173,9 @@ class TenantLanes:
 
     def rescan(self, journal: Journal, now: float) -> None:
         """Scan both folders for what events missed; resume unfinished batches when due."""
-        for lane in self.lanes:
-            lane.scan(now)
+        self.imports.scan(now)
+        if self.imports.folder_ok:  # the check folder is inside: one line says both are gone
+            self.checks.scan(now)
         self.retry(journal, now)
 
     def retry(self, journal: Journal, now: float) -> None:

@@ -102,7 +102,8 @@ class LogSocket:
     def close(self) -> None:
         """Close and remove the socket."""
         self.sock.close()
-        with contextlib.suppress(FileNotFoundError):
+        # A folder removed or given away meanwhile (``watcher tenant remove``): nothing to tidy.
+        with contextlib.suppress(OSError):
             self.path.unlink()
 
     @property

@@ -9,24 +9,27 @@ Deleting is a claim in reverse: by directory descriptor, never following a
 link (a link planted in ``.bak`` is removed as a link, its target never
 touched, and a ``.bak`` that is itself a link is left alone and said), never
 into a subfolder, and never anything an unfinished or held batch still
-needs. Archives are dated by the stamp their names carry
-(``users.20261122T061500Z.1a2b3c4d.csv``); entries without one are not
-ours to delete.
+needs. Names in ``.bak`` are the customer's input as much as the service's:
+an archive is dated only by the tail the service appended to its name
+(``users.20261122T061500Z.1a2b3c4d.csv``, read from the right by
+:func:`watcher.core.names.archived_at`), never by a stamp the customer wrote;
+entries without that tail are not ours to delete. A ``.bak`` the service does
+not own (a customer renamed the service's away and made their own) is left
+alone with a warning: its entries are the customer's.
 """
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import errno
 import os
-import re
 import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watcher.shell.dropfolder import BAK
+from watcher.core.names import archived_at, shown
+from watcher.shell.dropfolder import BAK, service_owns
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Pruned", "prune"]
 
-_STAMP = re.compile(r"\.(\d{8}T\d{6}Z)\.[0-9a-f]{8}")
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -117,31 +119,58 @@ def _prune_bak(
                     "retention.bak_not_a_folder", tenant=tenant.name, path=str(folder / BAK)
                 )
                 return 0
+            if exc.errno in (errno.EACCES, errno.EPERM):  # a customer's folder, closed to us
+                ctx.log.warning(
+                    "retention.bak_not_ours", tenant=tenant.name, path=str(folder / BAK)
+                )
+                return 0
             raise
     finally:
         os.close(parent)
-    deleted = 0
     try:
-        for name in os.listdir(bak):  # noqa: PTH208 - by descriptor, never by path
-            if not _old(name, before) or any(name.startswith(p) for p in protected):
-                continue
-            try:
-                info = os.stat(name, dir_fd=bak, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
+        if not service_owns(os.fstat(bak)):
+            ctx.log.warning("retention.bak_not_ours", tenant=tenant.name, path=str(folder / BAK))
+            return 0
+        return _prune_entries(ctx, tenant, bak, before, protected)
+    finally:
+        os.close(bak)
+
+
+def _prune_entries(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    bak: int,
+    before: float,
+    protected: AbstractSet[str],
+) -> int:
+    """Delete the archives of ``bak`` made before ``before``; how many entries.
+
+    One entry that cannot go (a full or read-only file system) does not keep
+    the others: the pass goes on and says how many stayed.
+    """
+    deleted = failed = 0
+    for name in os.listdir(bak):  # by descriptor, never by path
+        if ctx.stop is not None and ctx.stop.is_set():
+            break  # the service is stopping: the rest waits for the next pass
+        stamp = archived_at(name)
+        if stamp is None or stamp >= before or any(name.startswith(p) for p in protected):
+            continue
+        try:
+            info = os.stat(name, dir_fd=bak, follow_symlinks=False)
             if stat.S_ISDIR(info.st_mode):
                 continue  # never into a subfolder
             os.unlink(name, dir_fd=bak)  # a link goes as a link: its target is never touched
-            deleted += 1
-    finally:
-        os.close(bak)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            failed += 1
+            if failed == 1:
+                ctx.log.warning(
+                    "retention.entry_kept",
+                    tenant=tenant.name,
+                    file=shown(name),
+                    error=exc.strerror or type(exc).__name__,
+                )
+            continue
+        deleted += 1
     return deleted
-
-
-def _old(name: str, before: float) -> bool:
-    """Whether ``name`` carries an archive stamp earlier than ``before``."""
-    found = _STAMP.search(name)
-    if found is None:
-        return False
-    stamp = calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M%SZ"))
-    return stamp < before

@@ -9,6 +9,7 @@ its lanes made anew for the day it comes back.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from watcher.core.signals import Change
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from watcher.shell.intake import Logged, TenantIntake
     from watcher.shell.journal import Journal
     from watcher.shell.ownership import Ownership
+    from watcher.shell.passes import Passes
     from watcher.shell.schemas import Schemas
     from watcher.shell.workers import Workers
 
@@ -50,8 +52,10 @@ class Roster:
         stop: threading.Event,
         workers: Workers,
         schemas: Schemas,
+        passes: Passes,
     ) -> None:
         self.workers = workers
+        self.passes = passes
         self.schemas = schemas
         self.log = log
 
@@ -106,6 +110,43 @@ class Roster:
         if journal.batches.unfinished(tenant.name):
             self.workers.start(tenant.config)
 
+    def begin_all(self, journal: Journal, now: float) -> None:
+        """Begin every tenant running here (:meth:`begin`), each on its own."""
+        for tenant in self.running():
+            self.passes.run(
+                "start", tenant.name, functools.partial(self.begin, journal, tenant, now), now
+            )
+
+    def look(self, now: float) -> None:
+        """Each running tenant's look at its folders, and its schema file's stat."""
+        for tenant in self.running():
+            self.passes.run("look", tenant.name, functools.partial(tenant.look, now), now)
+            # A stat per schema file: an edit is in force within seconds.
+            refresh = functools.partial(self.schemas.refresh, tenant.name, tenant.config.schema)
+            self.passes.run("schema", tenant.name, refresh, now)
+
+    def rescan(self, journal: Journal, now: float) -> None:
+        """Each running tenant's rescan, and its unfinished batches resumed when due."""
+        for tenant in self.running():
+            self.passes.run(
+                "rescan", tenant.name, functools.partial(tenant.rescan, journal, now), now
+            )
+
+    def prune(self, ctx: BatchContext, wall: float, now: float) -> None:
+        """Apply each running tenant's retention (``wall``: the wall clock's time)."""
+        for tenant in self.running():
+            self.passes.run(
+                "retention", tenant.name, functools.partial(prune, ctx, tenant.config, wall), now
+            )
+
+    def advance(self, now: float) -> bool:
+        """Each running tenant's ready files handed over; whether anything moved."""
+        moved = [
+            self.passes.run("advance", t.name, functools.partial(t.advance, now), now) is True
+            for t in self.running()
+        ]
+        return any(moved)
+
     def owned(self, ctx: BatchContext, owned: frozenset[str], now: float) -> None:
         """Tenants taken (from a stopped instance, or given back by a busy one): run them here."""
         for name in sorted(owned - self.mine):
@@ -138,17 +179,16 @@ class Roster:
 
     def run_once(self, ctx: BatchContext, clock: Callable[[], float]) -> bool:
         """``watcher run --once``: every tenant running here; whether all completed."""
-        # Every tenant runs, whether an earlier one completed or not.
-        completed = [t.run_once(ctx, clock()) for t in self.running()]
+        # Every tenant runs, whether an earlier one completed or not (or raised).
+        completed = [
+            self.passes.run("once", t.name, functools.partial(t.run_once, ctx, clock()), clock())
+            is True
+            for t in self.running()
+        ]
         others = sorted(set(self.tenants) - self.mine)
         if others:
             self.log.warning("tenant.owned_elsewhere", tenants=others)
         return all(completed)
-
-    def prune(self, ctx: BatchContext, now: float) -> None:
-        """Apply each running tenant's retention (``now`` by the wall clock)."""
-        for tenant in self.running():
-            prune(ctx, tenant.config, now)
 
     def take(self, message: Change | Logged, now: float) -> None:
         """A folder event or an SFTP transaction, to its tenant when that runs here."""

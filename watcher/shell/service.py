@@ -25,9 +25,9 @@ pending for the next start), and the process exits 0.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -46,10 +46,12 @@ from watcher.shell.listener import open_listener
 from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier
 from watcher.shell.ownership import Owned, Ownership
+from watcher.shell.passes import Passes
 from watcher.shell.roster import Roster
 from watcher.shell.schemas import Schemas
 from watcher.shell.statedir import StateDir
 from watcher.shell.status import StatusFile
+from watcher.shell.stopping import stop_on_signals
 from watcher.shell.workers import Done, Workers
 
 if TYPE_CHECKING:
@@ -87,6 +89,8 @@ class Service:
         self.stop = stop or threading.Event()
         self.state = StateDir.of(config.service)
         self.inbox: queue.Queue[object] = queue.Queue()
+        # Every periodic pass runs through it: one tenant's failure never ends the process.
+        self.passes = Passes(self.log)
         self.schemas = Schemas(self.log, keep=self.state.schemas)
         self.journal: Journal | None = None
         names = [t.name for t in config.tenants]
@@ -97,7 +101,7 @@ class Service:
         # Every tenant's lanes; those running here: all of them, or this instance's share.
         self.roster = Roster(
             config, inbox=self.inbox, log=self.log, claimed=self._claimed, stop=self.stop,
-            workers=self.workers, schemas=self.schemas,
+            workers=self.workers, schemas=self.schemas, passes=self.passes,
         )  # fmt: skip
         self.ownership = Ownership(
             self.state, names, config.service.lease_timeout, inbox=self.inbox, log=self.log
@@ -113,14 +117,8 @@ class Service:
         self.inbox.put(None)
 
     def handle_signals(self) -> None:
-        """Make SIGTERM and SIGINT ask the service to stop."""
-
-        def ask(number: int, _: object) -> None:
-            self.log.info("service.stopping", signal=signal.Signals(number).name)
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, ask)
-        signal.signal(signal.SIGINT, ask)
+        """Make SIGTERM and SIGINT ask the service to stop (from the main thread, once)."""
+        stop_on_signals(self.request_stop, self.log)
 
     def run(self, *, once: bool = False) -> int:
         """Serve until asked to stop (or, with ``once``, until what is ready is done)."""
@@ -176,7 +174,12 @@ class Service:
     def _serve(self, journal: Journal) -> int:
         now = self.clock()
         for tenant in self.roster.running():
-            self.roster.begin(journal, tenant, now)
+            self.passes.run(
+                "start",
+                tenant.name,
+                functools.partial(self.roster.begin, journal, tenant, now),
+                now,
+            )
         due = {
             "prune": now,  # retention: at start, then once an hour
             "rescan": now + self.config.service.rescan_interval,
@@ -198,31 +201,32 @@ class Service:
         return 0
 
     def _turn(self, journal: Journal, now: float, due: dict[str, float]) -> None:
-        """One turn of the loop: what is due, then every ready file handed over."""
+        """One turn of the loop: what is due, then every ready file handed over.
+
+        Each pass runs through :attr:`passes`, per tenant where it is a
+        tenant's: what one raises is logged and backed off, never the end.
+        """
+        run, roster = self.passes.run, self.roster
         if now >= due["liveness"]:
             due["liveness"] = now + _LIVENESS_EVERY
             # A change of owners missed (the database was away) is caught up.
-            self.roster.owned(self._context(journal), self.ownership.owned, now)
-            self.roster.even_out(journal, self.ownership, now)
-            for tenant in self.roster.running():
-                tenant.look(now)
-                # A stat per schema file: an edit is in force within seconds.
-                self.schemas.refresh(tenant.name, tenant.config.schema)
+            ctx = self._context(journal)
+            run("owners", None, lambda: roster.owned(ctx, self.ownership.owned, now), now)
+            run("even_out", None, lambda: roster.even_out(journal, self.ownership, now), now)
+            roster.look(now)
         if now >= due["rescan"]:
             due["rescan"] = now + self.config.service.rescan_interval
-            for tenant in self.roster.running():
-                tenant.rescan(journal, now)
-            self.workers.deliver_mail(journal, self.roster.mail())
+            roster.rescan(journal, now)
+            run("mail", None, lambda: self.workers.deliver_mail(journal, roster.mail()), now)
         if now >= due["prune"]:
             due["prune"] = now + _PRUNE_EVERY
-            self.roster.prune(self._context(journal), self.wall_clock())
-        self._hear_ftps(now)  # before any decision: a failed upload is heard first
-        for tenant in self.roster.running():
-            if tenant.advance(now):
-                self.status.dirty = True
+            roster.prune(self._context(journal), self.wall_clock(), now)
+        run("ftps", None, lambda: self._hear_ftps(now), now)  # a failed upload is heard first
+        if roster.advance(now):
+            self.status.dirty = True
         if now >= due["heartbeat"]:
             due["heartbeat"] = now + self.config.service.heartbeat_interval
-            self._heartbeat(journal, now)
+            run("heartbeat", None, lambda: self._heartbeat(journal, now), now)
 
     def _once(self, journal: Journal) -> int:
         """Process what is ready now: every stable file not being written, checks too."""
@@ -265,11 +269,17 @@ class Service:
         now = self.clock()
         self.status.dirty = True
         if isinstance(message, (Change, Logged)):
-            self.roster.take(message, now)
+            tenant = message.tenant.partition("/")[0]  # a lane's key: "jcu" or "jcu/check"
+            self.passes.run(
+                "events", tenant, functools.partial(self.roster.take, message, now), now
+            )
         elif isinstance(message, Done):
             self.workers.finished(message, now)
         elif isinstance(message, Owned) and self.journal is not None:
-            self.roster.owned(self._context(self.journal), message.tenants, now)
+            ctx = self._context(self.journal)
+            self.passes.run(
+                "owners", None, lambda: self.roster.owned(ctx, message.tenants, now), now
+            )
 
     def _heartbeat(self, journal: Journal, now: float) -> None:
         if self.metrics is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watcher.core.states import MessageState
@@ -25,6 +24,7 @@ from watcher.shell.batches import run_tenant
 from watcher.shell.checking import check_files
 from watcher.shell.context import BatchContext
 from watcher.shell.journal import Journal
+from watcher.shell.passes import where
 
 if TYPE_CHECKING:
     import queue
@@ -128,7 +128,7 @@ class Workers:
                     "batch.failed",
                     tenant=tenant.name,
                     error=type(exc).__name__,
-                    where=self._where(exc),
+                    where=where(exc),
                 )
             finally:
                 journal.close()
@@ -159,7 +159,7 @@ class Workers:
                     "check.failed",
                     tenant=tenant.name,
                     error=type(exc).__name__,
-                    where=self._where(exc),
+                    where=where(exc),
                 )
             finally:
                 journal.close()
@@ -196,13 +196,3 @@ class Workers:
             worker.join()
         if self._mail is not None:
             self._mail.join()
-
-    @staticmethod
-    def _where(exc: Exception) -> str | None:
-        """The file and line an unexpected error came from (no message: it could hold data)."""
-        trace = exc.__traceback__
-        while trace is not None and trace.tb_next is not None:
-            trace = trace.tb_next
-        if trace is None:
-            return None
-        return f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"
