@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from tests.support.names import customer_names
 from watcher.core.names import (
     NAME_MAX,
+    answer_name,
     archive_name,
     archived_at,
     attachment_name,
@@ -133,3 +134,21 @@ def test_archived_at_never_raises(name: str) -> None:
     """Any name a folder can hold gives a time or None."""
     found = archived_at(name)
     assert found is None or isinstance(found, int)
+
+
+def test_answer_names_fit_whatever_the_upload_is_called() -> None:
+    """A short name gets its suffix; a long one is cut, with a digest that keeps it apart."""
+    assert answer_name("users.csv", ".check.json") == "users.csv.check.json"
+    long_a, long_b = "a" * 250 + "1.csv", "a" * 250 + "2.csv"
+    first, second = answer_name(long_a, ".check.json"), answer_name(long_b, ".check.json")
+    assert len(os.fsencode(first)) == NAME_MAX
+    assert first.endswith(".check.json")
+    assert first != second
+
+
+@given(customer_names(), st.sampled_from([".check.json", ".check.csv"]))
+def test_every_answer_name_fits_and_is_an_answer(name: str, suffix: str) -> None:
+    """Whatever the customer's name, the answer beside it fits a folder and ends in the suffix."""
+    answer = answer_name(name, suffix)
+    assert len(os.fsencode(answer)) <= NAME_MAX
+    assert answer.endswith(suffix)

@@ -11,6 +11,7 @@ from tests.support import check
 from watcher.core.records import Counts, Reason
 from watcher.core.reporting import (
     ATTACHMENT_LIMIT,
+    CELL_LIMIT,
     FileSummary,
     body,
     common_reasons,
@@ -53,7 +54,7 @@ def test_the_csv_keeps_the_customers_columns_and_adds_ours() -> None:
                 (None, "api_rejected", "=HYPERLINK(x)"),
             ],
         },
-    )
+    ).data
     assert data.startswith("\ufeff".encode())
     assert rows_of(data) == [
         [
@@ -92,7 +93,7 @@ def test_a_report_sent_back_is_read_without_our_columns(opscom: Schema) -> None:
         ("Unique ID", "Email", "Cell Phone"),
         [(4, ("U-1", "u1@x.org", "+1-416-555-0100"))],
         {4: [("email", "invalid_email", "was bad")]},
-    )
+    ).data
     report = check(fixed, opscom)
     assert (report.file_errors, report.rows_valid) == ((), 1)
     assert report.api_rows().drop("row").rows(named=True) == [
@@ -111,7 +112,7 @@ def test_a_report_sent_back_twice_does_not_double_our_columns() -> None:
         ("Unique ID", "import_row", "import_error"),
         [(2, ("U", "7", "old"))],
         {2: [(None, "x", "new")]},
-    )
+    ).data
     assert rows_of(data)[0] == [
         "Unique ID",
         "import_row",
@@ -207,18 +208,19 @@ def test_the_message_goes_from_reply_to_with_the_csv_attached() -> None:
 
 def test_attachments_over_the_limit_point_to_bak() -> None:
     """A failure list too large to mail is named in .bak instead."""
+    archived = "users.19700101T000000Z.0123abcd.csv"
     message = report_message(
         tenant="jcu",
         batch_id="b1",
         sender="admin@jcu.example",
         recipient="r@jcu.example",
-        files=[summary("users.csv", failed=2)],
+        files=[dataclasses.replace(summary("users.csv", failed=2), archive_name=archived)],
         attachments={"failed-users.csv": b"x" * (ATTACHMENT_LIMIT + 1)},
         now=0.0,
     )
     assert list(message.iter_attachments()) == []
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "too large to attach: it is in the .bak folder as failed-users.csv" in text
+    assert f"too large to attach: it is in .bak/{archived}.failures.csv" in text
 
 
 def test_reasons_beyond_the_five_shown_are_counted() -> None:
@@ -262,3 +264,18 @@ def test_counts_are_worded_with_the_right_plural() -> None:
         counted(1, "file"), counted(2, "file"), counted(1, "unfinished batch"),
         counted(2, "unfinished batch"), counted(3, "entry"), counted(2500, "row"),
     ] == ["1 file", "2 files", "1 unfinished batch", "2 unfinished batches", "3 entries", "2,500 rows"]  # fmt: skip
+
+
+def test_a_huge_cell_is_cut_with_a_marker_and_the_list_stops_short_of_its_bytes() -> None:
+    """Cells past CELL_LIMIT are cut and say so; rows stop before max_bytes."""
+    huge = "x" * (CELL_LIMIT * 50)
+    listed = failure_csv(
+        ("Unique ID", "First Name"),
+        [(n, (f"U{n}", huge)) for n in range(2, 12)],
+        {n: [("first_name", "too_long", "too long")] for n in range(2, 12)},
+        max_bytes=5 * CELL_LIMIT,
+    )
+    rows = rows_of(listed.data)
+    assert listed.rows == len(rows) - 1 == 4
+    assert rows[1][1] == "x" * CELL_LIMIT + f" [cut: {CELL_LIMIT * 50:,} characters]"
+    assert len(listed.data) <= 5 * CELL_LIMIT

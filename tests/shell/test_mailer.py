@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -227,3 +228,46 @@ def test_a_message_being_sent_when_the_process_died_is_queued_again(journal: Jou
     assert [m.id for m in journal.messages.in_state(MessageState.QUEUED)] == ["batch2"]
     assert journal.messages.requeue_sending() == 1
     assert [m.id for m in journal.messages.in_state(MessageState.QUEUED)] == ["batch1", "batch2"]
+
+
+def test_a_message_refused_as_too_large_goes_again_without_attachments(
+    tmp_path: Path,
+) -> None:
+    """552 for size: the same report, its attachment left out and said, is sent at once."""
+    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    try:
+        big = message(3)
+        big.add_attachment(b"x" * 300_000, maintype="text", subtype="csv", filename="big.csv")
+        path = write_outbox(tmp_path / "state" / "outbox", "batch3", big)
+        journal.messages.queue(
+            message_id="batch3", batch_id="batch3", tenant="jcu", path=str(path), now=3.0
+        )
+        with SmtpServer(size_limit=100_000) as server, capture_logs() as logs:
+            assert mailer(server.port).deliver(journal, tmp_path / "state" / "sent") == 0
+        assert journal.messages.count(MessageState.SENT) == 1
+    finally:
+        journal.close()
+    (sent,) = server.messages
+    assert list(sent.iter_attachments()) == []
+    assert sent["Message-ID"] == "<batch3.jcu@jcu.example>"
+    text = sent.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Your mail server refused this message as too large")
+    assert "(failed.csv, big.csv)" in text
+    assert "Some users could not be imported." in text
+    (shrunk,) = [e for e in logs if e["event"] == "mail.shrunk"]
+    assert shrunk["error"].startswith("552 ")
+
+
+def test_a_stop_request_ends_delivery_at_once_and_keeps_the_rest_queued(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """With the server down and retries waiting 30 s, a stop ends delivery within a second."""
+    stop = threading.Event()
+    cfg = EmailConfig(host="127.0.0.1", port=free_port(), timeout=5.0, max_attempts=5)
+    sender = Mailer(cfg, log=structlog.get_logger(), stop=stop)
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    waiting = sender.deliver(journal, tmp_path / "sent")
+    assert time.monotonic() - started < 3
+    assert waiting == 2
+    assert journal.messages.count(MessageState.QUEUED) == 2

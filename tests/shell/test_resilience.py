@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -15,6 +17,8 @@ import pytest
 
 from tests.shell.test_service import FAST, archived, events, named, running, wait_for
 from tests.support import OPSCOM_SCHEMA, Site, users_csv
+from tests.support.smtpserver import free_port
+from watcher.core.names import answer_name
 from watcher.shell import roster as roster_module
 
 if TYPE_CHECKING:
@@ -130,3 +134,133 @@ reply_to = "admin@other.example"
     assert [e["tenant"] for e in named(events, "tenant.drop_dir_missing")] == ["jcu"]
     assert named(events, "service.pass_failed") == []
     assert os.path.exists(other / ".bak")  # noqa: PTH110
+
+
+def _check_folder(site: Site) -> Path:
+    check = site.drop / "check"
+    check.mkdir(exist_ok=True)
+    return check
+
+
+def test_no_name_or_entry_in_check_holds_up_another_files_answer(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """A 250-byte name, a folder where an answer goes, a link, a FIFO: every file gets its due."""
+    site = Site(tmp_path, service=FAST)
+    check = _check_folder(site)
+    long_name = "n" * 246 + ".csv"
+    for name in (long_name, "y.csv", "ok.csv"):
+        (check / name).write_text(users_csv(3, bad_every=2))
+    (check / "y.csv.check.json").mkdir()  # in the way of y.csv's answer
+    (check / "link.csv").symlink_to("/etc/passwd")
+    os.mkfifo(check / "pipe.csv")
+    with running(site):
+        wait_for(lambda: bool(named(events, "check.set_aside")), 60)
+        wait_for(lambda: not (check / "ok.csv").exists() and not (check / long_name).exists())
+    answered = {e["file"] for e in named(events, "check.answered")}
+    assert answered == {long_name, "ok.csv"}
+    assert (check / "ok.csv.check.json").is_file()
+    assert (check / answer_name(long_name, ".check.json")).is_file()
+    assert {e["file"] for e in named(events, "check.refused")} == {"link.csv", "pipe.csv"}
+    (aside,) = named(events, "check.set_aside")
+    assert (aside["file"], aside["attempts"], aside["code"]) == ("y.csv", 2, "file_unprocessable")
+    assert [e["attempt"] for e in named(events, "check.failed")] == [1, 2]
+    assert (check / ".bak" / aside["archived_as"]).is_file()
+    assert named(events, "service.pass_failed") == []
+    assert site.users() == {}
+
+
+def test_a_flood_of_checks_is_a_few_messages_not_a_flood_of_email(tmp_path: Path) -> None:
+    """Forty files at once: one message tells of them, the next ones wait for the interval."""
+    site = Site(tmp_path, service=FAST + '\ncheck_mail_every = "4s"')
+    check = _check_folder(site)
+    for i in range(40):
+        (check / f"f{i:02d}.csv").write_text(users_csv(2, bad_every=2, start=i * 10))
+    outbox = site.state / "outbox"
+
+    def told() -> list[int]:
+        counts = []
+        for path in sorted(outbox.glob("check-*.eml")):
+            subject = next(x for x in path.read_text().splitlines() if x.startswith("Subject:"))
+            counts.append(
+                int(subject.split("Checks of ")[1].split()[0]) if "Checks of" in subject else 1
+            )
+        return counts
+
+    with running(site):
+        wait_for(lambda: sum(told()) == 40, 60)
+        first = told()
+        for i in range(40, 45):
+            (check / f"f{i:02d}.csv").write_text(users_csv(2, start=i * 10))
+        wait_for(lambda: all(not (check / f"f{i:02d}.csv").exists() for i in range(40, 45)))
+        before_interval = told()
+        wait_for(lambda: sum(told()) == 45, 30)
+    assert len(first) <= 2
+    assert sum(before_interval) == 40 or len(before_interval) <= len(first) + 1
+    assert len(told()) <= len(first) + 1
+    attached = [
+        a
+        for p in outbox.glob("check-*.eml")
+        for a in email.message_from_bytes(p.read_bytes()).walk()
+        if a.get_filename()
+    ]
+    assert 0 < len(attached) <= 10 * len(told())
+
+
+def _start(site: Site, log: Path) -> subprocess.Popen[bytes]:
+    """``watcher run`` for ``site``, its log in ``log``, once it has started."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_for(lambda: bool(named(_lines(log), "service.started")) or process.poll() is not None)
+    return process
+
+
+def _stopped_in(process: subprocess.Popen[bytes], limit: float) -> float:
+    """SIGTERM, then how long the process took to exit 0 (killed and failed past ``limit``)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(limit) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return time.monotonic() - started
+
+
+def test_sigterm_with_mail_down_and_a_busy_check_lane_ends_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """300 files to check, the SMTP server down: SIGTERM ends it all, the rest left queued."""
+    site = Site(tmp_path, smtp_port=free_port(), service=FAST)
+    check = _check_folder(site)
+    for i in range(300):
+        (check / f"f{i:03d}.csv").write_text(users_csv(3, bad_every=2, start=i * 10))
+    log = tmp_path / "service.log"
+    process = _start(site, log)
+    wait_for(lambda: len(named(_lines(log), "check.answered")) >= 20, 60)
+    took = _stopped_in(process, 10)
+    lines = _lines(log)
+    assert named(lines, "service.stopped")
+    assert len(named(lines, "check.answered")) < 300  # the rest wait in check/ for the next start
+    assert any(check.glob("f*.csv"))
+    assert took < 10
+
+
+def test_sigterm_at_any_moment_of_a_busy_service_ends_it_within_seconds(tmp_path: Path) -> None:
+    """Ten SIGTERMs at random moments while the service logs for 200 files: each exit is prompt."""
+    rng = random.Random(21)  # noqa: S311 - moments, not secrets
+    times = []
+    for trial in range(10):
+        site = Site(tmp_path / f"t{trial}", smtp_port=free_port(), service=FAST)
+        check = _check_folder(site)
+        for i in range(100):
+            site.drop_file(f"u{i:03d}.csv", users_csv(2, bad_every=2, start=i * 10))
+            (check / f"c{i:03d}.csv").write_text(users_csv(2, bad_every=2, start=i * 10))
+        process = _start(site, tmp_path / f"t{trial}.log")
+        time.sleep(rng.uniform(0.0, 2.5))
+        times.append(_stopped_in(process, 10))
+    assert max(times) < 10, times

@@ -370,5 +370,6 @@ def test_a_file_put_in_check_is_answered_in_seconds_and_never_imported(
     assert (check / "users.csv.check.csv").exists()
     assert watcher.users() == {}
     assert not any(e["event"] in ("file.claimed", "batch.completed") for e in watcher.events())
-    (message,) = (watcher.state / "outbox").glob("*.check.eml")
+    watcher.wait(lambda: any((watcher.state / "outbox").glob("check-*.eml")))
+    (message,) = (watcher.state / "outbox").glob("check-*.eml")
     assert "Subject: Check of users.csv: 2 of 10 rows would fail" in message.read_text()

@@ -100,7 +100,9 @@ class SmtpServer:
         tls: str | None = None,
         certificate: tuple[Path, Path] | None = None,
         login: bool = False,
+        size_limit: int | None = None,
     ) -> None:
+        """A server; ``size_limit`` makes it advertise SIZE and refuse larger mail with 552."""
         self.recorder = Recorder()
         context = None
         if tls is not None:
@@ -108,6 +110,8 @@ class SmtpServer:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*map(str, certificate))
         kwargs: dict[str, Any] = {}
+        if size_limit is not None:
+            kwargs.update(data_size_limit=size_limit)
         if tls == "starttls":
             kwargs.update(tls_context=context, require_starttls=True)
         if login:

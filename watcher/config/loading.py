@@ -38,6 +38,7 @@ _SERVICE_DURATIONS = (
     "interrupted_after",
     "leftover_after",
     "heartbeat_interval",
+    "check_mail_every",
     "lease_timeout",
 )
 _EMAIL_KEYS = frozenset(

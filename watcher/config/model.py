@@ -176,6 +176,8 @@ class ServiceConfig:
     interrupted_after: float = 24 * 3600.0
     leftover_after: float = 24 * 3600.0
     heartbeat_interval: float = 60.0
+    # A tenant's check answers go out at most once per this; those between are folded in.
+    check_mail_every: float = 60.0
     # Where metrics and the status page are served (host:port); None serves nothing.
     http_listen: str | None = None
     # vsftpd's transfer log (vsftpd_log_file), read for FTPS tenants' uploads.

@@ -10,7 +10,8 @@ a carriage return in a name. Each place a name goes has its own limits:
   character and undecodable byte escaped (:func:`shown`);
 - an email attachment name must be one header line (:func:`attachment_name`);
 - an archive name must fit ``NAME_MAX`` with the longest suffix the service
-  adds beside it (:func:`archive_name`).
+  adds beside it (:func:`archive_name`), and so must a check's answer
+  (:func:`answer_name`).
 
 Pure: strings in, strings out.
 """
@@ -18,6 +19,7 @@ Pure: strings in, strings out.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import os
 import re
 import time
@@ -26,6 +28,7 @@ import unicodedata
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "NAME_MAX",
+    "answer_name",
     "archive_name",
     "archived_at",
     "attachment_name",
@@ -148,6 +151,19 @@ def archived_at(name: str) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def answer_name(name: str, suffix: str) -> str:
+    """``name`` + ``suffix`` (a check's answer beside the file), shortened to fit ``NAME_MAX``.
+
+    A name too long for the suffix keeps its start and gets a short digest
+    of the whole name, so two long names that start alike get two answers.
+    """
+    whole = name + suffix
+    if len(os.fsencode(whole)) <= NAME_MAX:
+        return whole
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    return f"{_fit(name, NAME_MAX - len(suffix) - len(digest) - 1)}~{digest}{suffix}"
 
 
 def attachment_name(name: str) -> str:

@@ -11,22 +11,24 @@ report attaches them (:mod:`watcher.core.reporting`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from watcher.core.names import shown
-from watcher.core.reporting import common_reasons, envelope
+from watcher.core.reporting import envelope
 from watcher.core.wording import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from email.message import EmailMessage
 
     from watcher.core.changes import ChangeSummary
     from watcher.core.reporting import FileSummary
 
 __all__ = [
+    "CheckAnswer",
     "check_message",
     "check_subject",
     "hold_message",
@@ -150,13 +152,64 @@ def summary_message(
     return message
 
 
-def check_subject(name: str, rows: int, failed: int, *, file_error: bool) -> str:
-    """The subject of a check's answer: what would happen to the file if it were imported."""
-    if file_error:
-        return f"Check of {shown(name)}: the file would not be imported"
-    if failed:
-        return f"Check of {shown(name)}: {failed:,} of {counted(rows, 'row')} would fail"
-    return f"Check of {shown(name)}: all {counted(rows, 'row')} would import"
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CheckAnswer:
+    """What a check found in one file, as its answer's email tells it.
+
+    ``answer`` and ``answer_csv`` are the names of the answers written beside
+    the file in ``check/`` (the csv only when rows would fail);
+    ``attachment`` the name the failed rows are attached under, when they
+    are listed; ``reasons`` the commonest reasons (count, a sentence).
+    """
+
+    name: str
+    rows: int
+    failed: int
+    file_error: str | None = None
+    reasons: tuple[tuple[int, str], ...] = ()
+    answer: str | None = None
+    answer_csv: str | None = None
+    attachment: str | None = None
+
+
+def check_subject(answers: Sequence[CheckAnswer]) -> str:
+    """The subject of a check's answer: what would happen to the files if they were imported."""
+    if len(answers) == 1:
+        (a,) = answers
+        if a.file_error is not None:
+            return f"Check of {shown(a.name)}: the file would not be imported"
+        if a.failed:
+            return f"Check of {shown(a.name)}: {a.failed:,} of {counted(a.rows, 'row')} would fail"
+        return f"Check of {shown(a.name)}: all {counted(a.rows, 'row')} would import"
+    whole = sum(1 for a in answers if a.file_error is not None)
+    partly = sum(1 for a in answers if a.file_error is None and a.failed)
+    parts = [f"{whole:,} would not be imported"] if whole else []
+    parts += [f"{partly:,} would partly fail"] if partly else []
+    return f"Checks of {counted(len(answers), 'file')}: " + (
+        ", ".join(parts) if parts else "all would import"
+    )
+
+
+def _check_lines(answer: CheckAnswer, attached: Collection[str]) -> list[str]:
+    """One file's part of a check's answer."""
+    lines = [shown(answer.name)]
+    if answer.file_error is not None:
+        lines.append(f"  The file would not be imported: {answer.file_error}")
+    else:
+        lines.append(
+            f"  {counted(answer.rows, 'row')}: {answer.rows - answer.failed:,} would import, "
+            f"{answer.failed:,} would fail."
+        )
+        if answer.reasons:
+            lines.append("  Most common reasons:")
+            lines.extend(f"    {n:,} x {reason}" for n, reason in answer.reasons)
+    if answer.attachment is not None and answer.attachment in attached:
+        lines.append(f"  The rows that would fail are attached as {answer.attachment}, with why.")
+    elif answer.answer_csv is not None:
+        lines.append(f"  The rows that would fail are listed in check/{shown(answer.answer_csv)}.")
+    if answer.answer is not None:
+        lines.append(f"  The answer for scripts is check/{shown(answer.answer)}.")
+    return lines
 
 
 def check_message(
@@ -165,45 +218,43 @@ def check_message(
     check_id: str,
     sender: str,
     recipient: str,
-    file: FileSummary,
-    attachment: tuple[str, bytes] | None,
+    answers: Sequence[CheckAnswer],
+    attachments: Mapping[str, bytes],
     now: float,
     service_address: str | None = None,
 ) -> EmailMessage:
-    """The answer to a file put in ``check/``: what an import would do, nothing imported."""
-    c = file.counts
-    lines = [
-        f"You put {shown(file.name)} in the check folder: it was checked, and nothing was",
-        "imported. If it were imported now:",
-        "",
-    ]
-    if file.file_error is not None:
-        lines.append(f"  The file would not be imported: {file.file_error}")
+    """The answer to files put in ``check/``: what an import would do, nothing imported.
+
+    Answers finished close together go out as one message; ``attachments``
+    are the failed rows of those that fit, by attachment name.
+    """
+    if len(answers) == 1:
+        lines = [
+            f"You put {shown(answers[0].name)} in the check folder: it was checked, and",
+            "nothing was imported. If it were imported now:",
+            "",
+        ]
     else:
-        lines.append(
-            f"  {counted(c.total, 'row')}: {c.imported:,} would import, {c.failed:,} would fail."
-        )
-        if file.reasons:
-            lines.append("  Most common reasons:")
-            lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(file.reasons))
-    if attachment is not None:
-        lines += ["", f"The rows that would fail are attached as {attachment[0]}, with why."]
+        lines = [
+            f"You put {counted(len(answers), 'file')} in the check folder: they were checked,",
+            "and nothing was imported. If they were imported now:",
+            "",
+        ]
+    for answer in answers:
+        lines += [*_check_lines(answer, attachments), ""]
     lines += [
-        "",
-        f"The same answer is in the check folder as {shown(file.name)}.check.json (and",
-        f"{shown(file.name)}.check.csv when rows would fail); the file itself is in check/.bak.",
+        "The files themselves are in check/.bak.",
         f"This answer was sent by the user import service; replies go to {parseaddr(sender)[1]}.",
     ]
     message = envelope(
         sender=sender,
         recipient=recipient,
-        subject=check_subject(file.name, c.total, c.failed, file_error=file.file_error is not None),
+        subject=check_subject(answers),
         now=now,
         message_id=f"{check_id}.check.{tenant}",
         service_address=service_address,
     )
     message.set_content("\n".join(lines) + "\n")
-    if attachment is not None:
-        name, data = attachment
+    for name, data in attachments.items():
         message.add_attachment(data, maintype="text", subtype="csv", filename=name)
     return message

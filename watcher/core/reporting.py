@@ -8,6 +8,12 @@ formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
 gets a leading apostrophe; when our report comes back, the validator removes
 exactly that apostrophe again (see :func:`restore`; the validator does the
 same on whole columns).
+
+Reports are bounded in bytes as well as rows: a cell longer than
+``CELL_LIMIT`` characters is cut, with a marker saying how long it was; a
+failure list stops before ``FAILURES_BYTES``; attachments go only while a
+message stays under ``MESSAGE_LIMIT`` (10 MB, what ordinary mail servers
+take), the text saying where a list too large to attach is kept.
 """
 
 from __future__ import annotations
@@ -31,12 +37,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTACHMENT_LIMIT",
+    "CELL_LIMIT",
+    "FAILURES_BYTES",
     "FORMULA_START",
     "LISTED_ROWS",
+    "MESSAGE_LIMIT",
     "Failure",
+    "FailureList",
     "FileSummary",
     "body",
     "common_reasons",
+    "cut",
     "envelope",
     "failure_csv",
     "needs_report",
@@ -44,10 +55,17 @@ __all__ = [
     "report_message",
     "restore",
     "subject",
+    "without_attachments",
 ]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-ATTACHMENT_LIMIT = 10 * 1024 * 1024
+# A message's whole size, and its attachments' (base64 makes 4 bytes of 3).
+MESSAGE_LIMIT = 10_000_000
+ATTACHMENT_LIMIT = 6 * 1024 * 1024
+# The longest cell a failure list repeats; no attribute of a user comes near it.
+CELL_LIMIT = 1000
+# The largest failure list written (beside the file, and the most attached).
+FAILURES_BYTES = 50 * 1024 * 1024
 # Failed rows a report lists in full; the rest are counted. A file of millions
 # of broken lines must not make a report (and its memory) millions of lines.
 LISTED_ROWS = 10_000
@@ -68,27 +86,59 @@ def restore(cell: str) -> str:
     return cell
 
 
+def cut(cell: str) -> str:
+    """``cell``, or its first ``CELL_LIMIT`` characters and a marker saying it was cut."""
+    if len(cell) <= CELL_LIMIT:
+        return cell
+    return f"{cell[:CELL_LIMIT]} [cut: {len(cell):,} characters]"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FailureList:
+    """A failure list's bytes, and how many failed rows it holds."""
+
+    data: bytes
+    rows: int
+
+
 def failure_csv(
     headers: Sequence[str],
     rows: Iterable[tuple[int, Sequence[str | None]]],
     reasons: Mapping[int, list[Failure]],
-) -> bytes:
+    *,
+    max_bytes: int = FAILURES_BYTES,
+) -> FailureList:
     """The failed rows as CSV: the customer's columns, then ours.
 
     Args:
         headers: the file's header cells as written.
         rows: each failed row's spreadsheet number and values, in file order.
         reasons: each failed row's failures (field, code, message).
+        max_bytes: rows stop before the list grows past it (cells are cut first).
     """
     reserved = {name.casefold() for name in RESERVED_COLUMNS}
     keep = [i for i, h in enumerate(headers) if h.strip().casefold() not in reserved]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([neutralise(headers[i]) for i in keep] + list(RESERVED_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(cells: list[str]) -> bytes:
+        writer.writerow(cells)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text.encode("utf-8")
+
+    # A BOM makes spreadsheets read UTF-8 as UTF-8; the reader strips it.
+    chunks = [
+        "\ufeff".encode(),
+        line([neutralise(cut(headers[i])) for i in keep] + list(RESERVED_COLUMNS)),
+    ]
+    size = sum(len(c) for c in chunks)
+    listed = 0
     for number, values in rows:
         failures = reasons.get(number, [])
-        writer.writerow(
-            [neutralise(values[i] or "") if i < len(values) else "" for i in keep]
+        chunk = line(
+            [neutralise(cut(values[i] or "")) if i < len(values) else "" for i in keep]
             + [
                 str(number),
                 "; ".join(code for _, code, _ in failures),
@@ -96,8 +146,12 @@ def failure_csv(
                 neutralise("; ".join(message for _, _, message in failures)),
             ]
         )
-    # A BOM makes spreadsheets read UTF-8 as UTF-8; the reader strips it.
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+        if size + len(chunk) > max_bytes:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        listed += 1
+    return FailureList(data=b"".join(chunks), rows=listed)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,9 +240,13 @@ def body(
             if f.failures_name in attached:
                 lines.append(f"  The rows not imported are attached as {f.failures_name}.")
             elif f.failures_name is not None:
+                kept = (
+                    f".bak/{shown(f.archive_name)}.failures.csv"
+                    if f.archive_name is not None
+                    else "the .bak folder, beside the file"
+                )
                 lines.append(
-                    f"  The list of rows not imported is too large to attach: it is in the "
-                    f".bak folder as {f.failures_name}."
+                    f"  The list of rows not imported is too large to attach: it is in {kept}."
                 )
         if f.identical_to is not None:
             earlier, received = f.identical_to
@@ -278,3 +336,29 @@ def envelope(
     domain = parseaddr(message["From"])[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{message_id}@{domain}>"
     return message
+
+
+_MIME_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+
+
+def without_attachments(message: EmailMessage) -> EmailMessage:
+    """``message`` without its attachments, saying at the top that they were left out.
+
+    For a mail server that refuses a message for its size: the customer still
+    hears what happened, and where the lists are kept.
+    """
+    smaller = EmailMessage()
+    for key, value in message.items():
+        if key.lower() not in _MIME_HEADERS:
+            smaller[key] = value
+    names = [a.get_filename() or "a list" for a in message.iter_attachments()]
+    part = message.get_body(preferencelist=("plain",))
+    text = part.get_content() if isinstance(part, EmailMessage) else ""
+    note = (
+        "Your mail server refused this message as too large, so it comes without "
+        f"its attachments ({', '.join(names)}). The same lists are kept in your folder: "
+        "in .bak/ beside each file (.failures.csv), or in check/ beside a checked file "
+        "(.check.csv)."
+    )
+    smaller.set_content(f"{note}\n\n{text}")
+    return smaller

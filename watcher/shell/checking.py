@@ -7,13 +7,15 @@ tenant's schema in force, and the answer goes two ways:
 
 - beside it in ``check/``: ``<name>.check.json`` (counts, codes and fields,
   no values) and, when rows would fail, ``<name>.check.csv`` (those rows, as
-  the failure report lists them);
-- by email to the tenant's addresses, the same CSV attached.
+  the failure report lists them); a name too long for the suffix is cut
+  (:func:`watcher.core.names.answer_name`);
+- by email to the tenant's addresses, the same CSV attached: answers that
+  finish close together go out as one message (:mod:`watcher.shell.checkmail`).
 
 The file then moves into ``check/.bak/``. Nothing is journaled as a batch:
-a check never touches the row state, the safeguard or the API. Its email is
-queued under an id made from the file's identity and hash, so a check
-repeated after a crash queues it once.
+a check never touches the row state, the safeguard or the API. One file that
+cannot be answered never holds up another: it is tried again at the next
+look and, failing twice, set aside in ``check/.bak/`` with its reason.
 """
 
 from __future__ import annotations
@@ -21,43 +23,39 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import struct
 import time
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher.core.names import archive_name, attachment_name, shown
-from watcher.core.notices import check_message
+from watcher.core.codes import Code
+from watcher.core.names import answer_name, archive_name, attachment_name, shown
+from watcher.core.notices import CheckAnswer
 from watcher.core.reading import Table, read_table
-from watcher.core.records import Counts, Reason
-from watcher.core.reporting import LISTED_ROWS, FileSummary, failure_csv
+from watcher.core.records import Reason
+from watcher.core.reporting import LISTED_ROWS, FailureList, common_reasons, failure_csv
+from watcher.core.states import STEP_ATTEMPTS
 from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
+from watcher.errors import StateError
+from watcher.shell import checkmail
 from watcher.shell.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.files import replace_file
 from watcher.shell.journal import new_id
-from watcher.shell.mailer import write_outbox
+from watcher.shell.passes import where
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
-
-    from structlog.typing import FilteringBoundLogger
 
     from watcher.config import TenantConfig
     from watcher.core.refusals import Refused
     from watcher.shell.context import BatchContext
     from watcher.shell.schemas import InForce
 
-__all__ = ["ANSWERS", "check_files", "ensure_check_folder", "is_answer"]
+__all__ = ["ANSWERS", "check_files", "is_answer"]
 
 # What the lane writes beside a checked file: never taken for an upload.
 ANSWERS = (".check.json", ".check.csv")
-_ACL_ACCESS = "system.posix_acl_access"
-_ACL_DEFAULT = "system.posix_acl_default"
-# POSIX ACL entries (linux/posix_acl_xattr.h): tag, permissions, id.
-_ACL_VERSION, _USER_OBJ, _USER, _GROUP_OBJ, _MASK, _OTHER = 2, 0x01, 0x02, 0x04, 0x10, 0x20
-_UNDEFINED = 0xFFFFFFFF
 
 
 def is_answer(name: str) -> bool:
@@ -65,71 +63,100 @@ def is_answer(name: str) -> bool:
     return name.endswith(ANSWERS)
 
 
-def ensure_check_folder(tenant: TenantConfig, log: FilteringBoundLogger) -> bool:
-    """Make ``check/`` when missing, usable by the customer; whether it is there.
-
-    Onboarding makes it as it makes the drop folder: the customer's, shared
-    with the service's group. The service may not give a folder away, so one
-    it makes is its own, and the customer who owns the drop folder gets the
-    same rights through an ACL (as root, it simply gives the folder away).
-    """
-    folder = tenant.check_dir
-    try:
-        if folder.is_dir():
-            return True
-        owner = tenant.drop_dir.stat()
-        folder.mkdir(mode=0o2770)
-    except FileExistsError:
-        return folder.is_dir()
-    except OSError as exc:
-        log.error("check.folder_unusable", tenant=tenant.name, error=exc.strerror)
-        return False
-    try:
-        os.chown(folder, owner.st_uid, owner.st_gid)
-    except PermissionError:
-        try:
-            _share(folder, owner.st_uid)
-        except OSError as exc:
-            log.error("check.folder_unusable", tenant=tenant.name, error=exc.strerror)
-            return True
-    folder.chmod(0o2770)
-    log.info("check.folder_made", tenant=tenant.name, path=str(folder))
-    return True
-
-
-def _share(folder: Path, uid: int) -> None:
-    """Give ``uid`` read, write and search on ``folder``, and on what is made in it."""
-    rwx = 7
-    entries = [
-        (_USER_OBJ, rwx, _UNDEFINED),
-        (_USER, rwx, uid),
-        (_GROUP_OBJ, rwx, _UNDEFINED),
-        (_MASK, rwx, _UNDEFINED),
-        (_OTHER, 0, _UNDEFINED),
-    ]
-    acl = struct.pack("<I", _ACL_VERSION) + b"".join(struct.pack("<HHI", *e) for e in entries)
-    os.setxattr(folder, _ACL_ACCESS, acl)
-    os.setxattr(folder, _ACL_DEFAULT, acl)
-
-
 def check_files(
-    ctx: BatchContext, tenant: TenantConfig, names: Sequence[str], schema: InForce
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    names: Sequence[str],
+    schema: InForce | None,
+    tries: dict[tuple[str, int, int], int] | None = None,
 ) -> None:
-    """Check each of ``names`` in the tenant's check folder, answer, and archive it."""
-    with DropFolder(tenant.check_dir) as folder:
-        for name in names:
-            check_id = new_id()
-            spool = ctx.state.spool(tenant.name, f"check-{check_id}")
-            result = folder.claim(name, spool, ctx.config.service.max_file_size)
-            if isinstance(result, Busy | Gone):
-                continue
-            try:
-                if isinstance(result, Claimed):
-                    _answer(ctx, tenant, folder, result, spool=spool, schema=schema)
-                else:
-                    _refused(ctx, tenant, folder, result, check_id)
-            finally:
-                spool.unlink(missing_ok=True)
+    """Check each of ``names`` in the tenant's check folder, answer, archive; then the mail.
+
+    Each file is on its own: one that raises is counted in ``tries`` (by its
+    name and identity, so a new upload starts afresh), left for the next
+    look, and after ``STEP_ATTEMPTS`` set aside in ``check/.bak`` with its
+    reason; the others are answered all the same. On a stop request the
+    rest wait where they are for the next start.
+    """
+    tries = {} if tries is None else tries
+    if names and schema is not None:
+        with DropFolder(tenant.check_dir) as folder:
+            for name in names:
+                if ctx.stop is not None and ctx.stop.is_set():
+                    return
+                try:
+                    _check_one(ctx, tenant, folder, name, schema)
+                except StateError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one file must not hold up the others
+                    _failed(ctx, tenant, folder, name, exc, tries=tries)
+    checkmail.flush(ctx, tenant)
+
+
+def _check_one(
+    ctx: BatchContext, tenant: TenantConfig, folder: DropFolder, name: str, schema: InForce
+) -> None:
+    check_id = new_id()
+    spool = ctx.state.spool(tenant.name, f"check-{check_id}")
+    result = folder.claim(name, spool, ctx.config.service.max_file_size)
+    if isinstance(result, Busy | Gone):
+        return
+    try:
+        if isinstance(result, Claimed):
+            _answer(ctx, tenant, folder, result, spool=spool, schema=schema)
+        else:
+            _refused(ctx, tenant, folder, result, check_id)
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def _failed(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    folder: DropFolder,
+    name: str,
+    exc: Exception,
+    *,
+    tries: dict[tuple[str, int, int], int],
+) -> None:
+    """A check that raised: counted, and after the last try set aside and explained."""
+    info = folder.lstat(name)
+    key = (name, info.st_ino, info.st_mtime_ns) if info is not None else (name, 0, 0)
+    attempt = tries[key] = tries.get(key, 0) + 1
+    ctx.log.error(
+        "check.failed",
+        tenant=tenant.name,
+        file=shown(name),
+        error=type(exc).__name__,
+        where=where(exc),
+        attempt=attempt,
+    )
+    if attempt < STEP_ATTEMPTS or info is None:
+        return
+    del tries[key]
+    message = (
+        f"This file could not be checked: the import service failed on it {attempt} times, "
+        "so it was set aside. Check that it is a users file as exported and that nothing in "
+        "the check folder is in the way of its answer, then put it there again."
+    )
+    set_aside = archive_name(name, new_id(), ctx.clock(), refused=True)
+    try:
+        folder.quarantine(name, set_aside)
+    except OSError as error:
+        ctx.log.error("check.failed", tenant=tenant.name, file=shown(name),
+                      error=type(error).__name__, where=where(error), attempt=attempt)  # fmt: skip
+        return
+    checkmail.add(
+        ctx, tenant, new_id(), CheckAnswer(name=name, rows=0, failed=0, file_error=message), None
+    )
+    ctx.log.error(
+        "check.set_aside",
+        tenant=tenant.name,
+        file=shown(name),
+        archived_as=shown(set_aside),
+        code=Code.FILE_UNPROCESSABLE.value,
+        attempts=attempt,
+    )
 
 
 def _answer(
@@ -149,31 +176,38 @@ def _answer(
     listed = report.failures.filter(
         pl.col("row").is_in(report.failures["row"].unique().sort().head(LISTED_ROWS).implode())
     )
-    csv = _failures_csv(report.table, listed) if report.rows_failed and report.table else None
+    rows = _failures_csv(report.table, listed) if report.rows_failed and report.table else None
+    answer, answer_csv = answer_name(name, ANSWERS[0]), answer_name(name, ANSWERS[1])
     folder_fd = folder.fd
-    replace_file(folder_fd, f"{name}.check.json", _document(name, report, listed, schema, ctx))
-    if csv is not None:
-        replace_file(folder_fd, f"{name}.check.csv", csv)
+    document = _document(name, report, listed, schema, ctx, in_list=rows.rows if rows else 0)
+    replace_file(folder_fd, answer, document)
+    if rows is not None:
+        replace_file(folder_fd, answer_csv, rows.data)
     else:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{name}.check.csv", dir_fd=folder_fd)
-    error = " ".join(p.message for p in report.file_errors) or None
-    summary = FileSummary(
-        name=name,
-        received_at=ctx.clock(),
-        counts=Counts(
-            total=report.rows_total, imported=report.rows_valid, failed=report.rows_failed
+            os.unlink(answer_csv, dir_fd=folder_fd)
+    reasons = _reasons(report.failures)
+    checkmail.add(
+        ctx,
+        tenant,
+        check_id,
+        CheckAnswer(
+            name=name,
+            rows=report.rows_total,
+            failed=report.rows_failed,
+            file_error=" ".join(p.message for p in report.file_errors) or None,
+            reasons=tuple(common_reasons(reasons)),
+            answer=answer,
+            answer_csv=answer_csv if rows is not None else None,
+            attachment=attachment_name(name) if rows is not None else None,
         ),
-        file_error=error,
-        reasons=_reasons(report.failures),
+        rows.data if rows is not None else None,
     )
-    attachment = (attachment_name(name), csv) if csv is not None else None
-    _send(ctx, tenant, check_id, summary, attachment)
     folder.archive(name, claimed.identity, archive_name(name, check_id, ctx.clock()), spool)
     ctx.log.info(
         "check.answered",
         tenant=tenant.name,
-        file=name,
+        file=shown(name),
         rows=report.rows_total,
         failed=report.rows_failed,
         code=report.file_errors[0].code.value if report.file_errors else None,
@@ -186,40 +220,11 @@ def _refused(
 ) -> None:
     """An entry the lane may not read: set aside in ``check/.bak``, and the customer told."""
     folder.quarantine(refusal.name, archive_name(refusal.name, check_id, ctx.clock(), refused=True))
-    summary = FileSummary(
-        name=refusal.name, received_at=ctx.clock(), counts=Counts(), file_error=refusal.message
+    answer = CheckAnswer(name=refusal.name, rows=0, failed=0, file_error=refusal.message)
+    checkmail.add(ctx, tenant, check_id, answer, None)
+    ctx.log.warning(
+        "check.refused", tenant=tenant.name, file=shown(refusal.name), code=refusal.code.value
     )
-    _send(ctx, tenant, check_id, summary, None)
-    ctx.log.warning("check.refused", tenant=tenant.name, file=refusal.name, code=refusal.code.value)
-
-
-def _send(
-    ctx: BatchContext,
-    tenant: TenantConfig,
-    check_id: str,
-    summary: FileSummary,
-    attachment: tuple[str, bytes] | None,
-) -> None:
-    message = check_message(
-        tenant=tenant.name,
-        check_id=check_id,
-        sender=tenant.reply_to,
-        recipient=tenant.recipients,
-        file=summary,
-        attachment=attachment,
-        now=ctx.clock(),
-        service_address=ctx.config.email.sender if ctx.config.email else None,
-    )
-    message_id = f"{check_id}.check"
-    path = write_outbox(ctx.state.outbox, message_id, message)
-    ctx.journal.messages.queue(
-        message_id=message_id,
-        batch_id=message_id,
-        tenant=tenant.name,
-        path=str(path),
-        now=ctx.clock(),
-    )
-    ctx.log.info("mail.queued", message_id=message_id, attachments=int(attachment is not None))
 
 
 def _reasons(failures: pl.DataFrame) -> tuple[Reason, ...]:
@@ -239,7 +244,7 @@ def _reasons(failures: pl.DataFrame) -> tuple[Reason, ...]:
     )
 
 
-def _failures_csv(table: Table, listed: pl.DataFrame) -> bytes:
+def _failures_csv(table: Table, listed: pl.DataFrame) -> FailureList:
     by_row: dict[int, list[tuple[str | None, str, str]]] = {}
     for row, field, code, message in listed.iter_rows():
         by_row.setdefault(row, []).append((field, code, message))
@@ -254,6 +259,8 @@ def _document(
     listed: pl.DataFrame,
     schema: InForce,
     ctx: BatchContext,
+    *,
+    in_list: int,
 ) -> bytes:
     """The check's answer for scripts: counts, codes and fields, no values."""
     failed: dict[int, dict[str, list[str | None]]] = {}
@@ -288,5 +295,7 @@ def _document(
         ],
         "failed_rows": [{"row": row, **entry} for row, entry in sorted(failed.items())],
         "failed_rows_complete": len(failed) == report.rows_failed,
+        # How many of the failed rows the .check.csv beside lists (it stops short of 50 MiB).
+        "failed_rows_in_csv": in_list,
     }
     return (json.dumps(document, indent=2) + "\n").encode()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from watcher.core.refusals import interrupted
 from watcher.core.states import Safeguard
+from watcher.shell import checkmail
 from watcher.shell.batches import run_tenant
-from watcher.shell.checking import check_files, ensure_check_folder
+from watcher.shell.checkfolder import ensure_check_folder
+from watcher.shell.checking import check_files
 from watcher.shell.intake import TenantIntake
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from watcher.shell.context import BatchContext
     from watcher.shell.journal import Journal
     from watcher.shell.schemas import InForce, Schemas
+    from watcher.shell.statedir import StateDir
     from watcher.shell.workers import Workers
 
 __all__ = ["TenantLanes"]
@@ -53,12 +56,15 @@ class TenantLanes:
         stop: threading.Event,
         workers: Workers,
         schemas: Schemas,
+        state: StateDir,
     ) -> None:
         self.config = config
         self.log = log
         self.workers = workers
         self.schemas = schemas
         self.interrupted_after = service.interrupted_after
+        self.check_mail_every = service.check_mail_every
+        self.state = state
         self.imports = TenantIntake(
             config, service, inbox=inbox, log=log, claimed=claimed, stop=stop
         )
@@ -151,8 +157,11 @@ class TenantLanes:
         lane = self.checks
         for name in lane.ready(now):
             lane.batcher.add(name, now)
-        names = lane.batcher.take(now, busy=self.workers.checking(self.name))
+        busy = self.workers.checking(self.name)
+        names = lane.batcher.take(now, busy=busy)
         if not names:
+            if not busy and checkmail.due(self.state, self.config, self.check_mail_every):
+                self.workers.start_check(self.config, [], None)  # answers folded in: mail them
             return False
         in_force = self._schema(lane, names, now)
         if in_force is not None:
@@ -202,8 +211,7 @@ class TenantLanes:
         in_force = self.schemas.current(self.name, self.config.schema)
         if (names or checks) and in_force is None:
             self.log.error("batch.no_schema", tenant=self.name, files=len(names) + len(checks))
-        if checks and in_force is not None:
-            check_files(ctx, self.config, checks, in_force)
+        check_files(ctx, self.config, checks, in_force)  # and the answers' mail, when due
         return all(r.complete for r in run_tenant(ctx, self.config, names, in_force))
 
     def deadlines(self) -> list[float | None]:

@@ -15,6 +15,7 @@ import contextlib
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from email import policy
 from email.parser import BytesParser
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import tenacity
 
+from watcher.core.reporting import without_attachments
 from watcher.core.states import MessageState
 from watcher.errors import SecretUnavailableError
 from watcher.shell import faults
@@ -57,14 +59,17 @@ def deliver(
     state: StateDir,
     log: FilteringBoundLogger,
     tenants: Collection[str] | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> int:
     """Send what the outbox holds (of ``tenants`` only, if given); how many still wait.
 
     Instances sharing a database each send their own tenants' mail, so a
     tenant taken over can have what its dead owner was sending queued again
-    without racing a live sender.
+    without racing a live sender. Once ``stop`` is set, no message is begun
+    and no retry waits: the rest stays queued for the next start.
     """
-    return Mailer(config.email, log=log).deliver(journal, state.sent, tenants)
+    return Mailer(config.email, log=log, stop=stop).deliver(journal, state.sent, tenants)
 
 
 def requeue_after_crash(
@@ -104,13 +109,19 @@ class Mailer:
         config: EmailConfig | None,
         *,
         log: FilteringBoundLogger,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.log = log
-        self.sleep = sleep
+        self.stop = stop or threading.Event()
+        # A retry's wait ends at once when the service is asked to stop.
+        self.sleep = sleep or self._wait
         self.clock = clock
+
+    def _wait(self, seconds: float) -> None:
+        self.stop.wait(seconds)
 
     def deliver(
         self, journal: Journal, sent_dir: Path, tenants: Collection[str] | None = None
@@ -133,6 +144,8 @@ class Mailer:
             return len(queued)
         waiting = 0
         for record in queued:
+            if self.stop.is_set():
+                return len(queued) - queued.index(record) + waiting
             if not journal.messages.claim(record.id):
                 continue
             log = self.log.bind(tenant=record.tenant, message_id=record.id)
@@ -147,6 +160,12 @@ class Mailer:
                 )
                 continue
             verdict, detail = self._try(message, log)
+            if verdict == "reject" and _too_large(detail) and message.is_multipart():
+                # Refused for its size: the same report without attachments, at once.
+                message = without_attachments(message)
+                replace_file(path.parent, path.name, message.as_bytes(policy=policy.SMTP))
+                log.warning("mail.shrunk", error=detail)
+                verdict, detail = self._try(message, log)
             if verdict is None:
                 journal.messages.mark(record.id, MessageState.SENT, self.clock())
                 faults.checkpoint("mail-sent")
@@ -180,7 +199,8 @@ class Mailer:
         """Send with retries; (None, "") when sent, else the verdict and why."""
         assert self.config is not None  # noqa: S101 - deliver checked it
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.config.max_attempts),
+            stop=tenacity.stop_after_attempt(self.config.max_attempts)
+            | tenacity.stop_when_event_set(self.stop),
             wait=tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1),
             retry=tenacity.retry_if_exception_type(_RetryNowError),
             sleep=self.sleep,
@@ -223,6 +243,11 @@ class Mailer:
             if config.username is not None and config.password is not None:
                 smtp.login(config.username, config.password.reveal())
             smtp.send_message(message)
+
+
+def _too_large(detail: str) -> bool:
+    """Whether a refusal says the message is too large (552, or the status 5.3.4)."""
+    return detail.startswith("552 ") or "5.3.4" in detail
 
 
 def _describe(error: BaseException) -> str:

@@ -15,7 +15,7 @@ from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, summary_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
-    LISTED_ROWS,
+    FailureList,
     FileSummary,
     failure_csv,
     needs_report,
@@ -57,10 +57,11 @@ def write_report(
     for file in view.files:
         record, counts = file.record, file.counts
         failures_name = None
+        rows_listed = counts.failed
         if record.code is None and counts.failed:
             report = reports.get(record.id)
             try:
-                data = _failure_csv(ctx, record, report.table if report else None, listed)
+                failure_list = _failure_csv(ctx, record, report.table if report else None, listed)
             except Exception as exc:  # noqa: BLE001 - the report goes out without this list
                 ctx.log.error(
                     "file.step_failed",
@@ -72,8 +73,9 @@ def write_report(
             else:
                 failures_name = attachment_name(record.name)
                 spool = ctx.state.failures(record.tenant, record.id)
-                replace_file(spool.parent, spool.name, data, mode=0o600)
-                attachments[failures_name] = data
+                replace_file(spool.parent, spool.name, failure_list.data, mode=0o600)
+                attachments[failures_name] = failure_list.data
+                rows_listed = failure_list.rows
         summaries.append(
             FileSummary(
                 name=record.name,
@@ -83,7 +85,7 @@ def write_report(
                 reasons=file.reasons,
                 archive_name=record.archive_name,
                 failures_name=failures_name,
-                listed=LISTED_ROWS if counts.failed > LISTED_ROWS else None,
+                listed=rows_listed if rows_listed < counts.failed else None,
                 identical_to=ctx.journal.files.identical(
                     record, record.received_at - tenant.resend_unchanged_after
                 )
@@ -161,7 +163,7 @@ def _failure_csv(
     record: FileRecord,
     table: Table | None,
     listed: Callable[[str], list[Failure]],
-) -> bytes:
+) -> FailureList:
     if table is None:
         read = read_table(ctx.state.spool(record.tenant, record.id))
         assert isinstance(read, Table)  # noqa: S101 - it validated with row failures

@@ -69,6 +69,7 @@ class Roster:
                 stop=stop,
                 workers=workers,
                 schemas=schemas,
+                state=workers.state,
             )
 
         self.make = make

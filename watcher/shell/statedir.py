@@ -6,6 +6,7 @@
       journal.sqlite      every batch's, file's, row's and message's state
       spool/<tenant>/     copies of claimed files (and their failure lists) until archived
       outbox/             reports waiting to be sent (or kept, without SMTP)
+      check-mail/<tenant>/  check answers waiting to go out together, one message a while
       sent/               reports the SMTP server accepted
       schemas/<tenant>.json   the schema in force, for a restart with a broken file
       users.sqlite        the embedded user store, when no API is configured
@@ -92,6 +93,10 @@ class StateDir:
     def outbox(self) -> Path:
         """Where reports wait to be sent (or stay, without SMTP)."""
         return self.root / "outbox"
+
+    def check_mail(self, tenant: str) -> Path:
+        """Where a tenant's check answers wait to go out together in one message."""
+        return self.root / "check-mail" / tenant
 
     @property
     def sent(self) -> Path:

@@ -73,6 +73,8 @@ class Workers:
         self._tenants: dict[str, threading.Thread] = {}
         self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
+        # Per tenant: how often each file in check/ failed to be answered (by name and identity).
+        self._check_tries: dict[str, dict[tuple[str, int, int], int]] = {}
         # Per tenant: the delay before unfinished batches are tried again, and when.
         self._retries: dict[str, tuple[float, float]] = {}
         self.done = 0
@@ -122,7 +124,14 @@ class Workers:
                 )
                 results = run_tenant(ctx, tenant, names, schema, refusals)
                 complete = all(r.complete for r in results)
-                mailer.deliver(self.config, journal, self.state, self.log, self._mail_of(tenant))
+                mailer.deliver(
+                    self.config,
+                    journal,
+                    self.state,
+                    self.log,
+                    self._mail_of(tenant),
+                    stop=self.stop,
+                )
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
                 self.log.error(
                     "batch.failed",
@@ -143,23 +152,42 @@ class Workers:
         worker = self._checks.get(tenant)
         return worker is not None and worker.is_alive()
 
-    def start_check(self, tenant: TenantConfig, names: Sequence[str], schema: InForce) -> None:
-        """Check ``names`` in the tenant's check folder, beside its batches, not behind them."""
+    def start_check(
+        self, tenant: TenantConfig, names: Sequence[str], schema: InForce | None
+    ) -> None:
+        """Check ``names`` in the tenant's check folder, beside its batches, not behind them.
+
+        With no names, only the tenant's waiting check answers are mailed.
+        """
+        tries = self._check_tries.setdefault(tenant.name, {})
 
         def body() -> None:
             journal = Journal(self.state.journal)
             try:
                 ctx = BatchContext(
-                    config=self.config, journal=journal, state=self.state, log=self.log
+                    config=self.config,
+                    journal=journal,
+                    state=self.state,
+                    log=self.log,
+                    stop=self.stop,
                 )
-                check_files(ctx, tenant, names, schema)
-                mailer.deliver(self.config, journal, self.state, self.log, self._mail_of(tenant))
+                check_files(ctx, tenant, names, schema, tries)
+                mailer.deliver(
+                    self.config,
+                    journal,
+                    self.state,
+                    self.log,
+                    self._mail_of(tenant),
+                    stop=self.stop,
+                )
             except Exception as exc:  # noqa: BLE001 - a check failing must not stop the service
                 self.log.error(
                     "check.failed",
                     tenant=tenant.name,
+                    file=None,
                     error=type(exc).__name__,
                     where=where(exc),
+                    attempt=None,
                 )
             finally:
                 journal.close()
@@ -183,7 +211,9 @@ class Workers:
         def body() -> None:
             journal = Journal(self.state.journal)
             try:
-                mailer.deliver(self.config, journal, self.state, self.log, tenants)
+                mailer.deliver(self.config, journal, self.state, self.log, tenants, stop=self.stop)
+            except Exception as exc:  # noqa: BLE001 - mail failing must not stop the service
+                self.log.error("mail.failed", error=type(exc).__name__, where=where(exc))
             finally:
                 journal.close()
 
