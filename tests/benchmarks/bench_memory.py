@@ -1,13 +1,16 @@
-"""Benchmark: peak memory of a whole batch per MiB of input, for the worst shapes.
+"""Benchmark: peak memory per MiB of input, for the worst shapes, on every path that validates.
 
     uv run python tests/benchmarks/bench_memory.py [--mib 20] [--shapes quotes,short,...]
+        [--paths process,validate,check]
 
 Each shape is a file of about ``--mib`` MiB built to make one part of the
 pipeline work hardest for its size: every line a failing row, the smallest
 rows a CSV can have, quoted values spanning lines, rows with many extra
-fields, every value of every row breaking a rule. Each file is processed by
-``watcher process`` as a separate process (embedded store, outbox), and its
-peak resident set size is read from the kernel (``RUSAGE_CHILDREN``).
+fields, every value of every row breaking a rule. Each file goes through each
+path as a separate process: a batch (``watcher process``, embedded store,
+outbox), ``watcher validate --json``, and the check lane (``watcher run
+--once`` with the file in ``check/``); its peak resident set size is read
+from the kernel (``RUSAGE_CHILDREN``).
 
 The baseline is the same command with no file, measured in the same run: the
 interpreter, polars and the service's own code. A file over ``max_rows``
@@ -62,15 +65,24 @@ def write(path: Path, shape: str, size: int) -> None:
         out.write(line * (size // len(line)))
 
 
-def run(folder: Path, data: Path | None) -> tuple[float, float, str]:
-    """Process ``data`` (or nothing) in a fresh site; peak RSS in MiB, seconds, the status."""
+PATHS = ("process", "validate", "check")
+
+
+def run(folder: Path, data: Path | None, path: str) -> tuple[float, float, str]:
+    """Take ``data`` (or nothing) through ``path`` in a fresh site; peak MiB, seconds, status.
+
+    ``process``: ``watcher process`` (a batch); ``validate``: ``watcher
+    validate --json`` to /dev/null; ``check``: ``watcher run --once`` with the
+    file in the check folder.
+    """
     drop = folder / "drop"
-    drop.mkdir(parents=True)
+    (drop / "check").mkdir(parents=True)
     config = folder / "watcher.toml"
     config.write_text(f"""
 [service]
 state_dir = "{folder / "state"}"
 max_file_size = "200MB"
+settle_time = 0.1
 [[tenant]]
 name = "bench"
 drop_dir = "{drop}"
@@ -78,48 +90,66 @@ schema = "{SCHEMA}"
 failed_import_email = "a@bench.example"
 reply_to = "b@bench.example"
 """)
+    place = drop / "check" if path == "check" else drop
     files = []
     if data is not None:
-        data.rename(drop / data.name)
-        files = [str(drop / data.name)]
+        data.rename(place / data.name)
+        files = [str(place / data.name)]
+    command = {
+        "process": ["process", "--config", str(config), "--tenant", "bench", *files],
+        "validate": ["validate", "--json", *(files or [str(SCHEMA)])],
+        "check": ["run", "--once", "--config", str(config)],
+    }[path]
     code = (
         "import resource, subprocess, sys\n"
-        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=False)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", code, sys.executable, "-m", "watcher", "process",
-         "--config", str(config), "--tenant", "bench", *files],
+        [sys.executable, "-c", code, sys.executable, "-m", "watcher", *command],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     seconds = time.monotonic() - started
+    return int(result.stdout.strip()) / 1024, seconds, _status(drop, path)
+
+
+def _status(drop: Path, path: str) -> str:
+    """What the path made of the file, from what it left behind."""
+    if path == "validate":
+        return "-"
+    if path == "check":
+        answers = list((drop / "check").glob("*.check.json"))
+        return json.loads(answers[0].read_text())["status"] if answers else "?"
     results = list((drop / ".bak").glob("*.result.json"))
-    status = json.loads(results[0].read_text())["status"] if results else "?"
-    return int(result.stdout.strip()) / 1024, seconds, status
+    return json.loads(results[0].read_text())["status"] if results else "?"
 
 
 def main() -> None:
-    """Measure every shape and print the figures."""
+    """Measure every shape through every path and print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=float, default=20.0)
     parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--paths", default=",".join(PATHS))
     args = parser.parse_args()
     size = int(args.mib * 1024 * 1024)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        baseline, _, _ = run(base / "baseline", None)
-        print(f"baseline (watcher process with no file): {baseline:.0f} MiB peak RSS")
-        print(f"{'shape':8} {'input MiB':>9} {'peak MiB':>9} {'per MiB':>8} {'seconds':>8}  status")
-        for shape in args.shapes.split(","):
-            data = base / f"{shape}.csv"
-            write(data, shape, size)
-            mib = data.stat().st_size / 1024 / 1024
-            peak, seconds, status = run(base / shape, data)
+        for path in args.paths.split(","):
+            baseline, _, _ = run(base / f"baseline-{path}", None, path)
+            print(f"\n{path}: baseline (no file) {baseline:.0f} MiB peak RSS")
             print(
-                f"{shape:8} {mib:9.1f} {peak:9.0f} {(peak - baseline) / mib:8.1f} "
-                f"{seconds:8.1f}  {status}"
+                f"{'shape':8} {'input MiB':>9} {'peak MiB':>9} {'per MiB':>8} {'seconds':>8}  status"
             )
+            for shape in args.shapes.split(","):
+                data = base / f"{path}-{shape}.csv"
+                write(data, shape, size)
+                mib = data.stat().st_size / 1024 / 1024
+                peak, seconds, status = run(base / f"{path}-{shape}", data, path)
+                print(
+                    f"{shape:8} {mib:9.1f} {peak:9.0f} {(peak - baseline) / mib:8.1f} "
+                    f"{seconds:8.1f}  {status}"
+                )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support import OPSCOM_SCHEMA, ROOT
+from tests.support import OPSCOM_SCHEMA, ROOT, users_csv
 from watcher.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from watcher.core.schema_parser import shipped_schema_path
 
@@ -143,3 +145,15 @@ def test_a_file_that_cannot_be_read_is_a_usage_error(
     monkeypatch.setattr("watcher.core.reading.read_table", refuse)
     assert main(["validate", str(path)]) == EXIT_USAGE
     assert capsys.readouterr().err == f"watcher: {path}: Permission denied\n"
+
+
+def test_validate_refuses_a_file_over_max_rows_and_the_option_lifts_it(tmp_path: Path) -> None:
+    """--max-rows 2 refuses three rows with file_too_many_rows; 3 lets them through."""
+    path = tmp_path / "users.csv"
+    path.write_text(users_csv(3))
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["validate", "--json", "--max-rows", "2", str(path)]) == EXIT_FAILED
+    assert json.loads(out.getvalue())["file_errors"][0]["code"] == "file_too_many_rows"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["validate", "--json", "--max-rows", "3", str(path)]) == EXIT_OK
+    assert json.loads(out.getvalue())["rows_valid"] == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from watcher.core import wording
@@ -34,21 +33,27 @@ def validation_summary(name: str, report: ValidationReport) -> str:
         f"{report.rows_failed:,} failed{encoding}"
     )
     lines.extend(f"  note: {note}" for note in report.notes)
-    failures = list(report.row_failures())
-    if failures:
-        width = max(len(str(f.row)) for f in failures[:_SHOWN_FAILURES])
+    # From the frame, never a Python object per failure: a million would cost gigabytes.
+    failures = report.failures
+    if failures.height:
+        shown = failures.head(_SHOWN_FAILURES).select("row", "code", "message").rows()
+        width = max(len(str(row)) for row, _, _ in shown)
         lines.append("")
-        lines.extend(
-            f"  row {f.row:>{width}}  {f.code:<16} {f.message}" for f in failures[:_SHOWN_FAILURES]
-        )
-        if len(failures) > _SHOWN_FAILURES:
+        lines.extend(f"  row {row:>{width}}  {code:<16} {message}" for row, code, message in shown)
+        if failures.height > _SHOWN_FAILURES:
             lines.append(
-                f"  ... and {len(failures) - _SHOWN_FAILURES:,} more; --json lists them all"
+                f"  ... and {failures.height - _SHOWN_FAILURES:,} more; --json lists them all"
             )
         lines.append("")
         lines.append("Most common reasons:")
-        counts = Counter(f.code for f in failures)
-        lines.extend(f"  {count:>8,}  {code}" for code, count in counts.most_common(5))
+        counts = (
+            failures.group_by("code", maintain_order=True)
+            .len()
+            .sort("len", descending=True, maintain_order=True)
+            .head(5)
+            .rows()
+        )
+        lines.extend(f"  {count:>8,}  {code}" for code, count in counts)
     return "\n".join(lines)
 
 

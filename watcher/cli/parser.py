@@ -8,6 +8,7 @@ from pathlib import Path
 from watcher import __version__
 from watcher.cli import commands as handlers
 from watcher.cli import holds, onboarding
+from watcher.core.limits import MAX_ROWS
 
 __all__ = ["build_parser"]
 
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a summary"
+    )
+    validate.add_argument(
+        "--max-rows",
+        type=_positive,
+        default=MAX_ROWS,
+        metavar="N",
+        help=f"refuse a file of more rows, as the service does (default: {MAX_ROWS:,}); "
+        "lifting it costs memory for every row",
     )
     validate.set_defaults(handler=handlers.validate)
 
@@ -241,6 +250,17 @@ def _tenant_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         )
     for action in (add, ftps, remove):
         action.set_defaults(handler=onboarding.tenant)
+
+
+def _positive(text: str) -> int:
+    """A whole number above zero, for an option."""
+    try:
+        number = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number above zero, not {text!r}")
+    return number
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
