@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import os
@@ -14,12 +15,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.shell.test_service import FAST, archived, events, named, running, wait_for
 from tests.support import OPSCOM_SCHEMA, Site, users_csv
+from tests.support.names import customer_names
 from tests.support.smtpserver import free_port
 from watcher.core.names import answer_name
 from watcher.shell import roster as roster_module
+from watcher.shell.context import BatchContext
+from watcher.shell.journal import Journal
+from watcher.shell.retention import prune
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -264,3 +271,51 @@ def test_sigterm_at_any_moment_of_a_busy_service_ends_it_within_seconds(tmp_path
         time.sleep(rng.uniform(0.0, 2.5))
         times.append(_stopped_in(process, 10))
     assert max(times) < 10, times
+
+
+def test_any_name_a_customer_gives_leaves_the_tenant_served(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """Generated names through both lanes, archiving and retention: a normal file still imports."""
+    site = Site(tmp_path, service=FAST, tenant='retention = "1d"')
+    check = _check_folder(site)
+    made = [0]
+
+    with running(site) as service:
+
+        @settings(
+            max_examples=8,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        @given(st.lists(customer_names(), min_size=1, max_size=4, unique=True))
+        def example(names: list[str]) -> None:
+            made[0] += 1
+            k = made[0]
+            for i, name in enumerate(names):
+                if name in (".bak", "check"):
+                    continue
+                body = f"unique_id,first_name,email\nP-{k}-{i},Pat,p{k}.{i}@jcu.example\n"
+                for folder in (site.drop, check):
+                    with contextlib.suppress(IsADirectoryError):
+                        (folder / name).write_text(body)
+            site.drop_file(f"normal-{k}.csv", users_csv(1, start=k * 1000))
+            wait_for(lambda: f"U-{k * 1000:05d}" in site.users(), 30)
+            assert service.stop.is_set() is False
+
+        example()
+        journal = Journal(site.state / "journal.sqlite")
+        try:
+            ctx = BatchContext(
+                config=service.config, journal=journal, state=service.state, log=service.log
+            )
+            pruned = prune(ctx, service.config.tenant("jcu"), time.time() + 2 * 86400)
+        finally:
+            journal.close()
+        site.drop_file("last.csv", users_csv(1, start=99_000))
+        wait_for(lambda: "U-99000" in site.users(), 30)
+    assert pruned is not None
+    assert pruned.archives > 0
+    assert named(events, "service.pass_failed") == []
+    assert named(events, "batch.failed") == []

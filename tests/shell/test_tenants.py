@@ -310,3 +310,94 @@ def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) 
         assert (upload / "users.csv").read_text() == "unique_id\nU-1\n"
     finally:
         watcher(host, "tenant", "remove", TENANT, "--purge", *layout(host))
+
+
+OTHER = "uiwother"
+
+
+class _Running:
+    """``watcher run`` as the service account, its JSON log in a file."""
+
+    def __init__(self, host: dict[str, Path], log: Path) -> None:
+        self.host, self.log = host, log
+        self.log.touch()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        base = self.host["base"]
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(
+                ["setpriv", f"--reuid={SERVICE}", f"--regid={SERVICE}", "--init-groups", "--",
+                 str(self.host["venv"] / "bin" / "watcher"), "run",
+                 "--config", str(base / "etc" / "watcher.toml")],
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        lines = [json.loads(x) for x in self.log.read_text().splitlines() if x.startswith("{")]
+        return [e for e in lines if e["event"] == name]
+
+    def wait(self, check: Callable[[], bool]) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 60
+        while not check():
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        """SIGTERM; how long the service took to exit 0."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(10) == 0
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_a_customers_bak_and_a_tenant_removed_never_stop_the_running_service(
+    host: dict[str, Path], tmp_path: Path
+) -> None:
+    """Over real SFTP a customer swaps .bak for their own; an operator removes a tenant: it serves on."""
+    base = host["base"]
+    for name in (TENANT, OTHER):
+        watcher(host, "tenant", "add", name, "--key", str(base / "client.pub"),
+                "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
+                *layout(host))  # fmt: skip
+    tenant_file = base / "etc" / "tenants.d" / f"{TENANT}.toml"
+    tenant_file.write_text(tenant_file.read_text() + 'retention = "1d"\n')
+    upload, other = base / "sftp" / TENANT / "upload", base / "sftp" / OTHER / "upload"
+    service = _Running(host, tmp_path / "service.log")
+    service.start()
+    try:
+        service.wait(lambda: len(service.events("sftp.listening")) == 2)
+        local = tmp_path / "users.csv"
+        local.write_text(users_csv(3))
+        sftp(host, f"put {local} users.csv")
+        service.wait(lambda: len(service.events("file.completed")) == 1)
+        # The customer's own .bak, with a name that imitates the service's archives.
+        sftp(host, "rename .bak .bak.y", "mkdir .bak",
+             f"put {local} .bak/a.20200101T000000Z.deadbeef.csv")  # fmt: skip
+        service.stop()
+        service.start()  # retention runs at every start
+        service.wait(lambda: len(service.events("retention.bak_not_ours")) == 1)
+        assert (upload / ".bak" / "a.20200101T000000Z.deadbeef.csv").exists()
+        removed = watcher(host, "tenant", "remove", TENANT, *layout(host))
+        assert "Restart the service to apply it" in removed.stdout
+        service.wait(lambda: len(service.events("tenant.drop_dir_missing")) >= 1)
+        time.sleep(6)  # a look at every tenant's folders, and a rescan
+        shutil.copy(local, other / "more.csv")
+        shutil.chown(other / "more.csv", user=OTHER, group=GROUP)
+        service.wait(lambda: len(service.events("file.completed")) == 2)
+        assert service.stop() < 10
+    finally:
+        service.kill()
+        for name in (TENANT, OTHER):
+            subprocess.run([str(host["venv"] / "bin" / "watcher"), "tenant", "remove", name,
+                            "--purge", *layout(host)], capture_output=True, check=False)  # fmt: skip
+    assert service.events("service.pass_failed") == []
+    assert [e["tenant"] for e in service.events("tenant.drop_dir_missing")] == [TENANT]
