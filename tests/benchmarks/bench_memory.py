@@ -45,6 +45,7 @@ SHAPES = {
     "extra": "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n",  # twelve values past the last column
     "bad": "!,!,!,!\n",  # four rule failures per row
     "wide": ",".join("!" * len(WIDE)) + "\n",  # a failure in every column of the schema
+    "huge": "",  # one row whose first_name is one quoted value of the whole size
 }
 
 
@@ -53,6 +54,9 @@ def write(path: Path, shape: str, size: int) -> None:
     with path.open("w") as out:
         out.write(",".join(WIDE) + "\n" if shape == "wide" else HEADER)
         line = SHAPES[shape]
+        if shape == "huge":
+            out.write('U-1,"' + "A" * size + '",a@bench.example,1\n')
+            return
         if line is None:
             n = 0
             written = 0
@@ -111,18 +115,24 @@ reply_to = "b@bench.example"
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     seconds = time.monotonic() - started
-    return int(result.stdout.strip()) / 1024, seconds, _status(drop, path)
+    return int(result.stdout.strip()) / 1024, seconds, _status(drop, path, folder / "state")
 
 
-def _status(drop: Path, path: str) -> str:
-    """What the path made of the file, from what it left behind."""
+def _status(drop: Path, path: str, state: Path) -> str:
+    """What the path made of the file, and the largest list and message it wrote."""
     if path == "validate":
         return "-"
     if path == "check":
         answers = list((drop / "check").glob("*.check.json"))
-        return json.loads(answers[0].read_text())["status"] if answers else "?"
-    results = list((drop / ".bak").glob("*.result.json"))
-    return json.loads(results[0].read_text())["status"] if results else "?"
+        status = json.loads(answers[0].read_text())["status"] if answers else "?"
+        lists = list((drop / "check").glob("*.check.csv"))
+    else:
+        results = list((drop / ".bak").glob("*.result.json"))
+        status = json.loads(results[0].read_text())["status"] if results else "?"
+        lists = list((drop / ".bak").glob("*.failures.csv"))
+    largest = max((p.stat().st_size for p in lists), default=0)
+    message = max((p.stat().st_size for p in (state / "outbox").glob("*.eml")), default=0)
+    return f"{status}, list {largest / 1024:,.0f} KiB, email {message / 1024:,.0f} KiB"
 
 
 def main() -> None:

@@ -197,7 +197,10 @@ class Service:
                 # again on a later turn; the lease thread decides when to give up.
                 self.log.warning("database.unavailable", error=str(exc))
                 self.stop.wait(1.0)
-            self.notifier.ping(now, healthy=self._write_status(now))
+            status = self.passes.run(
+                "status", None, functools.partial(self._write_status, now), now
+            )
+            self.notifier.ping(now, healthy=status is True)
         return 0
 
     def _turn(self, journal: Journal, now: float, due: dict[str, float]) -> None:
