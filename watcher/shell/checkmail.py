@@ -12,7 +12,8 @@ journal queues it once.
 A message stays under the size ordinary mail servers take: at most
 ``_ATTACHED_FILES`` lists are attached, together within
 :data:`watcher.core.reporting.ATTACHMENT_LIMIT`; the text says where the
-others are (``check/<name>.check.csv``).
+others are (``check/<name>.check.csv``). No more than that waits in the
+state folder for a tenant, however many files it checks.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def add(
     """Keep one file's answer (and its failed rows) for the tenant's next check message."""
     folder = ctx.state.check_mail(tenant.name)
     folder.mkdir(parents=True, exist_ok=True)
-    if rows is not None:
+    # Only what one message could attach waits in the state folder every tenant
+    # shares; a list past that is named in the message where it lies, in check/.
+    waiting = sum(p.stat().st_size for p in folder.glob("*.csv"))
+    if rows is not None and waiting + len(rows) <= ATTACHMENT_LIMIT:
         replace_file(folder, f"{part_id}.csv", rows, mode=0o600)
     # ensure_ascii keeps a name's undecodable bytes (lone surrogates) as escapes.
     document = {**dataclasses.asdict(answer), "at": ctx.clock()}
@@ -120,10 +124,7 @@ def flush(ctx: BatchContext, tenant: TenantConfig) -> int:
         now=ctx.clock(),
     )
     replace_file(folder, _LAST, f"{ctx.clock()}\n".encode(), mode=0o600)
-    for part_id, _ in parts:
-        for suffix in (".csv", ".json"):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / f"{part_id}{suffix}").unlink()
+    _forget(folder, [part_id for part_id, _ in parts])
     ctx.log.info(
         "mail.queued", message_id=message_id, attachments=len(attachments), files=len(answers)
     )
@@ -153,6 +154,14 @@ def _load(ctx: BatchContext, tenant: str, path: Path) -> tuple[str, _Part] | Non
         path.unlink(missing_ok=True)
         return None
     return name.removesuffix(".json"), _Part(answer, at)
+
+
+def _forget(folder: Path, part_ids: list[str]) -> None:
+    """Remove the parts a queued message told of."""
+    for part_id in part_ids:
+        for suffix in (".csv", ".json"):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / f"{part_id}{suffix}").unlink()
 
 
 def _rows(folder: Path, part_id: str) -> bytes | None:
