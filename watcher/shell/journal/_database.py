@@ -12,10 +12,12 @@ process, and lets ``watcher status`` read (read-only) while the service writes.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from watcher.core.states import BatchState
 from watcher.errors import StateError
+from watcher.shell.journal.dialects import SQLITE, Dialect
+from watcher.shell.journal.migrations import check_current, migrate
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -23,18 +25,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
-    "NOW",
-    "ORDER",
     "UNFINISHED",
     "Cursor",
     "Database",
-    "Dialect",
     "SqliteDatabase",
     "Transaction",
     "connect",
 ]
-
-Dialect = Literal["sqlite", "postgresql"]
 
 
 class Cursor(Protocol):
@@ -86,111 +83,6 @@ UNFINISHED = "state IN ({})".format(
     ", ".join(f"'{s}'" for s in BatchState if s is not BatchState.DONE)
 )
 
-# The column that keeps the order rows were written in: SQLite's own rowid,
-# a sequence in PostgreSQL.
-ORDER: dict[str, str] = {"sqlite": "rowid", "postgresql": "seq"}
-# The database's own clock, in seconds since the epoch: leases are timed by the
-# one clock every instance shares, never by a host's.
-NOW: dict[str, str] = {
-    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
-    "postgresql": "extract(epoch from clock_timestamp())::double precision",
-}
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS schemas (
-    digest TEXT PRIMARY KEY,
-    text BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS files (
-    id TEXT PRIMARY KEY,
-    batch_id TEXT NOT NULL REFERENCES batches(id),
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER,
-    sha256 TEXT,
-    schema_digest TEXT,
-    code TEXT,
-    message TEXT,
-    encoding TEXT,
-    rows_blank INTEGER NOT NULL DEFAULT 0,
-    archive_name TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    received_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_by_batch ON files(batch_id);
-CREATE INDEX IF NOT EXISTS files_by_tenant ON files(tenant, state);
-CREATE TABLE IF NOT EXISTS rows (
-    file_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (file_id, row)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS failures (
-    file_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    field TEXT,
-    code TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS failures_by_file ON failures(file_id, row);
-CREATE TABLE IF NOT EXISTS row_state (
-    tenant TEXT NOT NULL,
-    target TEXT NOT NULL,
-    key TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    confirmed_at REAL NOT NULL,
-    PRIMARY KEY (tenant, target, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_by_digest ON files(tenant, sha256);
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    batch_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    path TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    sent_at REAL
-);
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    seen_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS owners (
-    tenant TEXT PRIMARY KEY,
-    instance TEXT NOT NULL,
-    since REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
-
-# Columns journals written by earlier versions lack.
-_ADDED = (
-    ("files", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("batches", "stopped_reason", "TEXT"),
-    ("batches", "stopped_since", "REAL"),
-    ("batches", "safeguard", "TEXT"),
-    ("batches", "changes", "TEXT"),
-    # A file's row counts, kept when retention drops its rows.
-    ("files", "counts", "TEXT"),
-    # A finished batch's files and row counts, for the page, status and metrics.
-    ("batches", "counts", "TEXT"),
-)
-
 
 def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
     """Open the journal at ``path``: created and upgraded, or read-only as it is.
@@ -210,23 +102,25 @@ def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
         raise StateError(_unusable(path, exc)) from exc
     try:
         if read_only:
-            _check_current(db, path)
+            check_current(SqliteDatabase(db), str(path))
         else:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_TABLES)
-            _upgrade(db)
+            migrate(SqliteDatabase(db), str(path))
     except sqlite3.Error as exc:
         db.close()
         raise StateError(_unusable(path, exc)) from exc
+    except StateError:
+        db.close()
+        raise
     return SqliteDatabase(db)
 
 
 class SqliteDatabase:
     """The journal in one SQLite file."""
 
-    dialect: Dialect = "sqlite"
+    dialect: Dialect = SQLITE
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -246,38 +140,6 @@ class SqliteDatabase:
     def close(self) -> None:
         """Close the file."""
         self.db.close()
-
-
-def _columns(db: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-
-
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Add what journals written by earlier versions lack."""
-    for table, column, kind in _ADDED:
-        if column in _columns(db, table):
-            continue
-        try:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        except sqlite3.OperationalError as exc:  # another connection was first
-            if "duplicate column" not in str(exc):
-                raise
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS batches_by_tenant ON batches(tenant, state, finished_at)"
-    )
-    db.execute("CREATE INDEX IF NOT EXISTS batches_by_state ON batches(state)")
-    db.execute("CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state, tenant)")
-
-
-def _check_current(db: sqlite3.Connection, path: Path) -> None:
-    """Refuse, read-only, a journal that only an upgrade could read."""
-    for table, column, _ in _ADDED:
-        if column not in _columns(db, table):
-            db.close()
-            raise StateError(
-                f"the journal {path} was written by an earlier version: start the service "
-                "(or run watcher process) once to upgrade it"
-            )
 
 
 class Transaction:

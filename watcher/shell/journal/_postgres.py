@@ -1,6 +1,7 @@
 """The journal on PostgreSQL (psycopg 3): the state several hosts share.
 
-The same tables as SQLite, in PostgreSQL's types, and the same statements:
+The same tables as SQLite, in PostgreSQL's types and made by the same
+migrations (:mod:`watcher.shell.journal.migrations`), and the same statements:
 the journal's parts write ``?`` and ``:name`` placeholders, turned here into
 psycopg's. Outside a transaction each statement commits at once (autocommit),
 as with SQLite; :meth:`PostgresDatabase.transaction` groups statements.
@@ -32,12 +33,14 @@ from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from watcher.errors import DatabaseUnavailableError, StateError
+from watcher.shell.journal.dialects import POSTGRESQL, Dialect
+from watcher.shell.journal.migrations import check_current, migrate
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
     from watcher.config import Secret
-    from watcher.shell.journal._database import Cursor, Dialect
+    from watcher.shell.journal._database import Cursor
 
 __all__ = ["PostgresDatabase", "PostgresTarget", "connect_postgres"]
 
@@ -46,101 +49,6 @@ _POOL_SIZE = 32  # connections an instance opens at most for its workers
 _POOL_WAIT = 60.0  # seconds a statement waits for a pooled connection (a busy host is slow)
 _POOLS: dict[str, ConnectionPool[psycopg.Connection[Any]]] = {}
 _POOLS_LOCK = threading.Lock()
-_TABLES_LOCK = 7_370_301  # an advisory lock: two instances starting at once make the tables once
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS schemas (
-    digest TEXT PRIMARY KEY,
-    text BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION,
-    stopped_reason TEXT,
-    stopped_since DOUBLE PRECISION,
-    safeguard TEXT,
-    changes TEXT,
-    counts TEXT
-);
-CREATE INDEX IF NOT EXISTS batches_by_tenant ON batches(tenant, state, finished_at);
-CREATE INDEX IF NOT EXISTS batches_by_state ON batches(state);
-CREATE TABLE IF NOT EXISTS files (
-    seq BIGSERIAL,
-    id TEXT PRIMARY KEY,
-    batch_id TEXT NOT NULL REFERENCES batches(id),
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    dev NUMERIC(20), ino NUMERIC(20), size BIGINT, mtime_ns BIGINT,
-    sha256 TEXT,
-    schema_digest TEXT,
-    code TEXT,
-    message TEXT,
-    encoding TEXT,
-    rows_blank INTEGER NOT NULL DEFAULT 0,
-    archive_name TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    received_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    counts TEXT
-);
-CREATE INDEX IF NOT EXISTS files_by_batch ON files(batch_id);
-CREATE INDEX IF NOT EXISTS files_by_tenant ON files(tenant, state);
-CREATE INDEX IF NOT EXISTS files_by_digest ON files(tenant, sha256);
-CREATE TABLE IF NOT EXISTS rows (
-    file_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (file_id, row)
-);
-CREATE TABLE IF NOT EXISTS failures (
-    seq BIGSERIAL,
-    file_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    field TEXT,
-    code TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS failures_by_file ON failures(file_id, row);
-CREATE TABLE IF NOT EXISTS row_state (
-    tenant TEXT NOT NULL,
-    target TEXT NOT NULL,
-    key TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    confirmed_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (tenant, target, key)
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    batch_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    path TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created_at DOUBLE PRECISION NOT NULL,
-    sent_at DOUBLE PRECISION
-);
-CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state, tenant);
-CREATE TABLE IF NOT EXISTS instances (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at DOUBLE PRECISION NOT NULL,
-    seen_at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS owners (
-    tenant TEXT PRIMARY KEY,
-    instance TEXT NOT NULL,
-    since DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
-);
-"""
-
 # The databases whose tables this process made (or found): each worker's
 # connection need not ask again.
 _MADE: set[str] = set()
@@ -177,13 +85,16 @@ def connect_postgres(
         StateError: the server refused us (password, permissions), with why.
     """
     database = PostgresDatabase(target, read_only=read_only, dedicated=dedicated)
-    if read_only or target.url in _MADE:
+    if read_only:
+        try:
+            check_current(database, str(target))
+        except StateError:
+            database.close()
+            raise
         return database
-    with database.transaction():
-        database.execute("SELECT pg_advisory_xact_lock(?)", (_TABLES_LOCK,))
-        for statement in _TABLES.split(";"):
-            if statement.strip():
-                database.execute(statement)
+    if target.url in _MADE:
+        return database
+    migrate(database, str(target))
     _MADE.add(target.url)
     return database
 
@@ -257,7 +168,7 @@ class PostgresDatabase:
     (the lease thread must never wait for one; a reader opens one briefly).
     """
 
-    dialect: Dialect = "postgresql"
+    dialect: Dialect = POSTGRESQL
 
     def __init__(
         self, target: PostgresTarget, *, read_only: bool = False, dedicated: bool = False

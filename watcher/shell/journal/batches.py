@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.changes import ChangeSummary
 from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reason
 from watcher.core.states import BatchState, RowState, Safeguard, next_step
-from watcher.shell.journal._database import ORDER, UNFINISHED
+from watcher.shell.journal._database import UNFINISHED
 from watcher.shell.journal.files import FILE_COLUMNS, file_record
 
 if TYPE_CHECKING:
     from watcher.shell.journal._database import Database
+    from watcher.shell.journal.dialects import Dialect
 
 __all__ = ["Batches"]
 
@@ -49,21 +50,22 @@ LEFT JOIN kinds ON kinds.file_id = f.id
 WHERE f.batch_id = :batch
 ORDER BY f.received_at, f.{order}
 """
-_VIEW = {
-    dialect: _VIEW_TEMPLATE.format(
-        imported=RowState.IMPORTED,
-        unchanged=RowState.UNCHANGED,
-        failed=RowState.FAILED,
-        pending=RowState.PENDING,
-        columns=", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(",")),
-        array=array,
-        order=ORDER[dialect],
-    )
-    for dialect, array in (
-        ("sqlite", "json_group_array(json_array(n, field, code, example))"),
-        ("postgresql", "json_agg(json_build_array(n, field, code, example))::text"),
-    )
-}
+_VIEWS: dict[str, str] = {}
+
+
+def _view(dialect: Dialect) -> str:
+    """The batch view's statement in ``dialect``, made once."""
+    if dialect.name not in _VIEWS:
+        _VIEWS[dialect.name] = _VIEW_TEMPLATE.format(
+            imported=RowState.IMPORTED,
+            unchanged=RowState.UNCHANGED,
+            failed=RowState.FAILED,
+            pending=RowState.PENDING,
+            columns=", ".join(f"f.{c.strip()}" for c in FILE_COLUMNS.split(",")),
+            array=dialect.json_list("n, field, code, example"),
+            order=dialect.order,
+        )
+    return _VIEWS[dialect.name]
 
 
 class Batches:
@@ -93,7 +95,7 @@ class Batches:
         """The batch with its files, each with its row counts and reasons, in one read."""
         batch = self.get(batch_id)
         files = []
-        for row in self.db.execute(_VIEW[self.db.dialect], {"batch": batch_id}):
+        for row in self.db.execute(_view(self.db.dialect), {"batch": batch_id}):
             *record, imported, unchanged, failed, pending, reasons, kept = row
             counts = Counts(
                 total=(imported or 0) + (unchanged or 0) + (failed or 0) + (pending or 0),

@@ -21,24 +21,24 @@ from watcher.shell.journal.batches import Batches
 if TYPE_CHECKING:
     from watcher.core.records import BatchView
     from watcher.shell.journal._database import Database
+    from watcher.shell.journal.dialects import Dialect
 
 __all__ = ["Day", "History", "Past"]
 
 _DAY = 86400
 
+
 # Rows per day (UTC) of a tenant's finished batches, from the counts kept on each.
-_DAILY = {
-    "sqlite": "SELECT date(finished_at, 'unixepoch'),"
-    " SUM(json_extract(counts, '$.counts.imported')),"
-    " SUM(json_extract(counts, '$.counts.unchanged')),"
-    " SUM(json_extract(counts, '$.counts.failed'))"
-    " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ? GROUP BY 1",
-    "postgresql": "SELECT to_char(to_timestamp(finished_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"
-    " SUM((counts::json -> 'counts' ->> 'imported')::bigint)::bigint,"
-    " SUM((counts::json -> 'counts' ->> 'unchanged')::bigint)::bigint,"
-    " SUM((counts::json -> 'counts' ->> 'failed')::bigint)::bigint"
-    " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ? GROUP BY 1",
-}
+def _daily(dialect: Dialect) -> str:
+    """Rows imported, unchanged and failed per UTC day, from finished batches' counts."""
+    counted = ", ".join(
+        f"SUM({dialect.json_integer('counts', 'counts', kind)})"
+        for kind in ("imported", "unchanged", "failed")
+    )
+    return (
+        f"SELECT {dialect.day('finished_at')}, {counted}"  # noqa: S608 - the journal's own words
+        " FROM batches WHERE tenant = ? AND state = ? AND finished_at >= ? GROUP BY 1"
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,7 +129,7 @@ class History:
         found = {
             day: (imported or 0, unchanged or 0, failed or 0)
             for day, imported, unchanged, failed in self.db.execute(
-                _DAILY[self.db.dialect], (tenant, BatchState.DONE, start)
+                _daily(self.db.dialect), (tenant, BatchState.DONE, start)
             )
         }
         result = []

@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from watcher.shell.journal._database import NOW
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -50,7 +48,7 @@ class Leases:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.now_sql = NOW[db.dialect]
+        self.now_sql = db.dialect.now
 
     def now(self) -> float:
         """The database's clock."""

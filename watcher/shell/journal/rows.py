@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING
 
 from watcher.core.states import FileState, RowState
-from watcher.shell.journal._database import ORDER
 from watcher.shell.journal.users import confirm
 
 if TYPE_CHECKING:
@@ -67,49 +66,34 @@ class Rows:
         self._insert_failures(file_id, [(r, field, code, m) for r, field, code, m in failures])
 
     def _insert_rows(self, file_id: str, rows: list[int], state: RowState) -> None:
-        """Rows of a file in ``state``: one statement on PostgreSQL, not one per row."""
-        if self.db.dialect == "postgresql":
-            if rows:
-                self.db.execute(
-                    "INSERT INTO rows (file_id, row, state) SELECT ?, unnest(?::integer[]), ?",
-                    (file_id, rows, state),
-                )
-            return
-        self.db.executemany(
-            "INSERT INTO rows (file_id, row, state) VALUES (?, ?, ?)",
-            ((file_id, r, state) for r in rows),
+        """Rows of a file in ``state``, in few statements."""
+        self.db.dialect.insert_many(
+            self.db,
+            "rows",
+            columns=("file_id", "state", "row"),
+            fixed=(file_id, state),
+            rows=[(r,) for r in rows],
+            types=("integer",),
         )
 
     def _insert_failures(self, file_id: str, failures: list[Failure]) -> None:
-        """Failures of a file's rows, in order: one statement on PostgreSQL."""
-        if self.db.dialect == "postgresql":
-            if failures:
-                rows, fields, codes, messages = (list(c) for c in zip(*failures, strict=True))
-                self.db.execute(
-                    "INSERT INTO failures (file_id, row, field, code, message)"
-                    " SELECT ?, f.row, f.field, f.code, f.message"
-                    " FROM unnest(?::integer[], ?::text[], ?::text[], ?::text[])"
-                    " WITH ORDINALITY AS f(row, field, code, message, n) ORDER BY n",
-                    (file_id, rows, fields, codes, messages),
-                )
-            return
-        self.db.executemany(
-            "INSERT INTO failures (file_id, row, field, code, message) VALUES (?, ?, ?, ?, ?)",
-            ((file_id, *f) for f in failures),
+        """Failures of a file's rows, in order, in few statements."""
+        self.db.dialect.insert_many(
+            self.db,
+            "failures",
+            columns=("file_id", "row", "field", "code", "message"),
+            fixed=(file_id,),
+            rows=failures,
+            types=("integer", "text", "text", "text"),
         )
 
     def _set_state(self, file_id: str, rows: Sequence[int], state: RowState) -> None:
-        """Rows of a file now in ``state``: one statement on PostgreSQL."""
-        if self.db.dialect == "postgresql":
-            if rows:
-                self.db.execute(
-                    "UPDATE rows SET state = ? WHERE file_id = ? AND row = ANY(?::integer[])",
-                    (state, file_id, list(rows)),
-                )
-            return
-        self.db.executemany(
-            "UPDATE rows SET state = ? WHERE file_id = ? AND row = ?",
-            ((state, file_id, r) for r in rows),
+        """Rows of a file now in ``state``, in few statements."""
+        self.db.dialect.update_rows(
+            self.db,
+            "UPDATE rows SET state = ? WHERE file_id = ? AND {rows}",
+            (state, file_id),
+            rows,
         )
 
     def pending(self, file_id: str) -> list[int]:
@@ -203,7 +187,7 @@ class Rows:
         return self.db.execute(
             "SELECT row, field, code, message FROM failures WHERE file_id = ? AND row <= ("  # noqa: S608 - a constant column
             " SELECT MAX(row) FROM (SELECT DISTINCT row FROM failures WHERE file_id = ?"
-            f" ORDER BY row LIMIT ?) AS first) ORDER BY row, {ORDER[self.db.dialect]}",
+            f" ORDER BY row LIMIT ?) AS first) ORDER BY row, {self.db.dialect.order}",
             (file_id, file_id, rows),
         ).fetchall()
 

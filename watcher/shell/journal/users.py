@@ -74,22 +74,15 @@ class Users:
 def confirm(db: Database, confirmed: Confirmed, rows: Iterable[int]) -> None:
     """Record the fingerprints of ``rows``, imported; call inside the outcome's transaction."""
     prints = [confirmed.prints[row] for row in rows if row in confirmed.prints]
-    if db.dialect == "postgresql":
-        # One statement; a user twice in the rows keeps its later fingerprint, as
-        # one upsert per row would.
-        latest = {key: (key, digest, fields) for key, digest, fields in prints}
-        if latest:
-            keys, digests, fields = (list(c) for c in zip(*latest.values(), strict=True))
-            db.execute(
-                "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"  # noqa: S608 - a constant clause
-                " SELECT ?, ?, u.key, u.digest, u.fields, ?"
-                " FROM unnest(?::text[], ?::text[], ?::text[]) AS u(key, digest, fields)"
-                f" {_UPSERT}",
-                (confirmed.tenant, confirmed.target, confirmed.now, keys, digests, fields),
-            )
-        return
-    db.executemany(
-        "INSERT INTO row_state (tenant, target, key, digest, fields, confirmed_at)"  # noqa: S608 - a constant clause
-        f" VALUES (?, ?, ?, ?, ?, ?) {_UPSERT}",
-        ((confirmed.tenant, confirmed.target, *p, confirmed.now) for p in prints),
+    # A user twice in the rows keeps its later fingerprint, as one upsert per row
+    # would (and one statement may not change a row twice).
+    latest = {key: (key, digest, fields) for key, digest, fields in prints}
+    db.dialect.insert_many(
+        db,
+        "row_state",
+        columns=("tenant", "target", "confirmed_at", "key", "digest", "fields"),
+        fixed=(confirmed.tenant, confirmed.target, confirmed.now),
+        rows=list(latest.values()),
+        types=("text", "text", "text"),
+        tail=_UPSERT,
     )
