@@ -21,21 +21,21 @@ look and, failing twice, set aside in ``check/.bak/`` with its reason.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from watcher.core.answers import ANSWERS, check_document, reasons
 from watcher.core.codes import Code
+from watcher.core.failures import failure_list
 from watcher.core.names import answer_name, archive_name, attachment_name, shown
 from watcher.core.notices import CheckAnswer
-from watcher.core.reading import Table, read_table
-from watcher.core.records import Reason
-from watcher.core.reporting import LISTED_ROWS, FailureList, common_reasons, failure_csv
+from watcher.core.reading import read_table
+from watcher.core.reporting import LISTED_ROWS, common_reasons
 from watcher.core.states import STEP_ATTEMPTS
-from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
+from watcher.core.validation import validate
 from watcher.errors import StateError
 from watcher.shell import checkmail
 from watcher.shell.dropfolder import Busy, Claimed, DropFolder, Gone
@@ -52,15 +52,7 @@ if TYPE_CHECKING:
     from watcher.shell.context import BatchContext
     from watcher.shell.schemas import InForce
 
-__all__ = ["ANSWERS", "check_files", "is_answer"]
-
-# What the lane writes beside a checked file: never taken for an upload.
-ANSWERS = (".check.json", ".check.csv")
-
-
-def is_answer(name: str) -> bool:
-    """Whether ``name`` is one of the lane's own answers."""
-    return name.endswith(ANSWERS)
+__all__ = ["check_files"]
 
 
 def check_files(
@@ -176,17 +168,28 @@ def _answer(
     listed = report.failures.filter(
         pl.col("row").is_in(report.failures["row"].unique().sort().head(LISTED_ROWS).implode())
     )
-    rows = _failures_csv(report.table, listed) if report.rows_failed and report.table else None
+    rows = (
+        failure_list(report.table, listed.iter_rows())
+        if report.rows_failed and report.table
+        else None
+    )
     answer, answer_csv = answer_name(name, ANSWERS[0]), answer_name(name, ANSWERS[1])
     folder_fd = folder.fd
-    document = _document(name, report, listed, schema, ctx, in_list=rows.rows if rows else 0)
+    document = check_document(
+        name,
+        report,
+        listed,
+        schema_label=schema.schema.label,
+        checked_at=ctx.clock(),
+        in_list=rows.rows if rows else 0,
+    )
     replace_file(folder_fd, answer, document)
     if rows is not None:
         replace_file(folder_fd, answer_csv, rows.data)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(answer_csv, dir_fd=folder_fd)
-    reasons = _reasons(report.failures)
+    found = reasons(report.failures)
     checkmail.add(
         ctx,
         tenant,
@@ -196,7 +199,7 @@ def _answer(
             rows=report.rows_total,
             failed=report.rows_failed,
             file_error=" ".join(p.message for p in report.file_errors) or None,
-            reasons=tuple(common_reasons(reasons)),
+            reasons=tuple(common_reasons(found)),
             answer=answer,
             answer_csv=answer_csv if rows is not None else None,
             attachment=attachment_name(name) if rows is not None else None,
@@ -225,77 +228,3 @@ def _refused(
     ctx.log.warning(
         "check.refused", tenant=tenant.name, file=shown(refusal.name), code=refusal.code.value
     )
-
-
-def _reasons(failures: pl.DataFrame) -> tuple[Reason, ...]:
-    """A check's failures counted by field and code, most frequent first."""
-    if failures.is_empty():
-        return ()
-    counted = (
-        failures.group_by("field", "code")
-        .agg(pl.len().alias("count"), pl.col("message").cast(pl.String).min().alias("example"))
-        .sort(["count", "field", "code"], descending=[True, False, False], nulls_last=False)
-    )
-    return tuple(
-        Reason(count=count, field=field, code=str(code), example=str(example))
-        for field, code, count, example in counted.select(
-            "field", "code", "count", "example"
-        ).iter_rows()
-    )
-
-
-def _failures_csv(table: Table, listed: pl.DataFrame) -> FailureList:
-    by_row: dict[int, list[tuple[str | None, str, str]]] = {}
-    for row, field, code, message in listed.iter_rows():
-        by_row.setdefault(row, []).append((field, code, message))
-    numbers = sorted(by_row)
-    values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
-    return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)
-
-
-def _document(
-    name: str,
-    report: ValidationReport,
-    listed: pl.DataFrame,
-    schema: InForce,
-    ctx: BatchContext,
-    *,
-    in_list: int,
-) -> bytes:
-    """The check's answer for scripts: counts, codes and fields, no values."""
-    failed: dict[int, dict[str, list[str | None]]] = {}
-    for row, field, code, _ in listed.iter_rows():
-        entry = failed.setdefault(row, {"codes": [], "fields": []})
-        entry["codes"].append(code)
-        entry["fields"].append(field)
-    document = {
-        "file": shown(name),
-        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ctx.clock())),
-        "schema": schema.schema.label,
-        "status": "not_importable"
-        if report.file_errors
-        else "would_partly_fail"
-        if report.rows_failed
-        else "would_import",
-        "encoding": report.encoding,
-        "rows": {
-            "total": report.rows_total,
-            "valid": report.rows_valid,
-            "failed": report.rows_failed,
-            "blank": report.rows_blank,
-        },
-        "file_error": None
-        if not report.file_errors
-        else {
-            "code": report.file_errors[0].code.value,
-            "message": " ".join(p.message for p in report.file_errors),
-        },
-        "reasons": [
-            {"field": r.field, "code": r.code, "count": r.count} for r in _reasons(report.failures)
-        ],
-        "failed_rows": [{"row": row, **entry} for row, entry in sorted(failed.items())],
-        "failed_rows_complete": len(failed) == report.rows_failed,
-        # How many of the failed rows the .check.csv beside lists (it stops short of 50 MiB).
-        "failed_rows_in_csv": in_list,
-    }
-    return (json.dumps(document, indent=2) + "\n").encode()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.notices import CheckAnswer, check_message
 from watcher.core.reporting import ATTACHMENT_LIMIT
 from watcher.shell.files import replace_file
-from watcher.shell.mailer import write_outbox
+from watcher.shell.mailer import queue_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -115,19 +115,16 @@ def flush(ctx: BatchContext, tenant: TenantConfig) -> int:
         now=ctx.clock(),
         service_address=ctx.config.email.sender if ctx.config.email else None,
     )
-    path = write_outbox(ctx.state.outbox, message_id, message)
-    ctx.journal.messages.queue(
+    queue_message(
+        ctx,
+        message,
         message_id=message_id,
         batch_id=message_id,
         tenant=tenant.name,
-        path=str(path),
-        now=ctx.clock(),
+        files=len(answers),
     )
     replace_file(folder, _LAST, f"{ctx.clock()}\n".encode(), mode=0o600)
     _forget(folder, [part_id for part_id, _ in parts])
-    ctx.log.info(
-        "mail.queued", message_id=message_id, attachments=len(attachments), files=len(answers)
-    )
     return len(answers)
 
 

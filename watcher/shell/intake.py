@@ -17,11 +17,11 @@ import stat
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from watcher.core.answers import is_answer
 from watcher.core.batching import Batcher
 from watcher.core.readiness import Tracker, is_temporary
 from watcher.core.records import Identity
 from watcher.core.signals import Change, Heard, hear, hear_ftps
-from watcher.shell.checking import is_answer
 from watcher.shell.dropfolder import DropFolder
 from watcher.shell.logsocket import LogSocket, listen_to
 from watcher.shell.strays import Strays

@@ -37,10 +37,19 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config, EmailConfig
+    from watcher.shell.context import BatchContext
     from watcher.shell.journal import Journal
     from watcher.shell.statedir import StateDir
 
-__all__ = ["Mailer", "Verdict", "classify", "deliver", "requeue_after_crash", "write_outbox"]
+__all__ = [
+    "Mailer",
+    "Verdict",
+    "classify",
+    "deliver",
+    "queue_message",
+    "requeue_after_crash",
+    "write_outbox",
+]
 
 Verdict = Literal["retry", "defer", "reject"]
 
@@ -51,6 +60,29 @@ def write_outbox(outbox: Path, message_id: str, message: EmailMessage) -> Path:
     path = outbox / f"{message_id}.eml"
     replace_file(outbox, path.name, message.as_bytes(policy=policy.SMTP))
     return path
+
+
+def queue_message(
+    ctx: BatchContext,
+    message: EmailMessage,
+    *,
+    message_id: str,
+    batch_id: str,
+    tenant: str,
+    files: int | None = None,
+) -> None:
+    """Put ``message`` in the outbox and the journal, where delivery finds it; once per id.
+
+    A message written again after a crash (the same id) replaces its file and
+    is journaled once. ``files``: how many checked files it tells of.
+    """
+    path = write_outbox(ctx.state.outbox, message_id, message)
+    faults.checkpoint("report-written")
+    ctx.journal.messages.queue(
+        message_id=message_id, batch_id=batch_id, tenant=tenant, path=str(path), now=ctx.clock()
+    )
+    attachments = sum(1 for _ in message.iter_attachments())
+    ctx.log.info("mail.queued", message_id=message_id, attachments=attachments, files=files)
 
 
 def deliver(

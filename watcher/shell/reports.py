@@ -11,20 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from watcher.core.failures import failure_list
 from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, summary_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
     FailureList,
     FileSummary,
-    failure_csv,
     needs_report,
     report_message,
 )
-from watcher.core.validation import FIRST_DATA_ROW
-from watcher.shell import faults
 from watcher.shell.files import replace_file
-from watcher.shell.mailer import write_outbox
+from watcher.shell.mailer import queue_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -117,16 +115,7 @@ def write_report(
         )
     else:
         return
-    path = write_outbox(ctx.state.outbox, view.id, message)
-    faults.checkpoint("report-written")
-    ctx.journal.messages.queue(
-        message_id=view.id, batch_id=view.id, tenant=tenant.name, path=str(path), now=ctx.clock()
-    )
-    ctx.log.info(
-        "mail.queued",
-        message_id=view.id,
-        attachments=len(message.get_payload()) - 1 if message.is_multipart() else 0,
-    )
+    queue_message(ctx, message, message_id=view.id, batch_id=view.id, tenant=tenant.name)
 
 
 def write_hold_notice(
@@ -147,15 +136,7 @@ def write_hold_notice(
         service_address=ctx.config.email.sender if ctx.config.email else None,
     )
     message_id = f"{view.id}.held"
-    path = write_outbox(ctx.state.outbox, message_id, message)
-    ctx.journal.messages.queue(
-        message_id=message_id,
-        batch_id=view.id,
-        tenant=tenant.name,
-        path=str(path),
-        now=ctx.clock(),
-    )
-    ctx.log.info("mail.queued", message_id=message_id, attachments=0)
+    queue_message(ctx, message, message_id=message_id, batch_id=view.id, tenant=tenant.name)
 
 
 def _failure_csv(
@@ -168,9 +149,4 @@ def _failure_csv(
         read = read_table(ctx.state.spool(record.tenant, record.id))
         assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
         table = read
-    by_row: dict[int, list[tuple[str | None, str, str]]] = {}
-    for row, field, code, message in listed(record.id):
-        by_row.setdefault(row, []).append((field, code, message))
-    numbers = sorted(by_row)
-    values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
-    return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)
+    return failure_list(table, listed(record.id))

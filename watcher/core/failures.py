@@ -1,0 +1,30 @@
+"""A file's failure list from its table: the rows that failed, as the failure CSV lists them.
+
+One builder for the import lane's ``.failures.csv`` (and the report's
+attachment) and the check lane's ``.check.csv``. Pure: a table and the
+failures in, bytes out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.reporting import FailureList, failure_csv
+from watcher.core.validation import FIRST_DATA_ROW
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from watcher.core.reading import Table
+
+__all__ = ["failure_list"]
+
+
+def failure_list(table: Table, failures: Iterable[tuple[int, str | None, str, str]]) -> FailureList:
+    """The failed rows of ``table``, each with its failures (row, field, code, message)."""
+    by_row: dict[int, list[tuple[str | None, str, str]]] = {}
+    for row, field, code, message in failures:
+        by_row.setdefault(row, []).append((field, code, message))
+    numbers = sorted(by_row)
+    values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
+    return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)
