@@ -140,12 +140,9 @@ def process(args: argparse.Namespace) -> int:
     from watcher.config import load_config  # noqa: PLC0415
     from watcher.errors import AlreadyRunningError  # noqa: PLC0415
     from watcher.shell import logs, mailer  # noqa: PLC0415 - keeps start-up lean
-    from watcher.shell.batches import run_tenant, start_up  # noqa: PLC0415
-    from watcher.shell.context import BatchContext  # noqa: PLC0415
-    from watcher.shell.journal import Journal  # noqa: PLC0415
-    from watcher.shell.ownership import Ownership  # noqa: PLC0415
+    from watcher.shell.batches import run_tenant  # noqa: PLC0415
+    from watcher.shell.runtime import Runtime  # noqa: PLC0415
     from watcher.shell.schemas import InForce  # noqa: PLC0415
-    from watcher.shell.statedir import StateDir  # noqa: PLC0415
 
     config = load_config(args.config)
     try:
@@ -159,47 +156,32 @@ def process(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if refuse_root(config, "process"):
         return EXIT_USAGE
-    state = StateDir.of(config.service)
+    as_json = args.json or not sys.stdout.isatty()
+    if as_json:
+        logs.configure()
+    else:  # a person at a terminal: a summary, and only what went wrong from the log
+        logs.configure(stream=sys.stderr, json=False, level="warning")
+    runtime = Runtime(config=config, log=logs.get_logger())
+    ownership = runtime.ownership([tenant.name], queue.Queue())
     try:
-        lock = state.lock()
+        with runtime.hold(ownership, take_all=True) as held:
+            if tenant.name not in held.owned:
+                print(
+                    f"watcher: another instance runs {tenant.name} now: drop the files into "
+                    "its folder instead (watcher status says which)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            ctx = runtime.context(held.journal, resend_all=args.resend_all)
+            results = run_tenant(ctx, tenant, names, schema)
+            mine = [tenant.name] if runtime.shared else None
+            waiting = mailer.deliver(config, held.journal, runtime.state, ctx.log, mine)
     except AlreadyRunningError as exc:
         print(
             f"watcher: {exc}; drop the files into the folder instead, or stop the service",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    as_json = args.json or not sys.stdout.isatty()
-    if as_json:
-        logs.configure()
-    else:  # a person at a terminal: a summary, and only what went wrong from the log
-        logs.configure(stream=sys.stderr, json=False, level="warning")
-    log = logs.get_logger()
-    ownership = Ownership(
-        state, [tenant.name], config.service.lease_timeout, inbox=queue.Queue(), log=log
-    )
-    try:
-        if tenant.name not in ownership.take_all():
-            print(
-                f"watcher: another instance runs {tenant.name} now: drop the files into "
-                "its folder instead (watcher status says which)",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        journal = Journal(state.journal)
-        try:
-            ctx = BatchContext(
-                config=config, journal=journal, state=state, log=log, resend_all=args.resend_all
-            )
-            start_up(ctx, None if state.database is None else [tenant.name])
-            results = run_tenant(ctx, tenant, names, schema)
-            waiting = mailer.deliver(
-                config, journal, state, log, None if state.database is None else [tenant.name]
-            )
-        finally:
-            journal.close()
-    finally:
-        ownership.stop()
-        lock.release()
     if not as_json:
         print(process_summary(results, waiting=waiting))
     return EXIT_OK if all(r.complete for r in results) else EXIT_INCOMPLETE

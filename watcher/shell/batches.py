@@ -15,7 +15,6 @@ batches first (upsert order matters), then claims and runs the new one.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import TYPE_CHECKING
 
 from watcher.core.reporting import LISTED_ROWS
@@ -131,7 +130,7 @@ class BatchRun:
         view = journal.batches.view(self.batch_id)
         tenant = self.ctx.config.tenant(view.batch.tenant)
         logs.bind(tenant=tenant.name, batch_id=self.batch_id)
-        started = time.monotonic()
+        started = self.ctx.timer()
         try:
             state = view.batch.state
             while state is not BatchState.DONE:
@@ -156,8 +155,8 @@ class BatchRun:
                     journal.history.keep(view)
             result = self.result(view, complete=True)
             if self.ctx.metrics is not None:
-                duration = time.monotonic() - started
-                self.ctx.metrics.batch_done(view, duration=duration, now=time.time())
+                duration = self.ctx.timer() - started
+                self.ctx.metrics.batch_done(view, duration=duration, now=self.ctx.clock())
             self.ctx.log.info(
                 "batch.completed",
                 files=result.files,
@@ -166,7 +165,7 @@ class BatchRun:
                 unchanged=result.counts.unchanged,
                 failed=result.counts.failed,
                 pending=result.counts.pending,
-                duration=round(time.monotonic() - started, 3),
+                duration=round(self.ctx.timer() - started, 3),
                 concurrency_min=min((low for low, _ in self.paces), default=None),
                 concurrency_max=max((high for _, high in self.paces), default=None),
             )
@@ -239,7 +238,7 @@ def start_up(ctx: BatchContext, tenants: Collection[str] | None = None) -> None:
         for tenant in tenants:
             take_over(ctx, tenant)
     # The page charts 30 days: batches of an older version get their counts kept.
-    ctx.journal.history.backfill(since=time.time() - 31 * 86400)
+    ctx.journal.history.backfill(since=ctx.clock() - 31 * 86400)
 
 
 def take_over(ctx: BatchContext, tenant: str) -> None:

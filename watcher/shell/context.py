@@ -35,6 +35,8 @@ class BatchContext:
     state: StateDir
     log: FilteringBoundLogger
     clock: Callable[[], float] = time.time
+    # Durations: a monotonic clock, never the wall's.
+    timer: Callable[[], float] = time.monotonic
     stop: threading.Event | None = None
     transport: httpx.AsyncBaseTransport | None = None
     # ``watcher process --resend-all``: send every valid row, unchanged or not.

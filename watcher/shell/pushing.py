@@ -11,7 +11,6 @@ not reported stay pending for the next run.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 from watcher.core.changes import user_key
@@ -92,7 +91,7 @@ def push(
         for chunk in rows.iter_slices(10_000)
         for row in chunk.iter_rows(named=True)
     )
-    started = time.monotonic()
+    started = ctx.timer()
     # The sink's events (import.rejected, retries) name the file they concern.
     logs.bind(file=record.name)
     try:
@@ -109,7 +108,7 @@ def push(
         sink=sink.kind,
         rows=rows.height,
         unchanged=unchanged,
-        duration=round(time.monotonic() - started, 3),
+        duration=round(ctx.timer() - started, 3),
         concurrency_min=low,
         concurrency_max=high,
     )

@@ -37,19 +37,16 @@ from watcher.core.signals import Change
 from watcher.core.states import MessageState
 from watcher.errors import DatabaseUnavailableError
 from watcher.shell import logs, mailer
-from watcher.shell.batches import start_up
-from watcher.shell.context import BatchContext
 from watcher.shell.ftpslog import open_ftps_log
 from watcher.shell.intake import Logged
-from watcher.shell.journal import Journal
 from watcher.shell.listener import open_listener
 from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier
-from watcher.shell.ownership import Owned, Ownership
+from watcher.shell.ownership import Owned
 from watcher.shell.passes import Passes
 from watcher.shell.roster import Roster
+from watcher.shell.runtime import Runtime
 from watcher.shell.schemas import Schemas
-from watcher.shell.statedir import StateDir
 from watcher.shell.status import StatusFile
 from watcher.shell.stopping import stop_on_signals
 from watcher.shell.workers import Done, Workers
@@ -60,6 +57,8 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config
+    from watcher.shell.context import BatchContext
+    from watcher.shell.journal import Journal
 
 __all__ = ["Service"]
 
@@ -87,25 +86,25 @@ class Service:
         # Retention compares archives' dates with the wall clock, not the monotonic one.
         self.wall_clock = wall_clock
         self.stop = stop or threading.Event()
-        self.state = StateDir.of(config.service)
         self.inbox: queue.Queue[object] = queue.Queue()
         # Every periodic pass runs through it: one tenant's failure never ends the process.
         self.passes = Passes(self.log)
-        self.schemas = Schemas(self.log, keep=self.state.schemas)
         self.journal: Journal | None = None
         names = [t.name for t in config.tenants]
         self.metrics = Metrics(names, waiting=self._waiting) if config.service.http_listen else None
-        self.workers = Workers(
-            config, self.state, inbox=self.inbox, log=self.log, stop=self.stop, metrics=self.metrics
+        # The edges every batch runner shares, and the only maker of their contexts.
+        self.runtime = Runtime(
+            config=config, log=self.log, stop=self.stop, clock=wall_clock, metrics=self.metrics
         )
+        self.state = self.runtime.state
+        self.schemas = Schemas(self.log, keep=self.state.schemas)
+        self.workers = Workers(self.runtime, inbox=self.inbox)
         # Every tenant's lanes; those running here: all of them, or this instance's share.
         self.roster = Roster(
             config, inbox=self.inbox, log=self.log, claimed=self._claimed, stop=self.stop,
             workers=self.workers, schemas=self.schemas, passes=self.passes,
         )  # fmt: skip
-        self.ownership = Ownership(
-            self.state, names, config.service.lease_timeout, inbox=self.inbox, log=self.log
-        )
+        self.ownership = self.runtime.ownership(names, self.inbox)
         self.ftps = open_ftps_log(config, self.state, self.log)
         self.notifier = Notifier()
         self.status = StatusFile(self.state, self.log)
@@ -122,17 +121,13 @@ class Service:
 
     def run(self, *, once: bool = False) -> int:
         """Serve until asked to stop (or, with ``once``, until what is ready is done)."""
-        lock = self.state.lock()
-        self.journal = Journal(self.state.journal)
-        try:
-            owned = self.ownership.take_all() if once else self.ownership.start()
-            shared = self.state.database is not None
-            start_up(self._context(self.journal), sorted(owned) if shared else None)
-            self.roster.mine = set(owned)
+        with self.runtime.hold(self.ownership, take_all=once) as held:
+            self.journal = held.journal
+            self.roster.mine = set(held.owned)
             self.log.info(
                 "service.started",
                 tenants=len(self.roster.tenants),
-                owned=len(owned),
+                owned=len(held.owned),
                 instance=self.state.instance,
                 once=once,
                 pid=os.getpid(),
@@ -141,27 +136,18 @@ class Service:
             )
             for key, found in exposed_secrets(self.config):
                 self.log.warning("secret.exposed", key=key, detail=found)
-            listener = open_listener(self.config, self.state, self.metrics, log=self.log)
             try:
-                return self._once(self.journal) if once else self._serve(self.journal)
+                listener = open_listener(self.config, self.state, self.metrics, log=self.log)
+                try:
+                    return self._once(held.journal) if once else self._serve(held.journal)
+                finally:
+                    if listener is not None:
+                        listener.close()
             finally:
-                if listener is not None:
-                    listener.close()
-        finally:
-            self._shutdown()
-            self.ownership.stop()
-            self.journal.close()
-            lock.release()
+                self._shutdown()
 
     def _context(self, journal: Journal) -> BatchContext:
-        return BatchContext(
-            config=self.config,
-            journal=journal,
-            state=self.state,
-            log=self.log,
-            stop=self.stop,
-            metrics=self.metrics,
-        )
+        return self.runtime.context(journal)
 
     def _waiting(self) -> Waiting:
         """What waits now, for the metrics: from the journal and the lanes."""

@@ -22,21 +22,17 @@ from watcher.core.states import MessageState
 from watcher.shell import mailer
 from watcher.shell.batches import run_tenant
 from watcher.shell.checking import check_files
-from watcher.shell.context import BatchContext
-from watcher.shell.journal import Journal
 from watcher.shell.passes import where
 
 if TYPE_CHECKING:
     import queue
     from collections.abc import Collection, Sequence
 
-    from structlog.typing import FilteringBoundLogger
-
-    from watcher.config import Config, TenantConfig
+    from watcher.config import TenantConfig
     from watcher.core.refusals import Refused
-    from watcher.shell.metrics import Metrics
+    from watcher.shell.journal import Journal
+    from watcher.shell.runtime import Runtime
     from watcher.shell.schemas import InForce
-    from watcher.shell.statedir import StateDir
 
 __all__ = ["Done", "Workers"]
 
@@ -54,22 +50,13 @@ class Done:
 class Workers:
     """The worker threads of one service."""
 
-    def __init__(
-        self,
-        config: Config,
-        state: StateDir,
-        *,
-        inbox: queue.Queue[object],
-        log: FilteringBoundLogger,
-        stop: threading.Event,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.config = config
-        self.metrics = metrics
-        self.state = state
+    def __init__(self, runtime: Runtime, *, inbox: queue.Queue[object]) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.state = runtime.state
         self.inbox = inbox
-        self.log = log
-        self.stop = stop
+        self.log = runtime.log
+        self.stop = runtime.stop or threading.Event()
         self._tenants: dict[str, threading.Thread] = {}
         self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
@@ -111,17 +98,10 @@ class Workers:
         """Run the tenant's batches in its worker: unfinished ones, then ``names``, ``refusals``."""
 
         def body() -> None:
-            journal = Journal(self.state.journal)
+            journal = self.runtime.journal()
             complete = False
             try:
-                ctx = BatchContext(
-                    config=self.config,
-                    journal=journal,
-                    state=self.state,
-                    log=self.log,
-                    stop=self.stop,
-                    metrics=self.metrics,
-                )
+                ctx = self.runtime.context(journal)
                 results = run_tenant(ctx, tenant, names, schema, refusals)
                 complete = all(r.complete for r in results)
                 mailer.deliver(
@@ -162,15 +142,9 @@ class Workers:
         tries = self._check_tries.setdefault(tenant.name, {})
 
         def body() -> None:
-            journal = Journal(self.state.journal)
+            journal = self.runtime.journal()
             try:
-                ctx = BatchContext(
-                    config=self.config,
-                    journal=journal,
-                    state=self.state,
-                    log=self.log,
-                    stop=self.stop,
-                )
+                ctx = self.runtime.context(journal)
                 check_files(ctx, tenant, names, schema, tries)
                 mailer.deliver(
                     self.config,
@@ -209,7 +183,7 @@ class Workers:
             return
 
         def body() -> None:
-            journal = Journal(self.state.journal)
+            journal = self.runtime.journal()
             try:
                 mailer.deliver(self.config, journal, self.state, self.log, tenants, stop=self.stop)
             except Exception as exc:  # noqa: BLE001 - mail failing must not stop the service
