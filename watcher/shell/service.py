@@ -52,7 +52,7 @@ from watcher.shell.stopping import stop_on_signals
 from watcher.shell.workers import Done, Workers
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from structlog.typing import FilteringBoundLogger
 
@@ -90,6 +90,7 @@ class Service:
         # Every periodic pass runs through it: one tenant's failure never ends the process.
         self.passes = Passes(self.log)
         self.journal: Journal | None = None
+        self._due: dict[str, float] = {}  # when each periodic pass is next due
         names = [t.name for t in config.tenants]
         self.metrics = Metrics(names, waiting=self._waiting) if config.service.http_listen else None
         # The edges every batch runner shares, and the only maker of their contexts.
@@ -121,6 +122,17 @@ class Service:
 
     def run(self, *, once: bool = False) -> int:
         """Serve until asked to stop (or, with ``once``, until what is ready is done)."""
+        with self.opened(once=once) as journal:
+            listener = open_listener(self.config, self.state, self.metrics, log=self.log)
+            try:
+                return self._once(journal) if once else self._serve(journal)
+            finally:
+                if listener is not None:
+                    listener.close()
+
+    @contextlib.contextmanager
+    def opened(self, *, once: bool = False) -> Iterator[Journal]:
+        """The service holding its state folder, tenants and journal; every worker ended after."""
         with self.runtime.hold(self.ownership, take_all=once) as held:
             self.journal = held.journal
             self.roster.mine = set(held.owned)
@@ -137,12 +149,7 @@ class Service:
             for key, found in exposed_secrets(self.config):
                 self.log.warning("secret.exposed", key=key, detail=found)
             try:
-                listener = open_listener(self.config, self.state, self.metrics, log=self.log)
-                try:
-                    return self._once(held.journal) if once else self._serve(held.journal)
-                finally:
-                    if listener is not None:
-                        listener.close()
+                yield held.journal
             finally:
                 self._shutdown()
 
@@ -158,36 +165,37 @@ class Service:
         return self.journal.files.claimed_entries(tenant)
 
     def _serve(self, journal: Journal) -> int:
+        self.begin(journal)
+        self.notifier.ready(f"watching {len(self.roster.tenants)} drop folders")
+        while not self.stop.is_set():
+            self._wait(min(*self._due.values(), *self._deadlines()))  # a message may need it too
+            self.step(journal)
+        return 0
+
+    def begin(self, journal: Journal) -> None:
+        """Start every tenant running here; the passes fall due from now."""
         now = self.clock()
-        for tenant in self.roster.running():
-            self.passes.run(
-                "start",
-                tenant.name,
-                functools.partial(self.roster.begin, journal, tenant, now),
-                now,
-            )
-        due = {
+        self.roster.begin_all(journal, now)
+        self._due = {
             "prune": now,  # retention: at start, then once an hour
             "rescan": now + self.config.service.rescan_interval,
             "liveness": now + _LIVENESS_EVERY,
             "heartbeat": now,
         }
-        self.notifier.ready(f"watching {len(self.roster.tenants)} drop folders")
-        while not self.stop.is_set():
-            try:
-                self._wait(min(*due.values(), *self._deadlines()))  # a message may need it too
-                now = self.clock()
-                self._turn(journal, now, due)
-            except DatabaseUnavailableError as exc:
-                # The shared database restarts or is cut off: what needed it is done
-                # again on a later turn; the lease thread decides when to give up.
-                self.log.warning("database.unavailable", error=str(exc))
-                self.stop.wait(1.0)
-            status = self.passes.run(
-                "status", None, functools.partial(self._write_status, now), now
-            )
-            self.notifier.ping(now, healthy=status is True)
-        return 0
+
+    def step(self, journal: Journal) -> None:
+        """What the loop does after each wait: every message waiting, one turn, the status."""
+        self._drain()
+        now = self.clock()
+        try:
+            self._turn(journal, now, self._due)
+        except DatabaseUnavailableError as exc:
+            # The shared database restarts or is cut off: what needed it is done
+            # again on a later turn; the lease thread decides when to give up.
+            self.log.warning("database.unavailable", error=str(exc))
+            self.stop.wait(1.0)
+        status = self.passes.run("status", None, functools.partial(self._write_status, now), now)
+        self.notifier.ping(now, healthy=status is True)
 
     def _turn(self, journal: Journal, now: float, due: dict[str, float]) -> None:
         """One turn of the loop: what is due, then every ready file handed over.
@@ -236,6 +244,10 @@ class Service:
         except queue.Empty:
             return
         self._take(message)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Take every message waiting, without waiting for one."""
         while True:
             try:
                 self._take(self.inbox.get_nowait())
