@@ -8,7 +8,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from tests.support import Site, users_csv
+from tests.support import OPSCOM_SCHEMA, Site, users_csv
 from watcher.config import load_config
 from watcher.core.signals import Change
 from watcher.shell import intake
@@ -139,3 +139,45 @@ def test_a_worker_that_could_not_finish_is_tried_again_later_and_later(
     assert delays == [1200.0, 2400.0, 3600.0, 3600.0, 3600.0]
     assert workers.retry_due("jcu", clock.now + 599) is None
     assert workers.retry_due("jcu", clock.now + 600) == 600.0
+
+
+class FakeOwnership:
+    """Leases that say this instance holds one tenant too many."""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    def excess(self) -> int:
+        """One tenant above this instance's share."""
+        return 1 - len(self.released)
+
+    def release(self, tenant: str) -> None:
+        """Give ``tenant`` back."""
+        self.released.append(tenant)
+
+
+def test_evening_out_gives_back_an_idle_tenant_and_never_a_busy_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of two tenants, the one with a file settling is kept; the idle one is given back."""
+    monkeypatch.setattr(intake, "Watch", FakeWatch)
+    site = Site(tmp_path, service=SETTINGS)
+    other = tmp_path / "sftp" / "other" / "upload"
+    other.mkdir(parents=True)
+    site.config.write_text(
+        site.config.read_text()
+        + f'\n[[tenant]]\nname = "other"\ndrop_dir = "{other}"\nschema = "{OPSCOM_SCHEMA}"\n'
+        'failed_import_email = "r@other.example"\nreply_to = "a@other.example"\n'
+    )
+    clock = Clock()
+    svc = Service(load_config(site.config), clock=clock, log=structlog.get_logger())
+    ownership = FakeOwnership()
+    with svc.opened() as journal:
+        svc.begin(journal)
+        site.drop_file("a.csv", users_csv(2))
+        svc.inbox.put(Change(tenant="jcu", name="a.csv", signal="closed"))
+        svc.step(journal)
+        svc.roster.even_out(journal, ownership, clock.now)  # type: ignore[arg-type]
+        kept = sorted(svc.roster.mine)
+    assert ownership.released == ["other"]
+    assert kept == ["jcu"]

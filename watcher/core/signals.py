@@ -11,6 +11,7 @@ only carries things out.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 from typing import TYPE_CHECKING, Literal
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from watcher.core.readiness import Signal
     from watcher.core.sftplog import Transaction
 
-__all__ = ["Audit", "Change", "Heard", "audit", "changes", "hear", "hear_ftps"]
+__all__ = ["Audit", "Change", "Heard", "LaneKind", "audit", "changes", "hear", "hear_ftps"]
 
 _SIGNALS: dict[str, Signal] = {
     "created": "created",
@@ -36,17 +37,27 @@ _SIGNALS: dict[str, Signal] = {
 }
 
 
+class LaneKind(enum.StrEnum):
+    """A tenant's two lanes: its drop folder's uploads, imported; its ``check/``, only checked."""
+
+    IMPORT = "import"
+    CHECK = "check"
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """Something happened to ``name`` in ``tenant``'s drop folder."""
+    """Something happened to ``name`` in one of ``tenant``'s lanes (its drop or check folder)."""
 
     tenant: str
     name: str
     signal: Signal | None
     gone: bool = False
+    lane: LaneKind = LaneKind.IMPORT
 
 
-def changes(tenant: str, folder: str, event: FileSystemEvent) -> list[Change]:
+def changes(
+    tenant: str, folder: str, event: FileSystemEvent, lane: LaneKind = LaneKind.IMPORT
+) -> list[Change]:
     """What a watchdog event means for the files directly in ``folder``.
 
     Opens and closes without writing are ignored: the service's own reads
@@ -59,15 +70,15 @@ def changes(tenant: str, folder: str, event: FileSystemEvent) -> list[Change]:
     if os.path.dirname(source) == folder:  # noqa: PTH120 - event paths are strings
         name = os.path.basename(source)  # noqa: PTH119
         if event.event_type in ("deleted", "moved"):
-            found.append(Change(tenant=tenant, name=name, signal=None, gone=True))
+            found.append(Change(tenant=tenant, name=name, signal=None, gone=True, lane=lane))
         elif event.event_type in _SIGNALS:
-            found.append(Change(tenant=tenant, name=name, signal=_SIGNALS[event.event_type]))
+            signal = _SIGNALS[event.event_type]
+            found.append(Change(tenant=tenant, name=name, signal=signal, lane=lane))
     if event.event_type == "moved":
         destination = os.fsdecode(event.dest_path)
         if os.path.dirname(destination) == folder:  # noqa: PTH120
-            found.append(
-                Change(tenant=tenant, name=os.path.basename(destination), signal="moved_in")  # noqa: PTH119
-            )
+            arrived = os.path.basename(destination)  # noqa: PTH119
+            found.append(Change(tenant=tenant, name=arrived, signal="moved_in", lane=lane))
     return found
 
 

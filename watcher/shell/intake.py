@@ -12,26 +12,25 @@ thread, except the listener, which only puts messages on the queue.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import stat
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from watcher.core.answers import is_answer
 from watcher.core.batching import Batcher
-from watcher.core.readiness import Tracker, is_temporary
+from watcher.core.readiness import Tracker, UploadState, is_temporary
 from watcher.core.records import Identity
-from watcher.core.signals import Change, Heard, hear, hear_ftps
+from watcher.core.signals import Change, LaneKind
 from watcher.shell.dropfolder import DropFolder
+from watcher.shell.hearing import Hearing, Logged
 from watcher.shell.logsocket import LogSocket, listen_to
 from watcher.shell.strays import Strays
-from watcher.shell.watching import Watch
+from watcher.shell.watching import Presence, Watch
 
 if TYPE_CHECKING:
     import queue
     import threading
     from collections.abc import Callable
-    from pathlib import Path
 
     from structlog.typing import FilteringBoundLogger
 
@@ -39,18 +38,23 @@ if TYPE_CHECKING:
     from watcher.core.ftpslog import Transfer
     from watcher.core.sftplog import Transaction
 
-__all__ = ["Lane", "Logged", "TenantIntake"]
+__all__ = ["LaneSnapshot", "TenantIntake"]
 
-Lane = Literal["import", "check"]
 _CHECK = "check"  # the check lane's folder in the drop folder: not a stray subfolder
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Logged:
-    """A transaction of a tenant's SFTP log, as the listener puts it on the queue."""
+class LaneSnapshot:
+    """What one lane holds now, as plain values: what status, the page and the roster read."""
 
-    tenant: str
-    transaction: Transaction
+    kind: LaneKind
+    prefix: str  # how its files are named in the log and the status: "" or "check/"
+    folder_ok: bool
+    settle: float
+    uploads: tuple[UploadState, ...]  # files tracked, not yet ready
+    waiting: tuple[str, ...]  # files ready, in the open window
+    blocked: frozenset[str]  # files held back for want of a schema
+    window_closes: float | None
 
 
 class TenantIntake:
@@ -65,47 +69,46 @@ class TenantIntake:
         log: FilteringBoundLogger,
         claimed: Callable[[str], set[tuple[str, int, int, int]]],
         stop: threading.Event,
-        lane: Lane = "import",
+        kind: LaneKind = LaneKind.IMPORT,
     ) -> None:
-        """Set up the tenant's intake; nothing is watched until :meth:`start`.
+        """Set up one lane of a tenant; nothing is watched until :meth:`start`.
 
-        Args:
-            config: the tenant.
-            service: the settle time, windows and observer kind.
-            inbox: the service's queue, for events and SFTP transactions.
-            log: the service's logger.
-            claimed: the entries an unfinished batch of a tenant holds.
-            stop: set when the service stops, to end the listener.
-            lane: ``import`` watches the drop folder; ``check`` its check folder,
-                whose files are answered, never imported, without a window.
+        ``claimed`` gives the entries an unfinished batch of a tenant holds;
+        ``kind`` ``check`` watches the check folder, whose files are answered,
+        never imported, without a window.
         """
         self.config = config
-        self.lane: Lane = lane
-        self.folder = config.drop_dir if lane == "import" else config.check_dir
-        # The key of this lane's messages on the queue, and its files in the log.
-        self.key = config.name if lane == "import" else f"{config.name}/check"
-        self.prefix = "" if lane == "import" else "check/"
+        self.kind = kind
+        checking = kind is LaneKind.CHECK
+        self.folder = config.check_dir if checking else config.drop_dir
+        # How the lane's files are named in the log and the status.
+        self.prefix = "check/" if checking else ""
         self.service = service
         self.inbox = inbox
         self.log = log
         self.claimed = claimed
         self.stop = stop
-        self.tracker = Tracker(
+        self._tracker = Tracker(
             settle=service.settle_time, interrupted_after=service.interrupted_after
         )
-        self.batcher = Batcher(service.batch_window if lane == "import" else 0.0)
-        self.watch = Watch(self.key, self.folder, service.observer, inbox)
+        self._batcher = Batcher(0.0 if checking else service.batch_window)
+        watch = Watch(config.name, kind, self.folder, service.observer, inbox)
+        self.presence = Presence(watch, tenant=config.name, log=log)
         self.strays = Strays(config.name, leftover_after=service.leftover_after, log=log)
         self.socket: LogSocket | None = None
         self.listener: threading.Thread | None = None
-        self.writers: dict[str, int] = {}
-        self.folder_ok = True
         self.lease_warned = False
         # Files ready but held because no schema is in force.
-        self.blocked: set[str] = set()
-        # The folder as the chrooted SFTP client sees it, once the log is heard.
-        self.sftp_folder: PurePosixPath | None = None
-        self.ftps_folder = _ftps_folder(config, lane)
+        self._blocked: frozenset[str] = frozenset()
+        self.hearing = Hearing(
+            tenant=config.name,
+            folder=self.folder,
+            tracker=self._tracker,
+            ignored=self.ignored,
+            identity=self._identity,
+            log=log,
+            ftps_folder=_ftps_folder(config, kind),
+        )
 
     @property
     def name(self) -> str:
@@ -116,97 +119,53 @@ class TenantIntake:
 
     def ignored(self, name: str) -> bool:
         """Whether ``name`` is the lane's own doing: a check's answers."""
-        return self.lane == "check" and is_answer(name)
+        return self.kind is LaneKind.CHECK and is_answer(name)
 
     def changed(self, change: Change, now: float) -> None:
         """Take a watchdog event's meaning into the tracker."""
         if self.ignored(change.name):
             return
         if change.gone:
-            self.tracker.forget(change.name)
-            self.batcher.discard(change.name)
-        elif change.signal is not None and change.name not in self.batcher:
-            self.tracker.note(change.name, change.signal, now)
-            self.tracker.observe(change.name, self._identity(change.name), now)
+            self._tracker.forget(change.name)
+            self._batcher.discard(change.name)
+        elif change.signal is not None and change.name not in self._batcher:
+            self._tracker.note(change.name, change.signal, now)
+            self._tracker.observe(change.name, self._identity(change.name), now)
 
     def heard(self, transaction: Transaction, now: float, *, audit: bool = True) -> None:
-        """Take one SFTP transaction into the tracker, and log it as an audit event.
-
-        Every lane of a tenant hears its log; only one (``audit``) logs it.
-        """
-        self._apply(hear(transaction, self.sftp_folder, self.writers, self.name), now, audit)
+        """An SFTP transaction (every lane of a tenant hears its log; one audits it)."""
+        self.hearing.heard(transaction, now, audit=audit)
 
     def heard_ftps(self, transfer: Transfer, now: float, *, audit: bool = True) -> None:
-        """Take one line of vsftpd's log into the tracker, and log it as an audit event."""
-        if self.ftps_folder is None:
-            return
-        names = functools.partial(_entries, self.folder)
-        self._apply(hear_ftps(transfer, self.ftps_folder, self.name, names), now, audit)
-
-    def _apply(self, heard: Heard, now: float, audit: bool) -> None:  # noqa: FBT001
-        if heard.writer is not None:
-            name, pid = heard.writer
-            if pid is None:
-                self.writers.pop(name, None)
-            else:
-                self.writers[name] = pid
-        for name in heard.forget:
-            self.tracker.forget(name)
-        for name, signal in heard.notes:
-            if not self.ignored(name):
-                self.tracker.note(name, signal, now)
-        for name in heard.observe:
-            if not self.ignored(name):
-                self.tracker.observe(name, self._identity(name), now)
-        if heard.audit is not None and audit:
-            event = heard.audit
-            write = self.log.warning if event.level == "warning" else self.log.info
-            write(event.event, **event.fields)
+        """A line of vsftpd's log (every lane of a tenant hears it; one audits it)."""
+        self.hearing.heard_ftps(transfer, now, audit=audit)
 
     # Watching.
 
+    @property
+    def watch(self) -> Watch:
+        """The folder's observer."""
+        return self.presence.watch
+
+    @property
+    def folder_ok(self) -> bool:
+        """Whether the folder was there at the last look."""
+        return self.presence.ok
+
     def start(self) -> None:
         """Start watching the folder and, if configured, listening to its SFTP log."""
-        try:
-            self.watch.start()
-        except OSError as exc:
-            self.unreachable(exc)
+        if not self.presence.start():
             return
-        self.reachable()
         if (
-            self.lane == "import"
+            self.kind is LaneKind.IMPORT
             and self.config.sftp_log_socket is not None
             and self.socket is None
         ):
             self._listen()
 
-    def unreachable(self, exc: OSError) -> None:
-        """The folder is gone or closed to the service: said once, until it is back."""
-        if self.folder_ok:
-            self.log.error(
-                "tenant.drop_dir_missing",
-                tenant=self.name,
-                path=str(self.folder),
-                error=exc.strerror,
-            )
-        self.folder_ok = False
-
-    def reachable(self) -> None:
-        """The folder can be opened (again): said when it had been missing."""
-        if not self.folder_ok:
-            self.log.info("tenant.drop_dir_back", tenant=self.name)
-        self.folder_ok = True
-
     def check(self, now: float) -> None:
         """Restart a dead observer, then scan for what it missed."""
-        if self.watch.alive():
-            return
-        if self.folder_ok:
-            self.log.error("watch.observer_died", tenant=self.name)
-        self.watch.stop()
-        self.start()
-        if self.folder_ok:
-            self.log.info("watch.observer_restarted", tenant=self.name)
+        if self.presence.restart():
             self.scan(now)
 
     def close(self) -> None:
@@ -224,7 +183,7 @@ class TenantIntake:
             log=self.log,
         )
         if found is not None:
-            self.socket, self.listener, self.sftp_folder = found
+            self.socket, self.listener, self.hearing.sftp_folder = found
 
     # Finding files.
 
@@ -233,9 +192,9 @@ class TenantIntake:
         try:
             folder = DropFolder(self.folder)
         except OSError as exc:
-            self.unreachable(exc)
+            self.presence.lost(exc)
             return
-        self.reachable()
+        self.presence.back()
         with folder:
             everything = folder.entries()
             entries = [
@@ -244,7 +203,7 @@ class TenantIntake:
             subfolders = [
                 n
                 for n, i in everything
-                if stat.S_ISDIR(i.st_mode) and (self.lane == "check" or n != _CHECK)
+                if stat.S_ISDIR(i.st_mode) and (self.kind is LaneKind.CHECK or n != _CHECK)
             ]
             self.strays.in_subfolders(folder, subfolders)
         claimed = self.claimed(self.name)
@@ -253,14 +212,14 @@ class TenantIntake:
             if is_temporary(name):
                 self.strays.leftover(name, identity, now)
             elif (name, identity.dev, identity.ino, identity.mtime_ns) not in claimed and (
-                name not in self.batcher
+                name not in self._batcher
             ):
-                self.tracker.observe(name, identity, now)
-                self.tracker.note(name, "scan", now)
+                self._tracker.observe(name, identity, now)
+                self._tracker.note(name, "scan", now)
         names = {name for name, _ in entries}
-        for state in self.tracker.states(now):
+        for state in self._tracker.states(now):
             if state.name not in names:
-                self.tracker.forget(state.name)
+                self._tracker.forget(state.name)
         self.strays.keep_only(names)
 
     def ready(self, now: float) -> list[str]:
@@ -273,14 +232,14 @@ class TenantIntake:
         except OSError:
             return ready
         with folder:
-            for name in self.tracker.due(now):
+            for name in self._tracker.due(now):
                 info = folder.lstat(name)
-                self.tracker.observe(name, Identity.of(info) if info else None, now)
-                if name not in self.tracker.due(now):
+                self._tracker.observe(name, Identity.of(info) if info else None, now)
+                if name not in self._tracker.due(now):
                     continue
                 writer = folder.has_writer(name) if info and stat.S_ISREG(info.st_mode) else False
                 if writer:
-                    self.tracker.held(name, now)
+                    self._tracker.held(name, now)
                     self.log.info("file.still_open", tenant=self.name, file=self.prefix + name)
                     continue
                 if writer is None and not self.lease_warned:
@@ -290,10 +249,57 @@ class TenantIntake:
                         tenant=self.name,
                         detail="no lease: grant CAP_LEASE so open files are never taken",
                     )
-                self.tracker.forget(name)
+                self._tracker.forget(name)
                 ready.append(name)
                 self.log.info("file.ready", tenant=self.name, file=self.prefix + name)
         return ready
+
+    # What the lane's owner asks of it.
+
+    def gather(self, now: float) -> bool:
+        """Put every ready file in the lane's window; whether there was one."""
+        ready = self.ready(now)
+        for name in ready:
+            self._batcher.add(name, now)
+        return bool(ready)
+
+    def take(self, now: float, *, busy: bool) -> list[str]:
+        """The files of a window that closed (none while ``busy``: they wait for the next)."""
+        return self._batcher.take(now, busy=busy)
+
+    def interrupted(self, now: float) -> list[str]:
+        """Uploads cut off and never resumed in time, forgotten here as they are handed over."""
+        gone = self._tracker.interrupted(now)
+        for name in gone:
+            self._tracker.forget(name)
+        return gone
+
+    def hold_back(self, names: list[str], now: float) -> None:
+        """Files ready while no schema is in force, shown as blocked (none: nothing is)."""
+        self._blocked = frozenset(names)
+        for name in names:
+            self._tracker.note(name, "scan", now)
+
+    def deadlines(self) -> list[float | None]:
+        """When the lane's next file may be due, and when its window closes."""
+        return [self._tracker.next_deadline(), self._batcher.deadline()]
+
+    def watching(self) -> bool:
+        """Whether the folder is there and its observer alive."""
+        return self.folder_ok and self.watch.alive()
+
+    def snapshot(self, now: float) -> LaneSnapshot:
+        """What the lane holds now, as plain values."""
+        return LaneSnapshot(
+            kind=self.kind,
+            prefix=self.prefix,
+            folder_ok=self.folder_ok,
+            settle=self.service.settle_time,
+            uploads=tuple(self._tracker.states(now)),
+            waiting=tuple(self._batcher.waiting),
+            blocked=self._blocked,
+            window_closes=self._batcher.deadline(),
+        )
 
     def _identity(self, name: str) -> Identity | None:
         try:
@@ -302,7 +308,7 @@ class TenantIntake:
             return None
 
 
-def _ftps_folder(config: TenantConfig, lane: Lane) -> PurePosixPath | None:
+def _ftps_folder(config: TenantConfig, kind: LaneKind) -> PurePosixPath | None:
     """The lane's folder as the chrooted FTPS client sees it, for a tenant with FTPS.
 
     vsftpd's chroot is the drop folder's parent, as ``watcher tenant add`` makes it.
@@ -310,12 +316,4 @@ def _ftps_folder(config: TenantConfig, lane: Lane) -> PurePosixPath | None:
     if config.ftps_user is None:
         return None
     folder = PurePosixPath("/") / config.drop_dir.name
-    return folder / _CHECK if lane == "check" else folder
-
-
-def _entries(folder: Path) -> list[str]:
-    """The names in ``folder`` (none when it cannot be read)."""
-    try:
-        return [entry.name for entry in folder.iterdir()]
-    except OSError:
-        return []
+    return folder / _CHECK if kind is LaneKind.CHECK else folder

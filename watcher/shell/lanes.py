@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from watcher.core.refusals import interrupted
+from watcher.core.signals import LaneKind
 from watcher.core.states import Safeguard
 from watcher.shell import checkmail
 from watcher.shell.batches import run_tenant
@@ -69,7 +70,7 @@ class TenantLanes:
             config, service, inbox=inbox, log=log, claimed=claimed, stop=stop
         )
         self.checks = TenantIntake(
-            config, service, inbox=inbox, log=log, claimed=claimed, stop=stop, lane="check"
+            config, service, inbox=inbox, log=log, claimed=claimed, stop=stop, kind=LaneKind.CHECK
         )
 
     @property
@@ -101,7 +102,7 @@ class TenantLanes:
         try:
             missing = not self.config.check_dir.is_dir()
         except OSError as exc:  # the drop folder itself cannot be searched
-            self.imports.unreachable(exc)
+            self.imports.presence.lost(exc)
             return
         if not self.imports.folder_ok:
             return
@@ -113,8 +114,9 @@ class TenantLanes:
 
     def _follow_log(self) -> None:
         """The check lane hears the import lane's SFTP log, for its own folder."""
-        if self.imports.sftp_folder is not None:
-            self.checks.sftp_folder = self.imports.sftp_folder / PurePosixPath("check")
+        heard = self.imports.hearing.sftp_folder
+        if heard is not None:
+            self.checks.hearing.sftp_folder = heard / PurePosixPath("check")
 
     def heard(self, transaction: Transaction, now: float) -> None:
         """An SFTP transaction: each lane takes what concerns its folder; one audits it."""
@@ -133,18 +135,15 @@ class TenantLanes:
         """
         moved = self._checks(now)
         intake = self.imports
-        for name in intake.ready(now):
-            intake.batcher.add(name, now)
-            moved = True
+        moved = intake.gather(now) or moved
         busy = self.workers.busy(self.name)
-        gone = intake.tracker.interrupted(now)
-        if gone and not busy:
-            for name in gone:
-                intake.tracker.forget(name)
-            refusals = [interrupted(name, after=self.interrupted_after) for name in gone]
-            self.workers.start(self.config, refusals=refusals)
-            return True
-        names = intake.batcher.take(now, busy=busy)
+        if not busy:
+            gone = intake.interrupted(now)
+            if gone:
+                refusals = [interrupted(name, after=self.interrupted_after) for name in gone]
+                self.workers.start(self.config, refusals=refusals)
+                return True
+        names = intake.take(now, busy=busy)
         if not names:
             return moved
         in_force = self._schema(intake, names, now)
@@ -155,10 +154,9 @@ class TenantLanes:
     def _checks(self, now: float) -> bool:
         """Files finished in ``check/`` go to a check at once (no window), one check at a time."""
         lane = self.checks
-        for name in lane.ready(now):
-            lane.batcher.add(name, now)
+        lane.gather(now)
         busy = self.workers.checking(self.name)
-        names = lane.batcher.take(now, busy=busy)
+        names = lane.take(now, busy=busy)
         if not names:
             if not busy and checkmail.due(self.state, self.config, self.check_mail_every):
                 self.workers.start_check(self.config, [], None)  # answers folded in: mail them
@@ -173,11 +171,9 @@ class TenantLanes:
         in_force = self.schemas.current(self.name, self.config.schema)
         if in_force is None:
             self.log.error("batch.no_schema", tenant=self.name, files=len(names))
-            lane.blocked = set(names)
-            for name in names:
-                lane.tracker.note(name, "scan", now)
+            lane.hold_back(names, now)
         else:
-            lane.blocked = set()
+            lane.hold_back([], now)
         return in_force
 
     def rescan(self, journal: Journal, now: float) -> None:
@@ -216,11 +212,7 @@ class TenantLanes:
 
     def deadlines(self) -> list[float | None]:
         """When a lane's next file may be due, or its window closes."""
-        return [
-            d
-            for lane in self.lanes
-            for d in (lane.tracker.next_deadline(), lane.batcher.deadline())
-        ]
+        return [d for lane in self.lanes for d in lane.deadlines()]
 
     def close(self) -> None:
         """Stop watching and listening."""

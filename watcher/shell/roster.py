@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from watcher.core.signals import Change
+from watcher.core.signals import Change, LaneKind
 from watcher.shell.batches import take_over
 from watcher.shell.lanes import TenantLanes
 from watcher.shell.retention import prune
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from watcher.core.documents import LiveTenant
     from watcher.core.ftpslog import Transfer
     from watcher.shell.context import BatchContext
-    from watcher.shell.intake import Logged, TenantIntake
+    from watcher.shell.hearing import Logged
+    from watcher.shell.intake import TenantIntake
     from watcher.shell.journal import Journal
     from watcher.shell.ownership import Ownership
     from watcher.shell.passes import Passes
@@ -79,7 +80,7 @@ class Roster:
         # The running tenants' lanes, kept until the tenants running here change:
         # every folder event looks its lane up.
         self._running: list[TenantLanes] = []
-        self._lanes: dict[str, TenantIntake] = {}
+        self._lanes: dict[tuple[str, LaneKind], TenantIntake] = {}
 
     @property
     def mine(self) -> frozenset[str]:
@@ -90,7 +91,7 @@ class Roster:
     def mine(self, names: Collection[str]) -> None:
         self._mine = frozenset(names)
         self._running = [lanes for name, lanes in self.tenants.items() if name in self._mine]
-        self._lanes = {lane.key: lane for t in self._running for lane in t.lanes}
+        self._lanes = {(t.name, lane.kind): lane for t in self._running for lane in t.lanes}
 
     def mail(self) -> frozenset[str] | None:
         """Whose waiting mail this instance sends: all of it, or (shared) its tenants'."""
@@ -100,8 +101,8 @@ class Roster:
         """The lanes of the tenants running here, in the configuration's order."""
         return self._running
 
-    def lanes(self) -> dict[str, TenantIntake]:
-        """Each lane of the tenants running here, by the key its messages carry."""
+    def lanes(self) -> dict[tuple[str, LaneKind], TenantIntake]:
+        """Each lane of the tenants running here, by tenant and kind (as its events carry)."""
         return self._lanes
 
     def begin(self, journal: Journal, tenant: TenantLanes, now: float) -> None:
@@ -174,7 +175,9 @@ class Roster:
         return (
             not self.workers.busy(tenant.name)
             and not self.workers.checking(tenant.name)
-            and not any(lane.tracker.states(now) or lane.batcher.waiting for lane in tenant.lanes)
+            and not any(
+                s.uploads or s.waiting for s in (lane.snapshot(now) for lane in tenant.lanes)
+            )
             and not journal.batches.unfinished(tenant.name)
         )
 
@@ -194,7 +197,7 @@ class Roster:
     def take(self, message: Change | Logged, now: float) -> None:
         """A folder event or an SFTP transaction, to its tenant when that runs here."""
         if isinstance(message, Change):
-            lane = self.lanes().get(message.tenant)
+            lane = self.lanes().get((message.tenant, message.lane))
             if lane is not None:  # a tenant given back: its new owner scans
                 lane.changed(message, now)
         elif message.tenant in self.mine:
@@ -211,17 +214,14 @@ class Roster:
 
     def files(self, now: float) -> tuple[int, int]:
         """Files tracked, and files waiting in a window, of the tenants running here."""
-        lanes = self.lanes().values()
-        return (
-            sum(len(lane.tracker.states(now)) for lane in lanes),
-            sum(len(lane.batcher.waiting) for lane in lanes),
-        )
+        snapshots = [lane.snapshot(now) for lane in self.lanes().values()]
+        return sum(len(s.uploads) for s in snapshots), sum(len(s.waiting) for s in snapshots)
 
     def live(self, now: float) -> dict[str, LiveTenant]:
         """What each tenant running here is waiting for, for the status file."""
         return {
             tenant.name: live_tenant(
-                tenant.lanes,
+                [lane.snapshot(now) for lane in tenant.lanes],
                 now,
                 in_force=self.schemas.current(tenant.name, tenant.config.schema),
                 refused=self.schemas.refused(tenant.name),
@@ -232,7 +232,7 @@ class Roster:
 
     def watched(self) -> dict[str, bool]:
         """Whether each running tenant's drop folder is there and watched."""
-        return {t.name: t.imports.folder_ok and t.imports.watch.alive() for t in self.running()}
+        return {t.name: t.imports.watching() for t in self.running()}
 
     def close(self) -> None:
         """Stop watching and listening for every tenant running here."""

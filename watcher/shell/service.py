@@ -38,7 +38,7 @@ from watcher.core.states import MessageState
 from watcher.errors import DatabaseUnavailableError
 from watcher.shell import logs, mailer
 from watcher.shell.ftpslog import open_ftps_log
-from watcher.shell.intake import Logged
+from watcher.shell.hearing import Logged
 from watcher.shell.listener import open_listener
 from watcher.shell.metrics import Metrics, Waiting, read_waiting
 from watcher.shell.notify import Notifier

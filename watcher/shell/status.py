@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, TypeVar
 
 from watcher.core.names import shown
+from watcher.core.signals import LaneKind
 from watcher.core.states import MessageState, Safeguard
 from watcher.errors import StateError
 from watcher.shell.files import replace_file
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     )
     from watcher.core.readiness import UploadState
     from watcher.core.records import BatchRecord
-    from watcher.shell.intake import TenantIntake
+    from watcher.shell.intake import LaneSnapshot
     from watcher.shell.journal.history import Past
     from watcher.shell.schemas import InForce
     from watcher.shell.statedir import StateDir
@@ -108,7 +109,7 @@ class StatusFile:
 
 
 def live_tenant(
-    lanes: Sequence[TenantIntake],
+    lanes: Sequence[LaneSnapshot],
     now: float,
     *,
     in_force: InForce | None,
@@ -121,21 +122,20 @@ def live_tenant(
     """
     files: list[FileStatus] = []
     for lane in lanes:
-        settle = lane.service.settle_time
-        blocked = lane.blocked if in_force is None else set()
+        blocked = lane.blocked if in_force is None else frozenset()
         files += [
             {
                 "name": shown(lane.prefix + f.name),
-                "state": _waiting_for(f, settle, blocked=f.name in blocked),
+                "state": _waiting_for(f, lane.settle, blocked=f.name in blocked),
             }
-            for f in lane.tracker.states(now)
+            for f in lane.uploads
         ]
-        waiting = "in the next batch" if lane.lane == "import" else "being checked"
-        files += [{"name": shown(lane.prefix + n), "state": waiting} for n in lane.batcher.waiting]
-    intake = lanes[0]
-    deadline = intake.batcher.deadline()
+        waiting = "in the next batch" if lane.kind is LaneKind.IMPORT else "being checked"
+        files += [{"name": shown(lane.prefix + n), "state": waiting} for n in lane.waiting]
+    imports = lanes[0]
+    deadline = imports.window_closes
     return {
-        "folder_ok": intake.folder_ok,
+        "folder_ok": imports.folder_ok,
         "files": files,
         "batch_in": None if deadline is None else max(0.0, round(deadline - now, 1)),
         "batch_running": running,

@@ -20,12 +20,13 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from watcher.core.signals import changes
+from watcher.core.signals import LaneKind, changes
 
 if TYPE_CHECKING:
     import queue
     from pathlib import Path
 
+    from structlog.typing import FilteringBoundLogger
     from watchdog.observers.api import BaseObserver
 
     from watcher.config import Observer as ObserverKind
@@ -46,20 +47,23 @@ class _StopRace(logging.Filter):
 
 logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
-__all__ = ["Watch"]
+__all__ = ["Presence", "Watch"]
 
 
 class _Handler(FileSystemEventHandler):
     """Hands every event to the service's queue; never raises."""
 
-    def __init__(self, tenant: str, folder: str, inbox: queue.Queue[object]) -> None:
+    def __init__(
+        self, tenant: str, lane: LaneKind, folder: str, inbox: queue.Queue[object]
+    ) -> None:
         self.tenant = tenant
+        self.lane = lane
         self.folder = folder
         self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
-            for change in changes(self.tenant, self.folder, event):
+            for change in changes(self.tenant, self.folder, event, self.lane):
                 self.inbox.put_nowait(change)
         except Exception:  # noqa: BLE001, S110 - raising here would kill watchdog's thread
             pass
@@ -69,9 +73,15 @@ class Watch:
     """One drop folder's observer, which can be checked and restarted."""
 
     def __init__(
-        self, tenant: str, folder: Path, kind: ObserverKind, inbox: queue.Queue[object]
+        self,
+        tenant: str,
+        lane: LaneKind,
+        folder: Path,
+        kind: ObserverKind,
+        inbox: queue.Queue[object],
     ) -> None:
         self.tenant = tenant
+        self.lane = lane
         self.folder = folder
         self.kind = kind
         self.inbox = inbox
@@ -84,7 +94,9 @@ class Watch:
         )
         observer.daemon = True
         observer.schedule(
-            _Handler(self.tenant, str(self.folder), self.inbox), str(self.folder), recursive=False
+            _Handler(self.tenant, self.lane, str(self.folder), self.inbox),
+            str(self.folder),
+            recursive=False,
         )
         observer.start()
         self.observer = observer
@@ -107,3 +119,52 @@ class Watch:
                 observer.join(timeout=5)
         except Exception:  # noqa: BLE001, S110 - a broken observer is being discarded anyway
             pass
+
+
+class Presence:
+    """A lane's folder: whether it is there, its observer, and one line when that changes."""
+
+    def __init__(self, watch: Watch, *, tenant: str, log: FilteringBoundLogger) -> None:
+        self.watch = watch
+        self.tenant = tenant
+        self.log = log
+        self.ok = True
+
+    def start(self) -> bool:
+        """Start observing; whether the folder could be watched."""
+        try:
+            self.watch.start()
+        except OSError as exc:
+            self.lost(exc)
+            return False
+        self.back()
+        return True
+
+    def restart(self) -> bool:
+        """Restart a dead observer; whether one was restarted (then scan what it missed)."""
+        if self.watch.alive():
+            return False
+        if self.ok:
+            self.log.error("watch.observer_died", tenant=self.tenant)
+        self.watch.stop()
+        if not self.start():
+            return False
+        self.log.info("watch.observer_restarted", tenant=self.tenant)
+        return True
+
+    def lost(self, exc: OSError) -> None:
+        """The folder is gone or closed to the service: said once, until it is back."""
+        if self.ok:
+            self.log.error(
+                "tenant.drop_dir_missing",
+                tenant=self.tenant,
+                path=str(self.watch.folder),
+                error=exc.strerror,
+            )
+        self.ok = False
+
+    def back(self) -> None:
+        """The folder can be opened (again): said when it had been missing."""
+        if not self.ok:
+            self.log.info("tenant.drop_dir_back", tenant=self.tenant)
+        self.ok = True
