@@ -48,7 +48,7 @@ def push(url: str, users: int, max_concurrency: int) -> tuple[float, tuple[int, 
     import structlog  # noqa: PLC0415
 
     from watcher.config import ApiConfig, Secret  # noqa: PLC0415
-    from watcher.shell.api import ApiSink  # noqa: PLC0415
+    from watcher.shell.targets.api import ApiSink  # noqa: PLC0415
 
     os.environ["BENCH_TOKEN"] = "bench"  # noqa: S105 - a stand-in for a loopback server
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))

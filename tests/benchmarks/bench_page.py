@@ -34,9 +34,9 @@ import structlog  # noqa: E402 - after the path is set
 from watcher.config import load_config  # noqa: E402
 from watcher.core.records import Counts  # noqa: E402
 from watcher.shell.journal import Journal  # noqa: E402
-from watcher.shell.listener import Listener  # noqa: E402
-from watcher.shell.metrics import Metrics, read_waiting  # noqa: E402
 from watcher.shell.statedir import StateDir  # noqa: E402
+from watcher.shell.web.listener import Listener  # noqa: E402
+from watcher.shell.web.metrics import Metrics, read_waiting  # noqa: E402
 
 YEAR = 365 * 86400
 CODES = ("invalid_email", "missing_value", "duplicate_key", "invalid_value")

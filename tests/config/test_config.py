@@ -18,8 +18,8 @@ from watcher.config import (
 )
 from watcher.errors import ConfigError, SecretUnavailableError
 from watcher.shell.journal import PostgresTarget
-from watcher.shell.listener import address
 from watcher.shell.statedir import StateDir
+from watcher.shell.web.listener import address
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -122,7 +122,7 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"watcher: warning: {warning}", file=sys.stderr)
     problems = preflight(config)
     if not args.offline:
-        from watcher.shell.probes import probe  # noqa: PLC0415 - only when probing
+        from watcher.shell.accounts.probes import probe  # noqa: PLC0415 - only when probing
 
         problems += probe(config)
     if problems:
@@ -139,10 +139,11 @@ def process(args: argparse.Namespace) -> int:
     from watcher.cli.display import process_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415
     from watcher.errors import AlreadyRunningError  # noqa: PLC0415
-    from watcher.shell import logs, mailer  # noqa: PLC0415 - keeps start-up lean
-    from watcher.shell.batches import run_tenant  # noqa: PLC0415
-    from watcher.shell.runtime import Runtime  # noqa: PLC0415
-    from watcher.shell.schemas import InForce  # noqa: PLC0415
+    from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.mail import mailer  # noqa: PLC0415
+    from watcher.shell.pipeline.batches import run_tenant  # noqa: PLC0415
+    from watcher.shell.running.runtime import Runtime  # noqa: PLC0415
+    from watcher.shell.running.schemas import InForce  # noqa: PLC0415
 
     config = load_config(args.config)
     try:
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     from watcher.config import load_config  # noqa: PLC0415
     from watcher.errors import AlreadyRunningError  # noqa: PLC0415
     from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
-    from watcher.shell.service import Service  # noqa: PLC0415
+    from watcher.shell.running.service import Service  # noqa: PLC0415
 
     config = load_config(args.config)
     if refuse_root(config, "run"):
@@ -260,7 +261,7 @@ def status(args: argparse.Namespace) -> int:
     from watcher.cli.display import recent_summary, status_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
     from watcher.shell.statedir import StateDir  # noqa: PLC0415
-    from watcher.shell.status import gather, tenant_detail  # noqa: PLC0415
+    from watcher.shell.web.status import gather, tenant_detail  # noqa: PLC0415
 
     config = load_config(args.config)
     state = StateDir.of(config.service)

@@ -24,7 +24,7 @@ from watcher.core.states import FileState
 from watcher.errors import StateError
 from watcher.shell import logs
 from watcher.shell.journal import Journal
-from watcher.shell.service import Service
+from watcher.shell.running.service import Service
 from watcher.shell.statedir import StateDir
 
 __all__ = ["run_demo"]

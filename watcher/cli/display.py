@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from watcher.core.documents import Owner, Status, TenantDetail, TenantStatus
     from watcher.core.validation import ValidationReport
-    from watcher.shell.batches import BatchResult
+    from watcher.shell.pipeline.batches import BatchResult
 
 __all__ = ["process_summary", "recent_summary", "status_summary", "validation_summary"]
 

@@ -11,7 +11,7 @@ from watcher.cli.commands import EXIT_OK, EXIT_USAGE
 if TYPE_CHECKING:
     import argparse
 
-    from watcher.shell.tenants import Layout, Protocol
+    from watcher.shell.accounts.tenants import Layout, Protocol
 
 __all__ = ["tenant", "tenant_list"]
 
@@ -24,7 +24,7 @@ _PROTOCOLS: dict[str, tuple[Protocol, ...]] = {
 
 def tenant(args: argparse.Namespace) -> int:
     """``watcher tenant add``, ``ftps`` and ``remove``: onboard, open FTPS, remove."""
-    from watcher.shell.tenants import Layout, remove  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.accounts.tenants import Layout, remove  # noqa: PLC0415 - keeps start-up lean
 
     layout = Layout(
         config=args.config.resolve(),
@@ -40,8 +40,8 @@ def tenant(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         steps, made = found
     elif args.action == "ftps":
-        from watcher.shell.ftpsaccounts import read_password  # noqa: PLC0415
-        from watcher.shell.tenants import give_ftps  # noqa: PLC0415
+        from watcher.shell.accounts.ftpsaccounts import read_password  # noqa: PLC0415
+        from watcher.shell.accounts.tenants import give_ftps  # noqa: PLC0415
 
         password = read_password(args.password_file) if args.password_file else None
         steps, made = give_ftps(layout, args.name, password)
@@ -56,8 +56,8 @@ def tenant(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace, layout: Layout) -> tuple[list[str], str | None] | None:
-    from watcher.shell.ftpsaccounts import read_password  # noqa: PLC0415
-    from watcher.shell.tenants import NewTenant, add  # noqa: PLC0415
+    from watcher.shell.accounts.ftpsaccounts import read_password  # noqa: PLC0415
+    from watcher.shell.accounts.tenants import NewTenant, add  # noqa: PLC0415
 
     protocols = _PROTOCOLS[args.protocol]
     key = None

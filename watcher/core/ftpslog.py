@@ -41,7 +41,7 @@ a name is written as is: :func:`parse` anchors on the line's end, and
 :func:`resolve` finds the real name a ``?`` stands for. The login is the
 account's own (vsftpd writes it, not the client), so a line's user can be
 believed; a customer can only shape the name inside their own lines. Pure:
-:class:`watcher.shell.ftpslog.FtpsLog` reads the file.
+:class:`watcher.shell.intake.ftpslog.FtpsLog` reads the file.
 """
 
 from __future__ import annotations

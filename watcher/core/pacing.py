@@ -23,7 +23,7 @@ per round trip, not a jump from 3 to 4. It moves by the rules below:
   slows down markedly is taken as loaded);
 - a ``Retry-After`` pauses every request, not only the one that got it.
 
-Pure: the clock is passed in; :class:`watcher.shell.api.ApiSink` waits on it.
+Pure: the clock is passed in; :class:`watcher.shell.targets.api.ApiSink` waits on it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ refuses the file (an unclosed quote, text after a closing quote, a quote inside
 an unquoted value) or when the line walk and polars disagree about where
 records begin, and it turns quoting errors into a message with a line number.
 Neither path ever shows a parser's own message: polars quotes other rows' data.
+
+This module opens the file it is handed (a path) to read it, and writes nothing.
 """
 
 from __future__ import annotations

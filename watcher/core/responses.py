@@ -39,13 +39,14 @@ def classify(
     status: int,
     headers: Mapping[str, str],
     body: str,
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    now: Callable[[], dt.datetime],
 ) -> Verdict:
     """Read one response of the Push API.
 
     The API's response format is not public, so a 2xx is a success unless its
     JSON body says otherwise (``"success": false``, or an ``error`` or
-    ``errors`` member with something in it).
+    ``errors`` member with something in it). ``now`` tells the time, for a
+    ``Retry-After`` given as an HTTP date.
     """
     if 200 <= status < 300:  # noqa: PLR2004 - the 2xx range
         document = _json(body)

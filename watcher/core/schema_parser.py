@@ -4,6 +4,9 @@ Parsing is strict: every problem is collected and reported with the field it
 concerns, so an operator fixes a schema in one pass, and a schema that loads
 is one the validator can apply without surprises. ``schema/README.md``
 documents the format.
+
+This module opens the schema file it is handed, and looks for the shipped
+schema beside the package; it writes nothing.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
 It is the only signal that tells a finished upload from one whose client
 died: both end with a close and then silence. :func:`parse` turns a datagram
 into a :class:`Transaction`; :func:`trusted` says whether its sender may be
-believed. Pure: :class:`watcher.shell.logsocket.LogSocket` does the listening.
+believed. Pure: :class:`watcher.shell.intake.logsocket.LogSocket` does the listening.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What watchdog events and server log lines (SFTP, FTPS) mean for the files of a drop folder.
 
-Both arrive raw in the shell (:mod:`watcher.shell.watching`,
-:mod:`watcher.shell.logsocket`); here they become typed values the tracker
+Both arrive raw in the shell (:mod:`watcher.shell.intake.watching`,
+:mod:`watcher.shell.intake.logsocket`); here they become typed values the tracker
 (:mod:`watcher.core.readiness`) understands: a :class:`Change` per event, a
 :class:`Heard` per transaction. Pure: an event or a transaction in, values
 out, and the audit event to log as a value too (:data:`audit`), so the shell

@@ -1,0 +1,1 @@
+"""Tests of ``watcher.shell.accounts``."""

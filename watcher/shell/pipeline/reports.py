@@ -1,0 +1,152 @@
+"""A batch's report step: the failure list of each file and, if anything failed, the email.
+
+The failure list (the customer's own columns for each failed row, then
+ours) is kept in the spool until the archive step puts it beside the file in
+``.bak``; the email goes into the outbox and is journaled, once per batch,
+under the batch's id. Delivering it is not this step's business: a mail
+server that is down never holds up an import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from watcher.core.failures import failure_list
+from watcher.core.names import attachment_name
+from watcher.core.notices import hold_message, summary_message
+from watcher.core.reading import Table, read_table
+from watcher.core.reporting import (
+    FailureList,
+    FileSummary,
+    needs_report,
+    report_message,
+)
+from watcher.shell.files import replace_file
+from watcher.shell.mail.mailer import queue_message
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from watcher.config import TenantConfig
+    from watcher.core.changes import ChangeSummary
+    from watcher.core.records import BatchView, FileRecord
+    from watcher.core.validation import ValidationReport
+    from watcher.shell.journal import Failure
+    from watcher.shell.pipeline.context import BatchContext
+
+__all__ = ["write_hold_notice", "write_report"]
+
+
+def write_report(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    view: BatchView,
+    reports: dict[str, ValidationReport],
+    listed: Callable[[str], list[Failure]],
+) -> None:
+    """Write each file's failure list, and the email if anything failed; idempotent.
+
+    ``reports`` holds the files this run validated (their tables are used
+    again); others are read again from the spool. ``listed`` gives a file's
+    first failures, as many as a report lists.
+    """
+    summaries: list[FileSummary] = []
+    attachments: dict[str, bytes] = {}
+    for file in view.files:
+        record, counts = file.record, file.counts
+        failures_name = None
+        rows_listed = counts.failed
+        if record.code is None and counts.failed:
+            report = reports.get(record.id)
+            try:
+                failure_list = _failure_csv(ctx, record, report.table if report else None, listed)
+            except Exception as exc:  # noqa: BLE001 - the report goes out without this list
+                ctx.log.error(
+                    "file.step_failed",
+                    file=record.name,
+                    step="report",
+                    attempt=1,
+                    error=type(exc).__name__,
+                )
+            else:
+                failures_name = attachment_name(record.name)
+                spool = ctx.state.failures(record.tenant, record.id)
+                replace_file(spool.parent, spool.name, failure_list.data, mode=0o600)
+                attachments[failures_name] = failure_list.data
+                rows_listed = failure_list.rows
+        summaries.append(
+            FileSummary(
+                name=record.name,
+                received_at=record.received_at,
+                counts=counts,
+                file_error=record.message if record.code is not None else None,
+                reasons=file.reasons,
+                archive_name=record.archive_name,
+                failures_name=failures_name,
+                listed=rows_listed if rows_listed < counts.failed else None,
+                identical_to=ctx.journal.files.identical(
+                    record, record.received_at - tenant.resend_unchanged_after
+                )
+                if record.sha256
+                else None,
+            )
+        )
+    service_address = ctx.config.email.sender if ctx.config.email else None
+    if needs_report(summaries):
+        message = report_message(
+            tenant=tenant.name,
+            batch_id=view.id,
+            sender=tenant.reply_to,
+            recipient=tenant.recipients,
+            files=summaries,
+            attachments=attachments,
+            now=ctx.clock(),
+            service_address=service_address,
+        )
+    elif tenant.notify == "always" and summaries:
+        message = summary_message(
+            tenant=tenant.name,
+            batch_id=view.id,
+            sender=tenant.reply_to,
+            recipient=tenant.recipients,
+            files=summaries,
+            now=ctx.clock(),
+            service_address=service_address,
+        )
+    else:
+        return
+    queue_message(ctx, message, message_id=view.id, batch_id=view.id, tenant=tenant.name)
+
+
+def write_hold_notice(
+    ctx: BatchContext, tenant: TenantConfig, view: BatchView, changes: ChangeSummary
+) -> None:
+    """Tell the customer their import was held, once per batch, through the outbox."""
+    received = min((f.record.received_at for f in view.files), default=ctx.clock())
+    message = hold_message(
+        tenant=tenant.name,
+        batch_id=view.id,
+        sender=tenant.reply_to,
+        recipient=tenant.recipients,
+        files=[(f.record.name, f.counts.total) for f in view.files if f.record.code is None],
+        changes=changes,
+        allowed=tenant.safeguard_changed,
+        received_at=received,
+        now=ctx.clock(),
+        service_address=ctx.config.email.sender if ctx.config.email else None,
+    )
+    message_id = f"{view.id}.held"
+    queue_message(ctx, message, message_id=message_id, batch_id=view.id, tenant=tenant.name)
+
+
+def _failure_csv(
+    ctx: BatchContext,
+    record: FileRecord,
+    table: Table | None,
+    listed: Callable[[str], list[Failure]],
+) -> FailureList:
+    if table is None:
+        read = read_table(ctx.state.spool(record.tenant, record.id))
+        assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
+        table = read
+    return failure_list(table, listed(record.id))

@@ -1,0 +1,309 @@
+"""Importing users through the User Import API: one JSON POST per user.
+
+The Push API takes one user per request, upserted by ``unique_id``, with the
+``apiToken`` in the body. Requests run concurrently up to the tenant's limit,
+paced by an optional rate limit. Network errors, timeouts, 408, 429 and 5xx
+are retried with exponential backoff and jitter (a ``Retry-After`` is
+honoured), up to a number of attempts and a total time; if a request still
+fails the API is taken as unavailable and the batch stops with its rows
+pending. 401 and 403 mean the token is wrong: the batch stops at once, rows
+stay pending, nobody is told their users failed. Any other 4xx, and a 2xx
+whose body says it failed, refuses that one user with the API's own message
+(:mod:`watcher.core.responses` reads each answer).
+
+A row whose outcome was not yet journaled when the service died is sent again
+on restart; the API's upsert by ``unique_id`` makes that the same effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import json
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import tenacity
+
+from watcher.core.codes import Code
+from watcher.core.responses import Verdict, classify
+from watcher.errors import SecretUnavailableError, SinkUnavailableError
+from watcher.shell.targets.gate import Gate
+from watcher.shell.targets.sinks import Outcome
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from structlog.typing import FilteringBoundLogger
+
+    from watcher.config import ApiConfig
+
+__all__ = ["ApiSink"]
+
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+_STOP_CHECK_EVERY = 0.2
+_ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The system's trusted certificates, loaded once per process (50 ms each time)."""
+    return ssl.create_default_context()
+
+
+class _TransientError(Exception):
+    """A failure worth retrying, with any Retry-After the server gave."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _StoppingError(Exception):
+    """The service was asked to stop during a wait between retries."""
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Exponential backoff with jitter, or the server's Retry-After if longer."""
+
+    def __init__(self, backoff: tenacity.wait.wait_base) -> None:
+        self.backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _TransientError) and error.retry_after is not None:
+            return max(wait, error.retry_after)
+        return wait
+
+
+class ApiSink:
+    """Pushes users to one tenant's User Import API endpoint."""
+
+    kind = "api"
+
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        log: FilteringBoundLogger,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
+        backoff: tenacity.wait.wait_base | None = None,
+        on_answer: Callable[[int | None], None] | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.log = log
+        self.transport = transport
+        self.sleep = sleep or self._stoppable_sleep
+        self.clock = clock
+        # A Retry-After may be an HTTP date: read against the wall clock.
+        self._now = lambda: dt.datetime.fromtimestamp(wall_clock(), dt.UTC)
+        self.stop = stop
+        self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
+        self._url = httpx.URL(config.url)  # parsed once, not per request
+        # Told each answer's status (None: no answer in time) and each retry: the metrics.
+        self.on_answer = on_answer or (lambda _: None)
+        self.on_retry = on_retry or (lambda: None)
+        self.gate = Gate(
+            max_concurrency=config.max_concurrency,
+            rate_limit=config.rate_limit,
+            clock=clock,
+            pause=self._sleep_unless_stopped,
+            log=log,
+        )
+
+    async def push(
+        self,
+        rows: Iterable[Mapping[str, str | int | None]],
+        report: Callable[[Outcome], None],
+    ) -> None:
+        """Send every row, as many at a time as the API takes; see the module docstring."""
+        try:
+            token = self.config.token.reveal()
+        except SecretUnavailableError as exc:
+            self.log.error("import.token_unavailable", detail=str(exc))
+            raise SinkUnavailableError("auth", "the API token is unavailable") from exc
+        source = iter(rows)
+        halted: list[SinkUnavailableError] = []
+
+        async def worker() -> None:
+            # A transport per worker, not AsyncClient and not one shared pool:
+            # the client's per-request machinery (cookies, redirects, hooks)
+            # costs a quarter of the throughput on a small host, and a shared
+            # pool checks every idle connection on every request, a tenth more.
+            transport = self.transport or httpx.AsyncHTTPTransport(verify=_tls(), limits=_ONE)
+            async with transport as client:
+                for row in source:
+                    if halted or (self.stop is not None and self.stop.is_set()):
+                        return
+                    try:
+                        report(await self.send(client, token, row))
+                    except SinkUnavailableError as exc:
+                        halted.append(exc)
+                        return
+
+        await asyncio.gather(*(worker() for _ in range(self.config.max_concurrency)))
+        if halted:
+            # One event per stop, however many workers saw the failure.
+            if halted[0].reason == "auth":
+                self.log.critical("import.auth_failed", detail=halted[0].detail)
+            elif not self._stopping():
+                self.log.error("import.api_unavailable", reason=halted[0].detail)
+            raise halted[0]
+        if self.stop is not None and self.stop.is_set():
+            raise SinkUnavailableError("unavailable", "the service is stopping")
+
+    async def send(
+        self, client: httpx.AsyncBaseTransport, token: str, row: Mapping[str, str | int | None]
+    ) -> Outcome:
+        """Send one user, retrying what is transient; its outcome."""
+        number = int(row["row"] or 0)
+        body: dict[str, Any] = {"apiToken": token}
+        body.update((k, v) for k, v in row.items() if k != "row" and v is not None)
+        try:
+            # Most requests succeed at once; the retry machinery starts only
+            # when one does not.
+            verdict = await self._attempt(client, body)
+        except _TransientError as first:
+            verdict = await self._retry(client, body, number, first)
+        if verdict.kind == "auth":
+            said = (verdict.message or "").replace(token, "[token]")
+            raise SinkUnavailableError("auth", f"the API answered {verdict.status}: {said}")
+        if verdict.kind == "rejected":
+            self.log.info("import.rejected", row=number, status=verdict.status)
+            return Outcome(
+                row=number, imported=False, code=Code.API_REJECTED.value, message=verdict.message
+            )
+        return Outcome(row=number, imported=True)
+
+    async def _retry(
+        self,
+        client: httpx.AsyncBaseTransport,
+        body: dict[str, Any],
+        number: int,
+        first: _TransientError,
+    ) -> Verdict:
+        """Retry a request whose first attempt failed transiently."""
+        # Before, not after, the delay: a wait (a Retry-After of an hour, say)
+        # that would end past the budget ends the retries now; the rows stay
+        # pending and the batch is retried later.
+        stop = tenacity.stop_after_attempt(self.config.max_attempts) | tenacity.stop_before_delay(
+            self.config.max_retry_time
+        )
+        if self.stop is not None:
+            stop = stop | tenacity.stop_when_event_set(self.stop)
+        retrying = tenacity.AsyncRetrying(
+            stop=stop,
+            wait=_WaitRetryAfter(self.backoff),
+            retry=tenacity.retry_if_exception_type(_TransientError),
+            sleep=self._sleep_unless_stopped,
+            before_sleep=self._log_retry(number),
+            reraise=True,
+        )
+        failures = [first]
+
+        async def attempt() -> Verdict:
+            # Attempt one already happened: tenacity's first call re-raises it,
+            # so its stop, wait and logging count it like any other.
+            if failures:
+                raise failures.pop()
+            return await self._attempt(client, body, retry=True)
+
+        try:
+            return await retrying(attempt)
+        except _TransientError as exc:
+            raise SinkUnavailableError("unavailable", exc.reason) from exc
+        except _StoppingError as exc:
+            raise SinkUnavailableError("unavailable", "the service is stopping") from exc
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Wait between retries; a stop, before or during the wait, ends the retries."""
+        if self._stopping():
+            raise _StoppingError
+        await self.sleep(seconds)
+        if self._stopping():
+            raise _StoppingError
+
+    async def _stoppable_sleep(self, seconds: float) -> None:
+        """The default sleep: ``asyncio.sleep`` that returns early when the service stops."""
+        loop = asyncio.get_running_loop()  # the clock asyncio.sleep keeps
+        end = loop.time() + seconds
+        while not self._stopping():
+            left = end - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
+
+    def concurrency(self) -> tuple[int, int]:
+        """The lowest and highest number of requests the limit let in flight at once."""
+        return self.gate.concurrency()
+
+    async def _attempt(
+        self, client: httpx.AsyncBaseTransport, body: dict[str, Any], *, retry: bool = False
+    ) -> Verdict:
+        try:
+            await self.gate.enter(retry=retry)
+        except _StoppingError as exc:
+            raise SinkUnavailableError("unavailable", "the service is stopping") from exc
+        request = httpx.Request(
+            "POST",
+            self._url,
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers=_HEADERS,
+            extensions={"timeout": httpx.Timeout(self.config.timeout).as_dict()},
+        )
+        started = self.clock()
+        try:
+            # httpx's timeouts bound each read, not the whole answer: a server
+            # that drips a byte a second would hold a worker for ever.
+            async with asyncio.timeout(self.config.timeout):
+                response = await client.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except httpx.TransportError as exc:
+            self.gate.leave(None, 0.0)
+            self.on_answer(None)
+            raise _TransientError(type(exc).__name__) from exc
+        except TimeoutError as exc:
+            self.gate.leave(None, 0.0)
+            self.on_answer(None)
+            raise _TransientError("ResponseTooSlow") from exc
+        except BaseException:
+            self.gate.abandon()
+            raise
+        verdict = classify(response.status_code, response.headers, response.text, self._now)
+        self.gate.leave(verdict, self.clock() - started)
+        self.on_answer(response.status_code)
+        if verdict.kind == "transient":
+            raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
+        return verdict
+
+    def _log_retry(self, row: int) -> Callable[[tenacity.RetryCallState], None]:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.on_retry()
+            error = state.outcome.exception() if state.outcome is not None else None
+            self.log.warning(
+                "import.retry_scheduled",
+                row=row,
+                attempt=state.attempt_number,
+                wait=round(state.upcoming_sleep, 3),
+                reason=getattr(error, "reason", type(error).__name__),
+            )
+
+        return before_sleep
