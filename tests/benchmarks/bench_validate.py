@@ -1,8 +1,13 @@
-"""Benchmark: `watcher validate` against a bare polars read of the same file.
+"""Benchmark: `watcher validate` against a bare polars read of the same file, and its peers.
 
 Run on demand, not by pytest:
 
     uv run python tests/benchmarks/bench_validate.py [--rows 1000000] [--runs 5] [--quote-all]
+
+With the peers (not dependencies of the package; skipped with a note when
+they are not installed):
+
+    uv run --with 'pandera[polars]' --with duckdb python tests/benchmarks/bench_validate.py
 
 It writes a realistic users file (13 columns, about 2% invalid rows of varied
 kinds, some quoted values with commas; with ``--quote-all`` every value is
@@ -10,11 +15,14 @@ quoted, as many exports write them) into .bench/, then runs, as separate
 processes and interleaved so machine noise hits both alike:
 
 - the baseline: ``polars.read_csv(path, infer_schema=False)``
-- ``watcher validate --json path``
+- ``watcher validate --json path`` (with ``--max-rows`` above a million rows)
+- when installed, pandera-polars with the equivalent checks and duckdb's
+  all-varchar read into a table (``tests/benchmarks/peers.py``)
 
 and prints the median wall time and peak memory (ru_maxrss) of each and their
-ratios. The target is validation within 1.5x the read's time and 1.3x its
-memory. Over-long rows are left out of the file because the baseline read
+ratios to the read (and validation's to pandera's). The target is
+validation within 1.5x the read's time and 1.3x its memory, and faster than
+pandera-polars. Over-long rows are left out of the file because the baseline read
 refuses them outright; the test suite covers them.
 
 Bytecode for polars and watcher is compiled first, since a machine that sets
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import csv
+import importlib.util
 import os
 import random
 import statistics
@@ -116,6 +125,42 @@ def measure(command: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
+def commands_for(path: Path, rows: int) -> dict[str, list[str]]:
+    """What each contender runs: the read, validation and the installed peers."""
+    commands = {
+        "read_csv": [
+            sys.executable,
+            "-c",
+            "import sys, polars; polars.read_csv(sys.argv[1], infer_schema=False)",
+            str(path),
+        ],
+        "validate": [sys.executable, "-m", "watcher", "validate", "--json", str(path)],
+    }
+    if rows > 1_000_000:
+        commands["validate"][4:4] = ["--max-rows", str(rows)]
+    peers = ROOT / "tests" / "benchmarks" / "peers.py"
+    for peer, module in (("pandera", "pandera"), ("duckdb", "duckdb")):
+        if importlib.util.find_spec(module) is None:
+            print(f"{peer}: not installed, skipped (uv run --with 'pandera[polars]' --with duckdb)")
+        else:
+            commands[peer] = [sys.executable, str(peers), peer, str(path)]
+    return commands
+
+
+def report(medians: dict[str, tuple[float, float]]) -> None:
+    """Each contender's ratios to the bare read, and validation's to pandera's."""
+    base_time, base_memory = medians["read_csv"]
+    for name, (seconds, memory) in medians.items():
+        if name == "read_csv":
+            continue
+        target = f" (target {TARGET_TIME}x, {TARGET_MEMORY}x)" if name == "validate" else ""
+        print(f"  {name:9s} {seconds / base_time:5.2f}x time, "
+              f"{memory / base_memory:.2f}x memory of the read{target}")  # fmt: skip
+    if "pandera" in medians:
+        ratio = medians["validate"][0] / medians["pandera"][0]
+        print(f"  validate takes {ratio:.2f}x pandera-polars' time (target below 1)")
+
+
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,15 +179,7 @@ def main() -> int:
     for package in (Path(pl.__file__).parent, ROOT / "watcher"):
         compileall.compile_dir(package, quiet=1)
     size = path.stat().st_size / 2**20
-    commands = {
-        "read_csv": [
-            sys.executable,
-            "-c",
-            "import sys, polars; polars.read_csv(sys.argv[1], infer_schema=False)",
-            str(path),
-        ],
-        "validate": [sys.executable, "-m", "watcher", "validate", "--json", str(path)],
-    }
+    commands = commands_for(path, args.rows)
     results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in commands}
     measure(commands["read_csv"])  # warm the page cache
     for _ in range(args.runs):
@@ -157,10 +194,7 @@ def main() -> int:
         medians[name] = (seconds, memory)
         statuses = sorted({r[2] for r in runs})
         print(f"  {name:9s} {seconds:6.2f} s  {memory:7.0f} MiB  exit {statuses}")
-    time_ratio = medians["validate"][0] / medians["read_csv"][0]
-    memory_ratio = medians["validate"][1] / medians["read_csv"][1]
-    print(f"  ratio     {time_ratio:6.2f}x time (target {TARGET_TIME}x), "
-          f"{memory_ratio:.2f}x memory (target {TARGET_MEMORY}x)")  # fmt: skip
+    report(medians)
     return 0
 
 

@@ -21,6 +21,7 @@ This module opens the file it is handed (a path) to read it, and writes nothing.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
 import io
@@ -52,6 +53,9 @@ _WHOLE_LINE = rf"^{_FIELD}(?:,{_FIELD})*$"
 _OPENING_LINE = rf'^(?:{_FIELD},)*"(?:[^"]|"")*$'
 _CLOSING_LINE = rf'^(?:[^"]|"")*"(?:,{_FIELD})*$'
 _INSIDE_LINE = r'^(?:[^"]|"")*$'
+# A line whose every field is quoted and holds no quote ("a","b,c"): a whole
+# record of one field per pair of quotes, with no quote among its values.
+_SIMPLE_LINE = r'^"[^"]*"(?:,"[^"]*")*$'
 _SAVE_AS = "Save it from your spreadsheet as 'CSV UTF-8 (comma delimited)' and upload it again."
 
 
@@ -95,9 +99,21 @@ def column(index: int) -> str:
 
 
 def _count_lines(source: Path | bytes) -> int:
-    """How many lines ``source`` has (LF or bare CR endings), in one pass of small reads."""
+    """How many lines ``source`` has (LF, CRLF or bare CR endings).
+
+    For a path, polars counts the line feeds natively (no quote is looked
+    at, so a value spanning lines counts each line). A file whose head has
+    carriage returns and no line feed is read with bare CR endings, so its
+    lines are counted in small reads instead; in any other file a bare CR
+    is part of a value, as the reader will take it.
+    """
     if isinstance(source, bytes):
-        return max(source.count(b"\n"), source.count(b"\r")) + (not source.endswith((b"\n", b"\r")))
+        return _count_in(source)
+    with source.open("rb") as handle:
+        head = handle.read(HEAD_SIZE)
+    if b"\r" not in head or b"\n" in head:
+        with contextlib.suppress(pl.exceptions.PolarsError):
+            return _native_lines(source)
     newlines = returns = 0
     last = b""
     with source.open("rb") as handle:
@@ -106,6 +122,23 @@ def _count_lines(source: Path | bytes) -> int:
             returns += chunk.count(b"\r")
             last = chunk[-1:]
     return max(newlines, returns) + (bool(last) and last not in (b"\n", b"\r"))
+
+
+def _count_in(data: bytes) -> int:
+    return max(data.count(b"\n"), data.count(b"\r")) + (not data.endswith((b"\n", b"\r")))
+
+
+def _native_lines(path: Path) -> int:
+    """The lines of ``path`` ended by a line feed (a last line without one counts)."""
+    lines = pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        infer_schema=False,
+        raise_if_empty=False,
+    )
+    return int(lines.select(pl.len()).collect().item())
 
 
 def read_table(source: Path | bytes, *, max_rows: int = MAX_ROWS) -> Table | Unreadable:
@@ -213,7 +246,7 @@ class _Reader:
                 "The first line is empty. The first line must be the header row "
                 "that names the columns, such as: unique_id,first_name,last_name,email",
             )
-        fast = self.read_fast(headers, header_lines)
+        fast = self.read_fast(headers, header_lines, quoted=_quotes_everything(text))
         return fast if fast is not None else self.read_slowly(headers)
 
     def unreadable(self, code: Code, message: str) -> Unreadable:
@@ -222,8 +255,14 @@ class _Reader:
     def polars_source(self) -> str | bytes:
         return str(self.body) if isinstance(self.body, Path) else self.body
 
-    def read_fast(self, headers: list[str], header_lines: int) -> Table | Unreadable | None:
+    def read_fast(
+        self, headers: list[str], header_lines: int, *, quoted: bool = False
+    ) -> Table | Unreadable | None:
         """The polars read, or None when only the slow path can tell.
+
+        ``quoted`` says the file's head quotes every value: its lines are
+        first matched against the simple shape of such a line (see
+        :func:`_line_facts`). Either way the answer is the same.
 
         The line pass runs first: it memory-maps the file, and doing that while
         the parsed frame is also in memory would add the file's size to the
@@ -231,7 +270,7 @@ class _Reader:
         """
         source = self.polars_source()
         try:
-            lines = _line_facts(source, header_lines)
+            lines = _line_facts(source, header_lines, quoted=quoted)
             # Each value spanning lines starts and ends on a line with an odd
             # number of quotes, and is parsed as text: too many go slowly.
             if int((lines.quotes % 2 == 1).sum()) > _MOST_TEXT_LINES:
@@ -408,25 +447,42 @@ class _LineFacts:
     ``lengths`` is each line's length in bytes (line break excluded) and
     ``quotes`` how many quote characters it holds. ``alone`` has one value per
     line holding a quote, in order: whether its text is a whole record of
-    well-quoted fields.
+    well-quoted fields. ``simple`` marks the lines that quote every field and
+    hold no other quote (``"a","b,c"``): their values hold no quote, their
+    field count follows from their length alone, and their quote count is
+    not taken (it stands at 2, even and not zero, which is all that the
+    roles of lines need of it).
     """
 
     lengths: pl.Series
     quotes: pl.Series
     first_nul: int | None
     alone: pl.Series
+    simple: pl.Series
 
 
-def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
-    """Two streaming passes over the file's lines.
+def _quotes_everything(head: str) -> bool:
+    """Whether most whole lines of the file's head (after the header) quote every value."""
+    lines = head.splitlines()[1:-1]
+    quoted = sum(1 for line in lines if line.startswith('"') and line.endswith('"'))
+    return bool(lines) and quoted * 2 > len(lines)
 
-    The first only measures every line. The second keeps the lines holding a
-    quote or a NUL byte (one search for both) and looks at those closely;
-    counting quotes on every line would cost more than both passes in the
-    usual file, where few lines hold quotes, and costs the same where all do.
+
+def _line_facts(source: str | bytes, header_lines: int, *, quoted: bool) -> _LineFacts:
+    """Streaming passes over the file's lines; which ones depends on how it quotes.
 
     Raises:
         polars.exceptions.ComputeError: the file is not valid UTF-8.
+    """
+    return _quoted_facts(source, header_lines) if quoted else _plain_facts(source, header_lines)
+
+
+def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
+    """Two passes: every line measured, then the lines holding a quote or a NUL byte.
+
+    The second keeps those lines (one search for both) and looks at them
+    closely; counting quotes on every line would cost more than both passes
+    in the usual file, where few lines hold quotes.
     """
     line = pl.col("line")
     lines = pl.scan_lines(source).slice(header_lines)
@@ -453,6 +509,50 @@ def _line_facts(source: str | bytes, header_lines: int) -> _LineFacts:
         ),
         first_nul=int(nul[0]) if nul.len() else None,
         alone=quoted["alone"],
+        simple=pl.repeat(value=False, n=every.height, eager=True, dtype=pl.Boolean),
+    )
+
+
+def _quoted_facts(source: str | bytes, header_lines: int) -> _LineFacts:
+    """For a file that quotes every value: one pass over every line, and one over a few.
+
+    The first pass measures each line and matches it against the simple
+    shape, which is what nearly every line of such a file is; a simple line
+    needs nothing more. Only the lines holding quotes without that shape (a
+    quote inside a value, a value spanning lines) have their quotes counted
+    and their shape matched by the second.
+    """
+    line = pl.col("line")
+    lines = pl.scan_lines(source).slice(header_lines)
+    every = lines.select(
+        n=line.str.len_bytes(),
+        quoted=line.str.contains('"', literal=True),
+        nul=line.str.contains("\x00", literal=True),
+        simple=line.str.contains(_SIMPLE_LINE),
+    ).collect(engine="streaming")
+    simple = every["simple"]
+    quotes = simple.cast(pl.UInt32) * 2
+    unclear = (every["quoted"] & ~simple).arg_true()
+    alone = simple.filter(every["quoted"])
+    if unclear.len():
+        found = (
+            lines.with_row_index("at")
+            .filter(pl.col("at").is_in(unclear.implode()))
+            .select(
+                q=line.str.count_matches('"', literal=True).cast(pl.UInt32),
+                alone=line.str.contains(_WHOLE_LINE),
+            )
+            .collect(engine="streaming")
+        )
+        quotes = quotes.scatter(unclear, found["q"])
+        alone = alone.scatter((~alone).arg_true(), found["alone"])
+    nul = every["nul"].arg_true()
+    return _LineFacts(
+        lengths=every["n"],
+        quotes=quotes,
+        first_nul=int(nul[0]) if nul.len() else None,
+        alone=alone,
+        simple=simple,
     )
 
 
@@ -591,8 +691,16 @@ def _field_counts(
     """
     spanning = bool(layout.spans)
     line_bytes = value_bytes.gather(layout.record_of_line) if spanning else value_bytes
-    fields = lines.lengths.cast(pl.Int64) - line_bytes - lines.quotes.cast(pl.Int64) + 1
-    quoted_records = layout.record_of_line.filter(lines.quotes > 0).unique()
+    lengths = lines.lengths.cast(pl.Int64)
+    fields = lengths - line_bytes - lines.quotes.cast(pl.Int64) + 1
+    if lines.simple.any():
+        # Each field of a simple line is its value, two quotes and a comma
+        # (one fewer comma than fields): a long row comes out long still.
+        fields = pl.select(
+            pl.when(lines.simple).then((lengths - line_bytes + 1) // 3).otherwise(fields)
+        ).to_series()
+    # A simple line's values hold no quote: only the other quoted lines' records are counted.
+    quoted_records = layout.record_of_line.filter((lines.quotes > 0) & ~lines.simple).unique()
     if quoted_records.is_empty():
         return fields, set()
     quotes_in_values = pl.sum_horizontal(

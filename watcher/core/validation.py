@@ -334,46 +334,38 @@ class _Validation:
             for i, (_, field, checks) in enumerate(plan)
             for j, check in enumerate(checks)
         ]
-        flags = self.frame.gather(rows).select(
-            (rows.cast(pl.Int64) + FIRST_DATA_ROW).alias("row"),
-            *(
-                check.bad(rules.clean(pl.col(name), missing))
-                .fill_null(value=False)
-                .alias(f"{i}.{j}")
-                for i, (name, _, checks) in enumerate(plan)
-                for j, check in enumerate(checks)
-            ),
-        )
-        # Each row's failing checks as small numbers, not an unpivot of every
-        # row by every check's name: a file where all values fail has millions.
-        found = (
-            flags.select(
-                "row",
-                pl.concat_list(
-                    [
-                        pl.when(pl.col(name)).then(pl.lit(k, dtype=pl.UInt16))
-                        for k, (name, _, _, _) in enumerate(described)
-                    ]
-                )
-                .list.drop_nulls()
-                .alias("check"),
+        needed = list(dict.fromkeys(name for name, _, checks in plan if checks))
+        flags = (
+            self.frame.select(needed)
+            .gather(rows)
+            .select(
+                (rows.cast(pl.Int64) + FIRST_DATA_ROW).alias("row"),
+                *(
+                    check.bad(rules.clean(pl.col(name), missing))
+                    .fill_null(value=False)
+                    .alias(f"{i}.{j}")
+                    for i, (name, _, checks) in enumerate(plan)
+                    for j, check in enumerate(checks)
+                ),
             )
-            .explode("check")
-            .drop_nulls("check")
+            .lazy()
         )
-        return found.select(
-            "row",
-            *(
-                pl.col("check")
-                .replace_strict(
-                    list(range(len(described))),
-                    [d[column] for d in described],
-                    return_dtype=pl.Categorical,
+        # One small frame per check of the rows it fails, in the checks'
+        # order: sorted by row (stably) they list each row's failures in
+        # that order. Only failing rows make a line: a file where all values
+        # fail has millions, and no row is turned into a list first.
+        found = pl.collect_all(
+            [
+                flags.filter(pl.col(name)).select(
+                    "row",
+                    field=pl.lit(field, dtype=pl.Categorical),
+                    code=pl.lit(code, dtype=pl.Categorical),
+                    message=pl.lit(message, dtype=pl.Categorical),
                 )
-                .alias(alias)
-                for column, alias in ((1, "field"), (2, "code"), (3, "message"))
-            ),
+                for name, field, code, message in described
+            ]
         )
+        return pl.concat(found).sort("row", maintain_order=True)
 
 
 def _ragged_failures(table: Table, blank: pl.Series) -> pl.DataFrame:
