@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.core.test_pages import tenant_status
@@ -45,3 +46,35 @@ def test_without_a_shared_database_no_owner_is_shown() -> None:
     text = status_summary(status(None, jcu=None))
     assert "owner" not in text
     assert "instance" not in text
+
+
+def test_a_held_batch_comes_with_commands_that_can_be_pasted_as_they_are() -> None:
+    """The tenant's own name and the configuration in use, never a placeholder."""
+    held = {
+        "id": "fae46d83-1111",
+        "since": 0.0,
+        "files": 1,
+        "rows": 120,
+        "changed": 60,
+        "known": 120,
+        "columns": ["email"],
+    }
+    text = status_summary(
+        {
+            "running": True,
+            "pid": 7,
+            "status_age": 0.4,
+            "instance": None,
+            "tenants": {"jcu": tenant_status(held=[held])},
+        },
+        config=Path("/etc/user import/watcher.toml"),
+    )
+    assert (
+        "    watcher hold approve --config '/etc/user import/watcher.toml' --tenant jcu fae46d83"
+        in text
+    )
+    assert (
+        "    watcher hold discard --config '/etc/user import/watcher.toml' --tenant jcu fae46d83"
+        in text
+    )
+    assert "NAME" not in text

@@ -36,6 +36,7 @@ port = 2525
 starttls = true
 username = "mailer"
 password_file = "smtp.pass"
+contact = "Imports desk <imports@host.example>"
 
 [[tenant]]
 name = "jcu"
@@ -81,6 +82,7 @@ def test_a_full_configuration_loads_with_paths_resolved(tmp_path: Path) -> None:
     assert config.email is not None
     assert (config.email.port, config.email.starttls) == (2525, True)
     assert config.email.password == Secret(file=tmp_path / "smtp.pass")
+    assert config.email.contact == "Imports desk <imports@host.example>"
     jcu = config.tenant("jcu")
     assert jcu.drop_dir == tmp_path / "drop" / "jcu"
     assert jcu.api == ApiConfig(
@@ -166,6 +168,10 @@ def test_sizes(text: object, size: int) -> None:
             "service.observer: must be 'native' or 'polling' (got 'inotify')",
         ),
         ('[service]\nstate_dir = "s"\n[email]\nport = 25\n', "email.host: must be non-empty text"),
+        (
+            '[service]\nstate_dir = "s"\n[email]\nhost = "h"\ncontact = "desk"\n',
+            "email.contact: must be an email address (got 'desk')",
+        ),
         (
             '[service]\nstate_dir = "s"\n[email]\nhost = "h"\nstarttls = true\nssl = true\n',
             "email: choose starttls or ssl, not both",

@@ -40,4 +40,26 @@ def test_the_notice_says_what_was_held_and_why() -> None:
     )
     assert "  first_name: 1,050 users\n  last_name: 1,049 users" in text
     assert "  users.csv: 2,400 rows" in text
-    assert "Files you upload meanwhile wait behind this one." in text
+    assert "Files you upload meanwhile wait\nbehind this one." in text
+    # No contact configured: the notice names no one (not the tenant's own reply-to).
+    assert "admin@jcu.example" not in text
+    assert "If the file is wrong, upload the corrected file." in text
+
+
+def test_the_notice_names_the_operator_who_decides_the_hold() -> None:
+    """With [email] contact, a customer who sent the wrong file knows whom to tell."""
+    message = hold_message(
+        tenant="jcu",
+        batch_id="b1",
+        sender="Import Admin <admin@jcu.example>",
+        recipient="registrar@jcu.example",
+        files=[("users.csv", 2400)],
+        changes=CHANGES,
+        allowed=0.2,
+        received_at=0.0,
+        now=0.0,
+        contact="Imports desk <imports@host.example>",
+    )
+    text = message.get_content()
+    assert "write to imports@host.example to have it discarded" in text
+    assert "admin@jcu.example" not in text

@@ -18,6 +18,7 @@ from watcher.core.reporting import (
     failure_csv,
     needs_report,
     neutralise,
+    reason_lines,
     report_message,
     restore,
     subject,
@@ -170,12 +171,22 @@ def test_the_subject_counts_files_and_users() -> None:
 
 
 def test_common_reasons_say_how_often_with_an_example_message() -> None:
-    """A reason met more than once reads "(and similar)"; one met once, as it is."""
+    """A rule's sentence stands for all its rows; one naming other rows says how many are alike."""
     reasons = (
         Reason(count=3, field="email", code="invalid_email", example="m1"),
-        Reason(count=1, field="unique_id", code="duplicate_key", example="repeats row 9"),
+        Reason(count=4, field="unique_id", code="duplicate_key", example="repeats row 9"),
+        Reason(count=1, field=None, code="too_few_fields", example="has 2 values"),
     )
-    assert common_reasons(reasons) == [(3, "m1 (and similar)"), (1, "repeats row 9")]
+    assert common_reasons(reasons) == [
+        (3, "m1"),
+        (4, "repeats row 9 (and 3 more like it)"),
+        (1, "has 2 values"),
+    ]
+    assert reason_lines(common_reasons(reasons)) == [
+        "    3 rows: m1",
+        "    4 rows: repeats row 9 (and 3 more like it)",
+        "    1 row: has 2 values",
+    ]
 
 
 def test_the_message_goes_from_reply_to_with_the_csv_attached() -> None:
@@ -200,7 +211,9 @@ def test_the_message_goes_from_reply_to_with_the_csv_attached() -> None:
     assert message["Message-ID"] == "<b1.jcu@jcu.example>"
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "  10 rows: 8 imported, 2 not imported." in text
-    assert '    2 x "Email" is not a valid email address (and similar)' in text
+    assert '    2 rows: "Email" is not a valid email address' in text
+    assert "To fix rows: open the attached file, correct" in text
+    assert "To fix a file that was not imported: correct what is said of it above" in text
     assert "  The rows not imported are attached as failed-users.csv." in text
     assert "sheet.csv\n  Not imported: This is not a CSV file." in text
     assert [a.get_filename() for a in message.iter_attachments()] == ["failed-users.csv"]
@@ -230,8 +243,8 @@ def test_reasons_beyond_the_five_shown_are_counted() -> None:
     )
     files = [dataclasses.replace(summary("a.csv", failed=28, total=30), reasons=reasons)]
     text = body(files, reply_to="a@b.c", attached=[], now=0.0)
-    assert "    7 x m0 (and similar)" in text
-    assert "    3 x m4 (and similar)" in text
+    assert "    7 rows: m0" in text
+    assert "    3 rows: m4" in text
     assert "    and 3 more for 2 other reasons" in text
     assert "Users that are not listed below" not in text
 
@@ -279,3 +292,22 @@ def test_a_huge_cell_is_cut_with_a_marker_and_the_list_stops_short_of_its_bytes(
     assert listed.rows == len(rows) - 1 == 4
     assert rows[1][1] == "x" * CELL_LIMIT + f" [cut: {CELL_LIMIT * 50:,} characters]"
     assert len(listed.data) <= 5 * CELL_LIMIT
+
+
+def test_the_advice_on_fixing_speaks_only_of_what_the_report_holds() -> None:
+    """No "open the attached file" without one: file errors only, or a list kept in .bak."""
+    only_errors = body(
+        [summary("empty.csv", error="The file is empty.")], reply_to="a@b.c", attached=[], now=0.0
+    )
+    assert "To fix rows" not in only_errors
+    assert "attached" not in only_errors
+    assert "To fix a file that was not imported" in only_errors
+    kept = body(
+        [dataclasses.replace(summary("a.csv", failed=2), failures_name="failed-a.csv")],
+        reply_to="a@b.c",
+        attached=[],
+        now=0.0,
+    )
+    assert "To fix rows: open the list of rows not imported in .bak, correct" in kept
+    assert "the attached file" not in kept
+    assert "To fix a file that was not imported" not in kept

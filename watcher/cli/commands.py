@@ -278,7 +278,7 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=1))
         return EXIT_OK
-    print(status_summary(status))
+    print(status_summary(status, config=args.config.resolve()))
     if args.tenant is not None:
         print(recent_summary(detail))
     return EXIT_OK

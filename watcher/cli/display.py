@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ from watcher.core import wording
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from watcher.core.documents import Owner, Status, TenantDetail, TenantStatus
     from watcher.core.validation import ValidationReport
@@ -84,8 +86,8 @@ def _schema_lines(t: TenantStatus, *, running: bool) -> list[str]:
     return lines
 
 
-def status_summary(status: Status) -> str:
-    """``watcher status`` for a terminal."""
+def status_summary(status: Status, *, config: Path | None = None) -> str:
+    """``watcher status`` for a terminal; ``config`` goes into the commands it suggests."""
     if status["running"]:
         lines = [f"service: running (pid {status['pid']}, status {status['status_age']} s old)"]
     else:
@@ -128,7 +130,11 @@ def status_summary(status: Status) -> str:
                 f"{wording.counted(held['rows'], 'row')}, would change {held['changed']:,} of "
                 f"{wording.counted(held['known'], 'known user')} ({columns})"
             )
-            lines.append("    watcher hold approve|discard --tenant NAME " + held["id"][:8])
+            where = f" --config {shlex.quote(str(config))}" if config is not None else ""
+            lines += [
+                f"    watcher hold {verb}{where} --tenant {name} {held['id'][:8]}"
+                for verb in ("approve", "discard")
+            ]
         why = t["pending_reason"]
         if why:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))

@@ -43,7 +43,7 @@ _SERVICE_DURATIONS = (
 )
 _EMAIL_KEYS = frozenset(
     {"host", "port", "starttls", "ssl", "username", "password_file", "password_env"}
-    | {"ca_file", "timeout", "max_attempts", "from"}
+    | {"ca_file", "timeout", "max_attempts", "from", "contact"}
 )
 _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
@@ -229,6 +229,7 @@ def _email(v: Values, table: dict[str, object]) -> EmailConfig | None:
             "timeout": v.duration,
             "max_attempts": lambda where, x: v.integer(where, x, 1, 20),
             "from": v.address,
+            "contact": v.address,
         },
     )
     if values.get("starttls") and values.get("ssl"):

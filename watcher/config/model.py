@@ -113,6 +113,9 @@ class EmailConfig:
     # ``from`` in the file: the service's own address, so reports pass SPF and
     # DMARC; None sends them from each tenant's reply-to address.
     sender: str | None = None
+    # Whom a customer writes to about a held import: the host's operator, who
+    # decides it (not the tenant's own reply-to address).
+    contact: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from watcher.core.names import shown
-from watcher.core.reporting import envelope
+from watcher.core.reporting import envelope, reason_lines
 from watcher.core.wording import counted
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def hold_message(
     received_at: float,
     now: float,
     service_address: str | None = None,
+    contact: str | None = None,
 ) -> EmailMessage:
     """The notice that an import was held, and why, in counts and column names.
 
@@ -71,6 +72,7 @@ def hold_message(
         received_at: when the files arrived.
         now: the time of the notice.
         service_address: the service's own address, if it sends from it.
+        contact: the operator's address, who decides on the hold, if configured.
     """
     when = time.strftime("%Y-%m-%d at %H:%M UTC", time.gmtime(received_at))
     lines = [
@@ -90,10 +92,17 @@ def hold_message(
     lines += [f"  {shown(name)}: {counted(rows, 'row')}" for name, rows in files]
     lines += [
         "",
-        "An administrator will look at it and either let it through or discard it; you will",
-        "get a report either way. Files you upload meanwhile wait behind this one. If the",
-        f"file is wrong, say so to {parseaddr(sender)[1]} and upload the corrected file.",
+        "An administrator of the import service will look at it and either let it through",
+        "or discard it; you will get a report either way. Files you upload meanwhile wait",
+        "behind this one.",
     ]
+    if contact is not None:
+        lines += [
+            f"If the file is wrong, write to {parseaddr(contact)[1]} to have it discarded, and",
+            "upload the corrected file.",
+        ]
+    else:
+        lines += ["If the file is wrong, upload the corrected file."]
     message = envelope(
         sender=sender,
         recipient=recipient,
@@ -202,7 +211,7 @@ def _check_lines(answer: CheckAnswer, attached: Collection[str]) -> list[str]:
         )
         if answer.reasons:
             lines.append("  Most common reasons:")
-            lines.extend(f"    {n:,} x {reason}" for n, reason in answer.reasons)
+            lines.extend(reason_lines(answer.reasons))
     if answer.attachment is not None and answer.attachment in attached:
         lines.append(f"  The rows that would fail are attached as {answer.attachment}, with why.")
     elif answer.answer_csv is not None:

@@ -26,6 +26,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import TYPE_CHECKING
 
+from watcher.core.codes import Code
 from watcher.core.names import shown
 from watcher.core.schema import RESERVED_COLUMNS
 from watcher.core.wording import counted
@@ -52,6 +53,7 @@ __all__ = [
     "failure_csv",
     "needs_report",
     "neutralise",
+    "reason_lines",
     "report_message",
     "restore",
     "subject",
@@ -70,6 +72,10 @@ FAILURES_BYTES = 50 * 1024 * 1024
 # of broken lines must not make a report (and its memory) millions of lines.
 LISTED_ROWS = 10_000
 _REASONS_SHOWN = 5
+# Codes whose message differs from row to row (it names other rows or a count).
+_SAID_PER_ROW = frozenset(
+    {Code.DUPLICATE_KEY, Code.DUPLICATE_VALUE, Code.TOO_FEW_FIELDS, Code.TOO_MANY_FIELDS}
+)
 
 Failure = tuple[str | None, str, str]  # field, code, message
 
@@ -176,11 +182,26 @@ def needs_report(files: Sequence[FileSummary]) -> bool:
 
 
 def common_reasons(reasons: Sequence[Reason]) -> list[tuple[int, str]]:
-    """The most frequent reasons: (count, a sentence with an example)."""
+    """The most frequent reasons: (how many rows, what is wrong with them).
+
+    Most rules say the same of every row they fail, so the sentence stands
+    for all of them; a reason whose sentence names other rows or a count of
+    values gives one row's and says how many more are like it.
+    """
     return [
-        (r.count, r.example if r.count == 1 else f"{r.example} (and similar)")
+        (
+            r.count,
+            r.example
+            if r.count == 1 or r.code not in _SAID_PER_ROW
+            else f"{r.example} (and {r.count - 1:,} more like it)",
+        )
         for r in reasons[:_REASONS_SHOWN]
     ]
+
+
+def reason_lines(reasons: Sequence[tuple[int, str]]) -> list[str]:
+    """The lines of a list of reasons, each with how many rows it failed."""
+    return [f"    {counted(n, 'row')}: {reason}" for n, reason in reasons]
 
 
 def subject(files: Sequence[FileSummary]) -> str:
@@ -225,7 +246,7 @@ def body(
             )
             if f.reasons:
                 lines.append("  Most common reasons:")
-                lines.extend(f"    {n:,} x {reason}" for n, reason in common_reasons(f.reasons))
+                lines.extend(reason_lines(common_reasons(f.reasons)))
                 others = f.reasons[_REASONS_SHOWN:]
                 if others:
                     kinds = (
@@ -257,15 +278,36 @@ def body(
         if f.archive_name is not None:
             lines.append(f"  The file you uploaded is kept as .bak/{shown(f.archive_name)}.")
         lines.append("")
+    lines += _how_to_fix(files, attached)
     lines += [
-        "To fix rows: open the attached file, correct the values its import_error column",
-        "describes, and upload it again as it is. The columns import_row,",
-        "import_error_code, import_error_field and import_error are ignored on upload.",
         "Each processed file has a .result.json beside it in .bak for scripts.",
         "",
         f"This report was sent by the user import service; replies go to {parseaddr(reply_to)[1]}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _how_to_fix(files: Sequence[FileSummary], attached: Sequence[str]) -> list[str]:
+    """What to do next, for what the report holds: a list of rows, a file to send again."""
+    lines = []
+    listed = [f.failures_name for f in files if f.failures_name is not None]
+    if listed:
+        where = (
+            "the attached file"
+            if any(name in attached for name in listed)
+            else "the list of rows not imported in .bak"
+        )
+        lines += [
+            f"To fix rows: open {where}, correct the values its import_error column",
+            "describes, and upload it again as it is. The columns import_row,",
+            "import_error_code, import_error_field and import_error are ignored on upload.",
+        ]
+    if any(f.file_error is not None for f in files):
+        lines += [
+            "To fix a file that was not imported: correct what is said of it above and upload",
+            "it again.",
+        ]
+    return lines
 
 
 def report_message(

@@ -163,6 +163,15 @@ def test_a_held_batch_waits_survives_a_restart_and_is_imported_once_approved(
     assert message["Subject"] == "User import on hold: it would change 100 of 200 users"
     text = message.get_body().get_content()  # type: ignore[union-attr]
     assert "  email: 100 users" in text
+    assert "  users.csv: 200 rows" in text.splitlines()  # the file's rows, not 0
+    # The notice promised a report either way: the approved batch gets one (notify = failures).
+    subjects = sorted(
+        BytesParser(policy=policy.default).parsebytes(p.read_bytes())["Subject"]
+        for p in site.outbox()
+        if not p.name.endswith(".held.eml")
+    )
+    # The later batch was never held: under notify = "failures" it sends nothing.
+    assert subjects == ["User import: 100 of 200 users imported, the rest up to date"]
     assert not any(value in text for value in ("U-000", "Name1", "u1@", "new.jcu"))  # no row values
     # The 100 changed rows of the held file once each, then the 3 of the later file.
     assert (len(ids), len(set(ids))) == (103, 103)

@@ -102,7 +102,19 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
                 return pending[-1] > 0
 
             wait_for(rows_pending)
-            wait_for(lambda: bool(list(site.bak.glob("*.result.json"))))
+            # The archive's .result.json comes before the batch is done and
+            # counted: wait for the count itself, or a loaded machine reads
+            # the metrics in between.
+            wait_for(
+                lambda: (
+                    sample(
+                        get(f"{base}/metrics"),
+                        "user_import_batch_duration_seconds_count",
+                        tenant="jcu",
+                    )
+                    == 1
+                )
+            )
             metrics = get(f"{base}/metrics")
             overview = _browse(chromium, base + "/", tmp_path / "overview.png")
             tenant = _browse(chromium, base + "/tenants/jcu", tmp_path / "jcu.png")

@@ -130,7 +130,8 @@ def _compared(
 def _hold(ctx: BatchContext, tenant: TenantConfig, view: BatchView, changes: ChangeSummary) -> Stop:
     """Hold the batch for an operator, and tell the customer why."""
     ctx.journal.batches.check(view.id, Safeguard.HELD, changes)
-    write_hold_notice(ctx, tenant, view, changes)
+    # Read again: the view was taken before its files' rows were recorded.
+    write_hold_notice(ctx, tenant, ctx.journal.batches.view(view.id), changes)
     ctx.log.critical(
         "batch.held",
         changed=changes.changed,

@@ -21,6 +21,7 @@ from watcher.core.reporting import (
     needs_report,
     report_message,
 )
+from watcher.core.states import Safeguard
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
 
@@ -103,7 +104,8 @@ def write_report(
             now=ctx.clock(),
             service_address=service_address,
         )
-    elif tenant.notify == "always" and summaries:
+    elif summaries and (tenant.notify == "always" or view.batch.safeguard == Safeguard.APPROVED):
+        # A held batch's notice promised a report either way: once approved, it gets one.
         message = summary_message(
             tenant=tenant.name,
             batch_id=view.id,
@@ -134,6 +136,7 @@ def write_hold_notice(
         received_at=received,
         now=ctx.clock(),
         service_address=ctx.config.email.sender if ctx.config.email else None,
+        contact=ctx.config.email.contact if ctx.config.email else None,
     )
     message_id = f"{view.id}.held"
     queue_message(ctx, message, message_id=message_id, batch_id=view.id, tenant=tenant.name)
