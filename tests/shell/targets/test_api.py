@@ -194,12 +194,19 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
     with capture_logs() as logs:
         assert push(sink, users(1)) == [Outcome(row=2, imported=True)]
     assert waits == [1.0, 12.0, 4.0]
-    retries = [e for e in logs if e["event"] != "import.pace_changed"]
-    assert [(e["event"], e["attempt"], e["reason"]) for e in retries] == [
-        ("import.retry_scheduled", 1, "HTTP 503"),
-        ("import.retry_scheduled", 2, "HTTP 429"),
-        ("import.retry_scheduled", 3, "ConnectError"),
+    retries = [e for e in logs if e["event"] == "import.retry_scheduled"]
+    assert [(e["log_level"], e["attempt"], e["reason"]) for e in retries] == [
+        ("debug", 1, "HTTP 503"),
+        ("debug", 2, "HTTP 429"),
+        ("debug", 3, "ConnectError"),
     ]
+    # The outage itself, said once as it begins and once as it ends.
+    said = [e for e in logs if e["event"] in ("import.retrying", "import.recovered")]
+    assert [(e["event"], e["log_level"]) for e in said] == [
+        ("import.retrying", "warning"),
+        ("import.recovered", "info"),
+    ]
+    assert (said[0]["reason"], said[1]["retries"]) == ("HTTP 503", 3)
 
 
 def test_an_api_that_stays_down_stops_the_push() -> None:
@@ -422,3 +429,26 @@ def test_an_api_refusing_beyond_its_capacity_is_paced_to_it() -> None:
     assert refused[0] <= 40  # under a tenth of the requests (the benchmark measures the rate)
     _, high = sink.concurrency()
     assert sink.gate.pace.limit < high  # it grew, met the capacity, and came down
+
+
+def test_an_outage_is_one_warning_however_many_rows_wait_through_it() -> None:
+    """Forty rows, four at a time, through 30 refused requests: one warning, detail at debug."""
+    answers = iter([httpx.Response(503)] * 30)
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(200, json={"success": True}))
+
+    sink = quick_sink(
+        config("https://api.example/push", max_concurrency=4, max_attempts=35),
+        transport=httpx.MockTransport(handler),
+        backoff=tenacity.wait_fixed(0),
+    )
+    with capture_logs() as logs:
+        outcomes = push(sink, users(40))
+    assert sorted(o.row for o in outcomes if o.imported) == list(range(2, 42))
+    loud = [e["event"] for e in logs if e["log_level"] in ("warning", "error", "critical")]
+    assert set(loud) - {"import.pace_changed"} == {"import.retrying"}
+    assert 1 <= loud.count("import.retrying") <= 4  # as it begins, at most once per worker
+    detail = [e["log_level"] for e in logs if e["event"] == "import.retry_scheduled"]
+    assert detail == ["debug"] * 30
+    assert [e for e in logs if e["event"] == "import.recovered"][-1]["retries"] >= 1

@@ -115,6 +115,9 @@ class ApiSink:
         # Told each answer's status (None: no answer in time) and each retry: the metrics.
         self.on_answer = on_answer or (lambda _: None)
         self.on_retry = on_retry or (lambda: None)
+        # Since when requests are being retried (None: they are not), and how often.
+        self._troubled_since: float | None = None
+        self._retries = 0
         self.gate = Gate(
             max_concurrency=config.max_concurrency,
             rate_limit=config.rate_limit,
@@ -159,7 +162,9 @@ class ApiSink:
             if halted[0].reason == "auth":
                 self.log.critical("import.auth_failed", detail=halted[0].detail)
             elif not self._stopping():
-                self.log.error("import.api_unavailable", reason=halted[0].detail)
+                self.log.error(
+                    "import.api_unavailable", reason=halted[0].detail, retries=self._retries
+                )
             raise halted[0]
         if self.stop is not None and self.stop.is_set():
             raise SinkUnavailableError("unavailable", "the service is stopping")
@@ -177,6 +182,7 @@ class ApiSink:
             verdict = await self._attempt(client, body)
         except _TransientError as first:
             verdict = await self._retry(client, body, number, first)
+        self._answered()
         if verdict.kind == "auth":
             said = (verdict.message or "").replace(token, "[token]")
             raise SinkUnavailableError("auth", f"the API answered {verdict.status}: {said}")
@@ -298,12 +304,30 @@ class ApiSink:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             self.on_retry()
             error = state.outcome.exception() if state.outcome is not None else None
-            self.log.warning(
+            reason = getattr(error, "reason", type(error).__name__)
+            # Each row's retry is detail; the change of state is the news: an
+            # outage of a minute is one warning, not one per row and attempt.
+            self.log.debug(
                 "import.retry_scheduled",
                 row=row,
                 attempt=state.attempt_number,
                 wait=round(state.upcoming_sleep, 3),
-                reason=getattr(error, "reason", type(error).__name__),
+                reason=reason,
             )
+            self._retries += 1
+            if self._troubled_since is None:
+                self._troubled_since = self.clock()
+                self.log.warning("import.retrying", reason=reason)
 
         return before_sleep
+
+    def _answered(self) -> None:
+        """An answer came: if requests were being retried, say how many, once."""
+        if self._troubled_since is not None:
+            self.log.info(
+                "import.recovered",
+                retries=self._retries,
+                seconds=round(self.clock() - self._troubled_since, 3),
+            )
+            self._troubled_since = None
+            self._retries = 0
