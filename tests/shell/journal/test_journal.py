@@ -195,6 +195,39 @@ def test_a_done_batch_is_history_with_its_counts_days_and_codes(journal: Journal
     assert journal.history.pending() == {}
 
 
+def test_an_unfinished_batch_is_listed_with_its_live_counts(journal: Journal) -> None:
+    """Importing or held, a recent batch shows its files and rows, not zeros."""
+    (recent,) = journal.history.recent("jcu")
+    assert recent.state is not BatchState.DONE
+    assert (recent.files, recent.counts) == (
+        ("users.csv", "link.csv"),
+        Counts(total=7, pending=3, failed=4),
+    )
+
+
+def test_a_file_failed_whole_ranks_among_a_batchs_codes_by_the_rows_it_failed(
+    journal: Journal,
+) -> None:
+    """A header no schema knows, failing five rows, outranks a rule that failed four."""
+    journal.files.add_claimed(
+        batch_id="b1", tenant="jcu", file_id="f3", name="old.csv", identity=IDENTITY,
+        sha256="def", schema_digest="d1", now=5.0,
+    )  # fmt: skip
+    journal.rows.record_validation(
+        "f3",
+        encoding="utf-8",
+        rows_blank=0,
+        file_error=("header_unknown", "a header no schema knows"),
+        valid_rows=[],
+        failed_rows=[2, 3, 4, 5, 6],
+        failures=[],
+        now=6.0,
+    )
+    (recent,) = journal.history.recent("jcu")
+    # The refused link (no rows) counts once; the header's five rows count five.
+    assert recent.codes == (("header_unknown", 5), ("invalid_email", 4), ("duplicate_key", 1))
+
+
 def test_the_outbox_sends_a_message_once_and_counts_what_waits(journal: Journal) -> None:
     """Queued twice is one message; one claim wins; sent keeps its time; requeue after a death."""
     for _ in range(2):
