@@ -165,7 +165,7 @@ def burst(files: int, window: float, settle: float) -> dict[str, float]:
             figures = {
                 "total": done - closed,
                 "batches": float(len(batches)),
-                "in batches": sum(float(str(b["duration"])) for b in batches),
+                "in batches": sum(float(str(b["run"])) for b in batches),
             }
             for name in ("file.validated", "file.imported"):
                 figures[name] = sum(float(str(e["duration"])) for e in events(log, name))

@@ -608,3 +608,24 @@ def test_a_schema_update_applies_from_the_next_batch_and_a_broken_one_is_refused
     ]
     assert sorted(site.users()) == ["N-2", "N-3"]
     assert [e["code"] for e in named(events, "file.validated")] == ["header_unknown", None, None]
+
+
+def test_a_stop_mid_import_says_so_and_the_resumed_batch_counts_from_its_start(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """Stopped mid-import: "the service is stopping", not the API; resumed: one duration."""
+    with ApiServer(lambda _, __: Reply(delay=0.5)) as api:
+        site = Site(tmp_path, api_url=api.url, service=FAST)
+        with running(site):
+            site.drop_file("users.csv", users_csv(12))
+            wait_for(lambda: len(api.ids()) >= 2, 20)
+        (stopped,) = named(events, "batch.incomplete")
+        assert stopped["reason"] == "stopped: the service is stopping"
+        time.sleep(1.0)  # the batch waits, stopped, before the service starts again
+        with running(site):
+            wait_for(lambda: len(archived(site)) == 1, 30)
+    (completed,) = named(events, "batch.completed")
+    (file,) = named(events, "file.completed")
+    # Both count from when the work began, so they agree; this run was only part of it.
+    assert completed["duration"] >= completed["run"] + 1.0
+    assert abs(completed["duration"] - file["duration"]) < 2.0

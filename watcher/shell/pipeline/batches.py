@@ -166,7 +166,10 @@ class BatchRun:
                 unchanged=result.counts.unchanged,
                 failed=result.counts.failed,
                 pending=result.counts.pending,
-                duration=round(self.ctx.timer() - started, 3),
+                # From the batch's start, as a file's duration is from its arrival;
+                # a batch resumed after a stop or a hold took longer than this run.
+                duration=round(self.ctx.clock() - view.batch.created_at, 3),
+                run=round(self.ctx.timer() - started, 3),
                 concurrency_min=min((low for low, _ in self.paces), default=None),
                 concurrency_max=max((high for _, high in self.paces), default=None),
             )

@@ -99,6 +99,9 @@ def push(
     try:
         asyncio.run(sink.push(payloads, on_outcome))
     except SinkUnavailableError as exc:
+        if ctx.stop is not None and ctx.stop.is_set():
+            # Not the API's doing: the rows wait for the service's next start.
+            return "stopped: the service is stopping"
         return f"{sink.kind} {exc.reason}: {exc.detail}"
     finally:
         logs.unbind("file")
