@@ -7,6 +7,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
+import structlog
 
 from tests.support import OPSCOM_SCHEMA
 from tests.support.postgres import Cluster, require_postgres
@@ -45,6 +46,16 @@ def _servers_and_subprocesses_are_integration(
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     monkeypatch.setattr(socket.socket, "bind", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _each_test_starts_with_structlogs_defaults() -> Iterator[None]:
+    """A test that configures logging (a command run in-process) leaves it as it found it.
+
+    Otherwise its level (info) filters the debug events a later test captures.
+    """
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,10 @@ class Tracker:
         """Stop tracking ``name`` (it was taken into a batch, or is gone)."""
         self._files.pop(name, None)
 
+    def taken(self, name: str) -> float:
+        """Stop tracking ``name``, taken into a batch; when it was first heard of."""
+        return self._files.pop(name).first_seen
+
     def held(self, name: str, now: float) -> None:
         """The file is open for writing after all: wait a settle time more."""
         file = self._files.get(name)

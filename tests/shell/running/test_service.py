@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import pwd
@@ -629,3 +630,22 @@ def test_a_stop_mid_import_says_so_and_the_resumed_batch_counts_from_its_start(
     # Both count from when the work began, so they agree; this run was only part of it.
     assert completed["duration"] >= completed["run"] + 1.0
     assert abs(completed["duration"] - file["duration"]) < 2.0
+
+
+def test_a_file_is_received_when_first_seen_not_when_its_window_closes(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """What the customer waits counts from the upload, the batch window and settling included."""
+    site = Site(tmp_path, service=FAST.replace('batch_window = "1s"', 'batch_window = "3s"'))
+    with running(site):
+        dropped = time.time()
+        site.drop_file("users.csv", users_csv(3))
+        wait_for(lambda: len(archived(site)) == 1, 30)
+    (claimed,) = named(events, "file.claimed")
+    (result,) = site.bak.glob("*.result.json")
+    received = dt.datetime.fromisoformat(json.loads(result.read_text())["received_at"])
+    # Seen within a second of the upload, though claimed after the 3 s window.
+    assert abs(received.timestamp() - dropped) < 1.5  # the document keeps whole seconds
+    (completed,) = named(events, "file.completed")
+    assert completed["duration"] >= 3.0
+    assert claimed["file"] == "users.csv"

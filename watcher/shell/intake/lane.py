@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import ServiceConfig, TenantConfig
-    from watcher.core.ftpslog import Transfer
-    from watcher.core.sftplog import Transaction
 
 __all__ = ["LaneSnapshot", "TenantIntake"]
 
@@ -100,6 +98,8 @@ class TenantIntake:
         self.lease_warned = False
         # Files ready but held because no schema is in force.
         self._blocked: frozenset[str] = frozenset()
+        # When each ready file was first heard of (the loop's clock), until handed over.
+        self._seen: dict[str, float] = {}
         self.hearing = Hearing(
             tenant=config.name,
             folder=self.folder,
@@ -131,14 +131,6 @@ class TenantIntake:
         elif change.signal is not None and change.name not in self._batcher:
             self._tracker.note(change.name, change.signal, now)
             self._tracker.observe(change.name, self._identity(change.name), now)
-
-    def heard(self, transaction: Transaction, now: float, *, audit: bool = True) -> None:
-        """An SFTP transaction (every lane of a tenant hears its log; one audits it)."""
-        self.hearing.heard(transaction, now, audit=audit)
-
-    def heard_ftps(self, transfer: Transfer, now: float, *, audit: bool = True) -> None:
-        """A line of vsftpd's log (every lane of a tenant hears it; one audits it)."""
-        self.hearing.heard_ftps(transfer, now, audit=audit)
 
     # Watching.
 
@@ -220,6 +212,7 @@ class TenantIntake:
         for state in self._tracker.states(now):
             if state.name not in names:
                 self._tracker.forget(state.name)
+        self._seen = {n: t for n, t in self._seen.items() if n in names}
         self.strays.keep_only(names)
 
     def ready(self, now: float) -> list[str]:
@@ -249,7 +242,8 @@ class TenantIntake:
                         tenant=self.name,
                         detail="no lease: grant CAP_LEASE so open files are never taken",
                     )
-                self._tracker.forget(name)
+                # Kept past the tracker (a file held back is tracked anew).
+                self._seen.setdefault(name, self._tracker.taken(name))
                 ready.append(name)
                 self.log.info("file.ready", tenant=self.name, file=self.prefix + name)
         return ready
@@ -266,6 +260,10 @@ class TenantIntake:
     def take(self, now: float, *, busy: bool) -> list[str]:
         """The files of a window that closed (none while ``busy``: they wait for the next)."""
         return self._batcher.take(now, busy=busy)
+
+    def waited(self, names: list[str], now: float) -> dict[str, float]:
+        """How long ago each of ``names`` was first heard of: what its customer has waited."""
+        return {name: now - self._seen.pop(name) for name in names if name in self._seen}
 
     def interrupted(self, now: float) -> list[str]:
         """Uploads cut off and never resumed in time, forgotten here as they are handed over."""

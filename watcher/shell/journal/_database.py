@@ -12,6 +12,7 @@ process, and lets ``watcher status`` read (read-only) while the service writes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from watcher.core.states import BatchState
@@ -32,6 +33,11 @@ __all__ = [
     "Transaction",
     "connect",
 ]
+
+_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's lock
+# The WAL switch is tried this often, this far apart: as long as the busy timeout.
+_WAL_PAUSE = 0.05
+_WAL_TRIES = int(_BUSY_TIMEOUT / _WAL_PAUSE)
 
 
 class Cursor(Protocol):
@@ -97,14 +103,14 @@ def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
             db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT)
     except (OSError, sqlite3.Error) as exc:
         raise StateError(_unusable(path, exc)) from exc
     try:
         if read_only:
             check_current(SqliteDatabase(db), str(path))
         else:
-            db.execute("PRAGMA journal_mode=WAL")
+            _into_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             migrate(SqliteDatabase(db), str(path))
@@ -115,6 +121,26 @@ def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
         db.close()
         raise
     return SqliteDatabase(db)
+
+
+def _into_wal(db: sqlite3.Connection) -> None:
+    """Put the journal in WAL mode, waiting for another opener doing the same.
+
+    Switching a new journal to WAL takes an exclusive lock, and SQLite answers
+    "database is locked" at once to a second process switching meanwhile
+    instead of waiting its busy timeout; so the switch is tried again, for as
+    long as that timeout.
+    """
+    for _ in range(_WAL_TRIES - 1):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(_WAL_PAUSE)
+        else:
+            return
+    db.execute("PRAGMA journal_mode=WAL")
 
 
 class SqliteDatabase:

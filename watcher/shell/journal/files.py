@@ -49,8 +49,9 @@ class Files:
         sha256: str,
         schema_digest: str,
         now: float,
+        received_at: float | None = None,
     ) -> None:
-        """Record a file copied into the spool."""
+        """Record a file copied into the spool, received at ``received_at`` (or now)."""
         self.db.execute(
             "INSERT INTO files (id, batch_id, tenant, name, state, dev, ino, size, mtime_ns,"
             " sha256, schema_digest, received_at, updated_at)"
@@ -67,7 +68,7 @@ class Files:
                 identity.mtime_ns,
                 sha256,
                 schema_digest,
-                now,
+                now if received_at is None else received_at,
                 now,
             ),
         )

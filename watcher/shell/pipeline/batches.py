@@ -28,7 +28,7 @@ from watcher.shell.pipeline.importing import Stop, discard, import_batch
 from watcher.shell.pipeline.reports import write_report
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
     from pathlib import Path
 
     from watcher.config import TenantConfig
@@ -62,11 +62,15 @@ def run_tenant(
     names: Sequence[str] = (),
     schema: InForce | None = None,
     refusals: Sequence[Refused] = (),
+    *,
+    waited: Mapping[str, float] | None = None,
 ) -> list[BatchResult]:
     """Finish the tenant's unfinished batches, then claim ``names`` under ``schema`` and run them.
 
     ``refusals`` (uploads cut off and never resumed) are set aside as a batch
     of their own. Names need a schema; without one only unfinished batches run.
+    ``waited`` says how long ago each name was first heard of: a file counts
+    as received then, not when it is claimed.
     """
     results: list[BatchResult] = []
     held: str | None = None
@@ -80,7 +84,7 @@ def run_tenant(
             held = batch.id
     new = [set_aside(ctx, tenant, refusals)]
     if names and schema is not None:
-        new.append(claim(ctx, tenant, names, schema))
+        new.append(claim(ctx, tenant, names, schema, waited=waited or {}))
     for batch_id in new:
         if batch_id is None:
             continue

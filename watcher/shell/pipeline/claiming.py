@@ -15,7 +15,7 @@ from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.journal import new_id
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from watcher.config import TenantConfig
     from watcher.core.refusals import Refused
@@ -26,10 +26,17 @@ __all__ = ["claim", "set_aside"]
 
 
 def claim(
-    ctx: BatchContext, tenant: TenantConfig, names: Sequence[str], schema: InForce
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    names: Sequence[str],
+    schema: InForce,
+    *,
+    waited: Mapping[str, float] | None = None,
 ) -> str | None:
     """Claim ``names`` from the tenant's drop folder as one new batch, under ``schema``.
 
+    A file is received when it was first heard of, ``waited`` seconds ago
+    (now, for a name with none): what its customer waits is counted from then.
     Returns the batch id, or None when nothing was taken.
     """
     busy = ctx.journal.files.claimed_entries(tenant.name)
@@ -56,7 +63,10 @@ def claim(
                 ctx.journal.batches.open(tenant.name, batch_id, ctx.clock())
                 ctx.journal.batches.remember_schema(schema.schema.digest, schema.text)
             if isinstance(result, Claimed):
-                _record_claim(ctx, batch_id, tenant.name, file_id, result, schema=schema)
+                since = (waited or {}).get(name, 0.0)
+                _record_claim(
+                    ctx, batch_id, tenant.name, file_id, result, schema=schema, waited=since
+                )
             else:
                 _record_refusal(ctx, batch_id, tenant.name, file_id, result)
     if batch_id is not None:
@@ -83,7 +93,9 @@ def _record_claim(
     claimed: Claimed,
     *,
     schema: InForce,
+    waited: float,
 ) -> None:
+    now = ctx.clock()
     ctx.journal.files.add_claimed(
         batch_id=batch_id,
         tenant=tenant,
@@ -92,7 +104,8 @@ def _record_claim(
         identity=claimed.identity,
         sha256=claimed.sha256,
         schema_digest=schema.schema.digest,
-        now=ctx.clock(),
+        now=now,
+        received_at=now - max(0.0, waited),
     )
     ctx.log.info(
         "file.claimed",

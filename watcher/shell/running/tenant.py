@@ -120,13 +120,14 @@ class TenantLanes:
 
     def heard(self, transaction: Transaction, now: float) -> None:
         """An SFTP transaction: each lane takes what concerns its folder; one audits it."""
-        self.imports.heard(transaction, now)
-        self.checks.heard(transaction, now, audit=False)
+        # Every lane of a tenant hears its servers' logs; the import lane audits them.
+        self.imports.hearing.heard(transaction, now)
+        self.checks.hearing.heard(transaction, now, audit=False)
 
     def heard_ftps(self, transfer: Transfer, now: float) -> None:
         """A line of vsftpd's log: each lane takes what concerns its folder; one audits it."""
-        self.imports.heard_ftps(transfer, now)
-        self.checks.heard_ftps(transfer, now, audit=False)
+        self.imports.hearing.heard_ftps(transfer, now)
+        self.checks.hearing.heard_ftps(transfer, now, audit=False)
 
     def advance(self, now: float) -> bool:
         """Hand over what is ready: a closed window, uploads given up on, files to check.
@@ -148,7 +149,7 @@ class TenantLanes:
             return moved
         in_force = self._schema(intake, names, now)
         if in_force is not None:
-            self.workers.start(self.config, names, in_force)
+            self.workers.start(self.config, names, in_force, waited=intake.waited(names, now))
         return True
 
     def _checks(self, now: float) -> bool:

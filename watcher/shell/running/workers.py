@@ -26,7 +26,7 @@ from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
     import queue
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from watcher.config import TenantConfig
     from watcher.core.refusals import Refused
@@ -94,15 +94,20 @@ class Workers:
         names: Sequence[str] = (),
         schema: InForce | None = None,
         refusals: Sequence[Refused] = (),
+        *,
+        waited: Mapping[str, float] | None = None,
     ) -> None:
-        """Run the tenant's batches in its worker: unfinished ones, then ``names``, ``refusals``."""
+        """Run the tenant's batches in its worker: unfinished ones, then ``names``, ``refusals``.
+
+        ``waited`` says how long ago each name was first heard of.
+        """
 
         def body() -> None:
             journal = self.runtime.journal()
             complete = False
             try:
                 ctx = self.runtime.context(journal)
-                results = run_tenant(ctx, tenant, names, schema, refusals)
+                results = run_tenant(ctx, tenant, names, schema, refusals, waited=waited)
                 complete = all(r.complete for r in results)
                 mailer.deliver(
                     self.config,
