@@ -78,3 +78,20 @@ def test_a_held_batch_comes_with_commands_that_can_be_pasted_as_they_are() -> No
         in text
     )
     assert "NAME" not in text
+
+
+def test_mail_waiting_says_since_when_and_why() -> None:
+    """The outbox line of a tenant whose mail is stuck: since when, LATE, the last error."""
+    stuck = tenant_status(
+        outbox={
+            "waiting": 1, "rejected": 0, "since": 0.0,
+            "error": "421 service not available", "late": True,
+        }
+    )  # fmt: skip
+    text = status_summary(
+        {"running": True, "pid": 7, "status_age": 0.4, "instance": None, "tenants": {"jcu": stuck}}
+    )
+    assert (
+        "  outbox: 1 waiting since 1970-01-01 00:00 UTC (LATE), last try: 421 service not "
+        "available; 0 rejected"
+    ) in text

@@ -29,7 +29,7 @@ def tenant_status(**changes: object) -> TenantStatus:
         "pending_rows": 0,
         "pending_reason": None,
         "held": [],
-        "outbox": {"waiting": 0, "rejected": 0},
+        "outbox": {"waiting": 0, "rejected": 0, "since": None, "error": None, "late": False},
     }  # fmt: skip
     status.update(changes)  # type: ignore[typeddict-item]
     return status
@@ -140,3 +140,28 @@ def test_the_chart_stacks_each_days_rows() -> None:
     assert "height='75.0' fill='#2e7d32'" in svg  # 30 of the highest day's 40 rows
     assert "y='0.0'" in svg  # the highest day reaches the top
     assert "highest day 40 rows" in svg
+
+
+def test_mail_stuck_for_long_turns_the_tenant_amber_and_says_why() -> None:
+    """SMTP down: not "ok" with "Mail waiting 1" but "mail waiting", since when and why."""
+    late = tenant_status(
+        outbox={
+            "waiting": 2, "rejected": 0, "since": 3600.0,
+            "error": "connection refused", "late": True,
+        }
+    )  # fmt: skip
+    overview = overview_page(
+        {"running": True, "pid": 1, "status_age": 0.1, "instance": None, "tenants": {"jcu": late}}
+    )
+    assert "<td class=held>mail waiting</td>" in overview
+    page = tenant_page({"name": "jcu", "status": late, "recent": [], "daily": []}, running=True)
+    assert (
+        "<p class=held>2 messages waiting to be sent since 1970-01-01 01:00 UTC: "
+        "connection refused</p>"
+    ) in page
+    fresh = tenant_status(
+        outbox={"waiting": 1, "rejected": 0, "since": 3600.0, "error": None, "late": False}
+    )
+    assert "<td class=ok>ok</td>" in overview_page(
+        {"running": True, "pid": 1, "status_age": 0.1, "instance": None, "tenants": {"jcu": fresh}}
+    )

@@ -86,6 +86,18 @@ def _schema_lines(t: TenantStatus, *, running: bool) -> list[str]:
     return lines
 
 
+def _outbox(t: TenantStatus) -> str:
+    """A tenant's mail not sent: how much, since when and why."""
+    box = t["outbox"]
+    line = f"  outbox: {box['waiting']} waiting"
+    if box["waiting"] and box["since"] is not None:
+        since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(box["since"]))
+        line += f" since {since}" + (" (LATE)" if box["late"] else "")
+        if box["error"]:
+            line += f", last try: {box['error']}"
+    return line + f"; {box['rejected']} rejected"
+
+
 def status_summary(status: Status, *, config: Path | None = None) -> str:
     """``watcher status`` for a terminal; ``config`` goes into the commands it suggests."""
     if status["running"]:
@@ -139,9 +151,7 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
         if why:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))
             lines.append(f"    waiting since {since}: {why['reason']}")
-        lines.append(
-            f"  outbox: {t['outbox']['waiting']} waiting, {t['outbox']['rejected']} rejected"
-        )
+        lines.append(_outbox(t))
     return "\n".join(lines)
 
 

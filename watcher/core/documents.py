@@ -96,10 +96,18 @@ class PendingReason(TypedDict):
 
 
 class Outbox(TypedDict):
-    """A tenant's reports not sent."""
+    """A tenant's reports not sent.
+
+    ``since`` is when the oldest waiting message was queued and ``error``
+    why its last try failed (None until one did); ``late`` says it has
+    waited longer than mail should.
+    """
 
     waiting: int
     rejected: int
+    since: float | None
+    error: str | None
+    late: bool
 
 
 class Owner(TypedDict):

@@ -59,6 +59,8 @@ def _state(tenant: TenantStatus) -> tuple[str, str]:
         return "needs attention", "failing"
     if tenant["outbox"]["rejected"]:
         return "mail refused", "failing"
+    if tenant["outbox"]["late"]:
+        return "mail waiting", "held"
     return "ok", "ok"
 
 
@@ -144,6 +146,13 @@ def tenant_page(detail: TenantDetail, *, running: bool) -> str:
         parts.append(
             f"<p class=failing>{t['pending_rows']:,} rows pending since "
             f"{_e(_when(why['since']))}: {_e(why['reason'])}</p>"
+        )
+    box = t["outbox"]
+    if box["waiting"] and box["since"] is not None:
+        said = f": {_e(box['error'])}" if box["error"] else ""
+        parts.append(
+            f"<p class={'held' if box['late'] else 'muted'}>{counted(box['waiting'], 'message')} "
+            f"waiting to be sent since {_e(_when(box['since']))}{said}</p>"
         )
     parts.extend(
         f"<p class=held>Held since {_e(_when(held['since']))}: batch {_e(held['id'][:8])}, "

@@ -250,6 +250,10 @@ def test_the_outbox_sends_a_message_once_and_counts_what_waits(journal: Journal)
         "uoft": {"queued": 1},
     }
     assert journal.messages.count(MessageState.QUEUED, tenant="uoft") == 1
+    # What waits, since when and why: the oldest queued message, the last error tried.
+    journal.messages.queue(message_id="m3", batch_id="b3", tenant="uoft", path="r", now=9.0)
+    assert journal.messages.oldest_waiting() == {"uoft": (6.0, "421 busy")}
+    assert journal.messages.oldest_waiting("jcu") == {}
 
 
 def test_fingerprints_are_confirmed_with_their_rows_per_tenant_and_target(

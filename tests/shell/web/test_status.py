@@ -15,8 +15,11 @@ import pytest
 
 from tests.support import Site, users_csv
 from tests.support.apiserver import ApiServer, Reply
+from tests.support.smtpserver import free_port
 from watcher.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, main
+from watcher.config import load_config
 from watcher.shell.statedir import StateDir
+from watcher.shell.web.status import MAIL_LATE, gather
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,7 +47,8 @@ def test_status_shows_the_last_batch_pending_rows_and_the_outbox(tmp_path: Path)
     jcu = found["tenants"]["jcu"]  # type: ignore[index]
     assert jcu["last_batch"]["rows"] == 4
     assert (jcu["last_batch"]["imported"], jcu["last_batch"]["failed"]) == (2, 2)
-    assert (jcu["pending_rows"], jcu["outbox"]) == (0, {"waiting": 1, "rejected": 0})
+    assert (jcu["pending_rows"], jcu["outbox"]["waiting"], jcu["outbox"]["rejected"]) == (0, 1, 0)
+    assert (jcu["outbox"]["error"], jcu["outbox"]["late"]) == (None, False)  # no SMTP: kept
     text = subprocess.run(
         [sys.executable, "-m", "watcher", "status", "--config", str(site.config)],
         capture_output=True, text=True, check=True,
@@ -174,3 +178,20 @@ def test_batches_of_an_older_version_get_their_counts_kept_at_start(tmp_path: Pa
         ["old.csv"], 4, 2, 2,
     )  # fmt: skip
     assert detail["daily"][-1]["imported"] == 2
+
+
+def test_mail_the_smtp_server_will_not_take_is_late_after_a_while_and_says_why(
+    tmp_path: Path,
+) -> None:
+    """SMTP down: the report waits with the server's refusal; after MAIL_LATE it is late."""
+    site = Site(tmp_path, smtp_port=free_port())  # nothing listens there
+    site.drop_file("a.csv", users_csv(4, bad_every=3))
+    site.process("a.csv")
+    config = load_config(site.config)
+    state = StateDir.of(config.service)
+    box = gather(config, state)["tenants"]["jcu"]["outbox"]
+    assert (box["waiting"], box["late"]) == (1, False)
+    assert box["error"] is not None
+    assert "refused" in box["error"].lower() or "connect" in box["error"].lower()
+    later = gather(config, state, clock=lambda: time.time() + MAIL_LATE + 60)
+    assert later["tenants"]["jcu"]["outbox"]["late"] is True

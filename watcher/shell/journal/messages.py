@@ -110,6 +110,23 @@ class Messages:
             found.setdefault(tenant_name, {})[state] = count
         return found
 
+    def oldest_waiting(self, tenant: str | None = None) -> dict[str, tuple[float, str | None]]:
+        """When each tenant's (or only ``tenant``'s) oldest queued message was queued, and why.
+
+        The reason is the last error of a queued message tried and deferred
+        (None when none was tried yet).
+        """
+        query = "SELECT tenant, created_at, last_error FROM messages WHERE state = ?"
+        args = [str(MessageState.QUEUED)]
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args.append(tenant)
+        found: dict[str, tuple[float, str | None]] = {}
+        for name, created, error in self.db.execute(query + " ORDER BY created_at", args):
+            since, said = found.get(name, (created, None))
+            found[name] = (since, error or said)
+        return found
+
     def count(self, state: MessageState, tenant: str | None = None) -> int:
         """How many messages (of one tenant, or all) are in ``state``."""
         query, args = "SELECT COUNT(*) FROM messages WHERE state = ?", [str(state)]

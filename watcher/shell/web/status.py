@@ -48,11 +48,14 @@ if TYPE_CHECKING:
     from watcher.shell.running.schemas import InForce
     from watcher.shell.statedir import StateDir
 
-__all__ = ["StatusFile", "gather", "live_tenant", "tenant_detail"]
+__all__ = ["MAIL_LATE", "StatusFile", "gather", "live_tenant", "tenant_detail"]
 
 _T = TypeVar("_T")
 _LONGEST_BACKOFF = 30.0
 _QUIET = 5.0
+# Mail waiting longer than this (seconds) turns a tenant's state amber: a
+# report a customer should have had is stuck (SMTP down, refusing the login).
+MAIL_LATE = 15 * 60
 
 
 class StatusFile:
@@ -237,7 +240,7 @@ def _gather(config: Config, state: StateDir, only: Sequence[str] | None, now: fl
     if state.has_journal():
         journal = Journal(state.journal, read_only=True)
         try:
-            _from_journal(journal, tenants)
+            _from_journal(journal, tenants, now)
             if state.database is not None:
                 _owners(journal, tenants)
         finally:
@@ -278,11 +281,11 @@ def _empty(name: str, drop_dir: Path, live: LiveStatus | None) -> TenantStatus:
         "pending_rows": 0,
         "pending_reason": None,
         "held": [],
-        "outbox": {"waiting": 0, "rejected": 0},
+        "outbox": {"waiting": 0, "rejected": 0, "since": None, "error": None, "late": False},
     }
 
 
-def _from_journal(journal: Journal, tenants: dict[str, TenantStatus]) -> None:
+def _from_journal(journal: Journal, tenants: dict[str, TenantStatus], now: float) -> None:
     """Fill in what the journal knows: a few queries for every tenant at once, or for one."""
     one = next(iter(tenants)) if len(tenants) == 1 else None
     for name, past in _mine(journal.history.last_done(one), tenants):
@@ -296,10 +299,15 @@ def _from_journal(journal: Journal, tenants: dict[str, TenantStatus]) -> None:
     for name, batches in unfinished.items():
         _unfinished(journal, tenants[name], batches)
     boxes = journal.messages.counts_by_tenant((MessageState.QUEUED, MessageState.REJECTED), one)
+    waiting = journal.messages.oldest_waiting(one)
     for name, box in _mine(boxes, tenants):
+        since, error = waiting.get(name, (None, None))
         tenants[name]["outbox"] = {
             "waiting": box.get(MessageState.QUEUED, 0),
             "rejected": box.get(MessageState.REJECTED, 0),
+            "since": since,
+            "error": error,
+            "late": since is not None and now - since > MAIL_LATE,
         }
 
 
