@@ -95,11 +95,13 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
             wait_for(lambda: _answers(f"{base}/metrics"))
             site.drop_file("users.csv", users_csv(60, bad_every=10))
             pending: list[float] = []
+            flying: list[float] = []
 
             def rows_pending() -> bool:
                 metrics = get(f"{base}/metrics")
                 pending.append(sample(metrics, "user_import_pending_rows", tenant="jcu") or 0)
-                return pending[-1] > 0
+                flying.append(sample(metrics, "user_import_api_in_flight", tenant="jcu") or 0)
+                return pending[-1] > 0 and flying[-1] > 0
 
             wait_for(rows_pending)
             # The archive's .result.json comes before the batch is done and
@@ -120,6 +122,9 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
             tenant = _browse(chromium, base + "/tenants/jcu", tmp_path / "jcu.png")
             pages = get(base + "/") + get(base + "/tenants/jcu")
     assert max(pending) > 0
+    assert max(flying) >= 1  # requests in flight while the API answers slowly
+    assert sample(metrics, "user_import_api_in_flight", tenant="jcu") == 0
+    assert (sample(metrics, "user_import_api_concurrency_limit", tenant="jcu") or 0) >= 1
     assert sample(metrics, "user_import_rows_total", tenant="jcu", outcome="imported") == 54
     assert sample(metrics, "user_import_rows_total", tenant="jcu", outcome="failed") == 6
     assert sample(metrics, "user_import_files_total", tenant="jcu", outcome="partly_imported") == 1

@@ -45,6 +45,7 @@ def sink_for(ctx: BatchContext, tenant: TenantConfig, record: FileRecord, schema
             stop=ctx.stop,
             on_answer=(lambda status: metrics.request(tenant.name, status)) if metrics else None,
             on_retry=(lambda: metrics.retry(tenant.name)) if metrics else None,
+            on_flight=(lambda n, limit: metrics.flight(tenant.name, n, limit)) if metrics else None,
         )
     return UserStore(
         ctx.state.users, tenant.name, key=user_key(schema), source=record.id, clock=ctx.clock

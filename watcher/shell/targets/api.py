@@ -101,6 +101,7 @@ class ApiSink:
         backoff: tenacity.wait.wait_base | None = None,
         on_answer: Callable[[int | None], None] | None = None,
         on_retry: Callable[[], None] | None = None,
+        on_flight: Callable[[int, float], None] | None = None,
     ) -> None:
         self.config = config
         self.log = log
@@ -124,6 +125,7 @@ class ApiSink:
             clock=clock,
             pause=self._sleep_unless_stopped,
             log=log,
+            on_flight=on_flight,
         )
 
     async def push(

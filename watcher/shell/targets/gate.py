@@ -39,6 +39,7 @@ class Gate:
         clock: Callable[[], float],
         pause: Callable[[float], Awaitable[None]],
         log: FilteringBoundLogger,
+        on_flight: Callable[[int, float], None] | None = None,
     ) -> None:
         """Set up the gate.
 
@@ -48,6 +49,8 @@ class Gate:
             clock: the monotonic clock.
             pause: waits out a pause the API asked for (ends early on a stop).
             log: where changes of the limit are told, at debug level.
+            on_flight: told the requests in flight and the limit whenever
+                either changes (the metrics' gauges).
         """
         self.pace = Pace(max_concurrency=max_concurrency)
         self.rate_limit = rate_limit
@@ -59,6 +62,7 @@ class Gate:
         self._next_rated = 0.0
         self._rated = asyncio.Lock()
         self._freed = asyncio.Event()
+        self._on_flight = on_flight or (lambda _, __: None)
 
     def concurrency(self) -> tuple[int, int]:
         """The lowest and highest number of requests the limit let in flight at once."""
@@ -83,6 +87,7 @@ class Gate:
             start = max(now, self._next_start)
             self._next_start = start + self.pace.spacing()
             self._in_flight += 1
+            self._on_flight(self._in_flight, self.pace.limit)
             if start > now:
                 await asyncio.sleep(start - now)
             return
@@ -91,6 +96,7 @@ class Gate:
         """A request is over: ``verdict`` None when no answer came in time."""
         self._in_flight -= 1
         self._freed.set()
+        self._leaving()
         now = self.clock()
         if verdict is not None and verdict.retry_after:
             self.pace.pause(now + verdict.retry_after)
@@ -101,6 +107,7 @@ class Gate:
         else:
             change = self.pace.answered(latency=latency, now=now)
         if change is not None:
+            self._on_flight(self._in_flight, self.pace.limit)
             self.log.debug(
                 "import.pace_changed",
                 change=change,
@@ -112,6 +119,10 @@ class Gate:
         """A request ended without an answer or a failure worth learning from (a stop)."""
         self._in_flight -= 1
         self._freed.set()
+        self._leaving()
+
+    def _leaving(self) -> None:
+        self._on_flight(self._in_flight, self.pace.limit)
 
     async def _rate(self) -> None:
         """Wait for the next start the rate limit allows, when one is set."""

@@ -135,6 +135,18 @@ class Metrics:
             buckets=_LATENCIES,
             registry=r,
         )
+        self.in_flight = Gauge(
+            "user_import_api_in_flight",
+            "Requests to the API in flight now",
+            ["tenant"],
+            registry=r,
+        )
+        self.limit = Gauge(
+            "user_import_api_concurrency_limit",
+            "Requests the API may have in flight, as learnt from its answers",
+            ["tenant"],
+            registry=r,
+        )
         self.heartbeat = Gauge(
             "user_import_heartbeat_timestamp_seconds",
             "When the service last said it was alive",
@@ -152,6 +164,8 @@ class Metrics:
             self.retries.labels(tenant)
             self.batch_duration.labels(tenant)
             self.latency.labels(tenant)
+            self.in_flight.labels(tenant)
+            self.limit.labels(tenant)
 
     def batch_done(self, view: BatchView, *, duration: float, now: float) -> None:
         """Count a finished batch: its files, rows, duration and each file's latency."""
@@ -171,6 +185,12 @@ class Metrics:
             if value:
                 self.rows.labels(tenant, outcome).inc(value)
         self.batch_duration.labels(tenant).observe(duration)
+
+    def flight(self, tenant: str, in_flight: int, limit: float) -> None:
+        """The requests a push has in flight now, and its limit."""
+        if tenant in self.tenants:
+            self.in_flight.labels(tenant).set(in_flight)
+            self.limit.labels(tenant).set(round(limit, 2))
 
     def request(self, tenant: str, status: int | None) -> None:
         """Count one request to the API by how it was answered."""
