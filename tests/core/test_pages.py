@@ -107,8 +107,9 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
                 {
                     "id": "b1",
                     "state": "done",
-                    "created_at": 0.0,
-                    "finished_at": 60.0,
+                    "created_at": 30.0,
+                    "received_at": 0.0,
+                    "finished_at": 420.0,
                     "files": ["users<script>.csv"],
                     "rows": 1200,
                     "imported": 1100,
@@ -123,23 +124,35 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
         running=True,
     )
     assert "users&lt;script&gt;.csv" in page
+    # When the file arrived and when its batch finished, both.
+    assert "<th>Arrived</th><th>Finished</th>" in page
+    assert "<td>1970-01-01 00:00 UTC</td><td>1970-01-01 00:07 UTC</td>" in page
     assert "next&lt;b&gt;.csv" in page
     assert "invalid_email &times;40, required &times;10" in page
     assert "<script>" not in page
     assert "Schema in force: 2026-11-22" in page
 
 
-def test_the_chart_stacks_each_days_rows() -> None:
-    """A bar per day and kind, the tallest day reaching the top."""
+def test_the_chart_gives_each_kind_its_own_scale_and_axis() -> None:
+    """A strip per kind: 12 failed rows are as visible as 62,315 imported, each axis labelled."""
     days: list[DayRows] = [
-        {"day": "2026-12-01", "imported": 30, "unchanged": 10, "failed": 0},
-        {"day": "2026-12-02", "imported": 0, "unchanged": 0, "failed": 0},
+        {"day": "2026-12-01", "imported": 62315, "unchanged": 10, "failed": 12},
+        {"day": "2026-12-02", "imported": 0, "unchanged": 0, "failed": 3},
     ]
-    svg = chart(days, width=200, height=100)
-    assert svg.count("<rect") == 2
-    assert "height='75.0' fill='#2e7d32'" in svg  # 30 of the highest day's 40 rows
-    assert "y='0.0'" in svg  # the highest day reaches the top
-    assert "highest day 40 rows" in svg
+    svg = chart(days, width=284, height=150)
+    assert svg.count("<rect") == 4  # no bar for nothing
+    # The highest day of each kind fills its strip (50 tall, 6 of it left as a gap).
+    assert svg.count("height='44.0'") == 3
+    assert "height='11.0' fill='#c62828'" in svg  # 3 failed of the highest 12
+    for label in (
+        ">62,315</text>",
+        ">10</text>",
+        ">12</text>",
+        ">imported</text>",
+        ">failed</text>",
+    ):
+        assert label in svg
+    assert "2026-12-01: 12 failed" in svg
 
 
 def test_mail_stuck_for_long_turns_the_tenant_amber_and_says_why() -> None:

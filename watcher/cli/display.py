@@ -161,7 +161,7 @@ def recent_summary(detail: TenantDetail) -> str:
         return "\n  recent batches: none yet"
     lines = ["", "  recent batches:"]
     for b in detail["recent"]:
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b["finished_at"] or b["created_at"]))
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b["received_at"]))
         codes = ", ".join(f"{code} x{count:,}" for code, count in b["codes"])
         lines.append(
             f"    {when}  {b['state']:<9} {wording.counted(len(b['files']), 'file')}, "

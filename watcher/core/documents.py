@@ -148,6 +148,7 @@ class PastBatch(TypedDict):
     id: str
     state: str
     created_at: float
+    received_at: float  # when its first file arrived (its start, for older batches)
     finished_at: float | None
     files: list[str]
     rows: int

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from watcher.core.names import shown
@@ -33,6 +33,7 @@ text-align:left;vertical-align:top}td.n,th.n{text-align:right}
 .muted{color:#777}svg text{font:11px system-ui,sans-serif;fill:#444}
 """
 _COLOURS = {"imported": "#2e7d32", "unchanged": "#9e9e9e", "failed": "#c62828"}
+_KINDS: tuple[Literal["imported", "unchanged", "failed"], ...] = ("imported", "unchanged", "failed")
 
 
 def _e(text: object) -> str:
@@ -184,45 +185,62 @@ def _recent(detail: TenantDetail) -> str:
             f"<td class=n>{b[k]:,}</td>"
             for k in ("rows", "imported", "unchanged", "failed", "pending")
         )
-        when = _when(b["finished_at"] or b["created_at"])
+        finished = _when(b["finished_at"]) if b["finished_at"] else "—"
         rows.append(
-            f"<tr><td>{_e(when)}</td><td>{_e(b['state'])}</td>"
+            f"<tr><td>{_e(_when(b['received_at']))}</td><td>{_e(finished)}</td>"
+            f"<td>{_e(b['state'])}</td>"
             f"<td>{files}</td>{numbers}<td>{codes}</td></tr>"
         )
     return (
-        "<table><tr><th>When</th><th>State</th><th>Files</th><th class=n>Rows</th>"
+        "<table><tr><th>Arrived</th><th>Finished</th><th>State</th><th>Files</th>"
+        "<th class=n>Rows</th>"
         "<th class=n>Imported</th><th class=n>Unchanged</th><th class=n>Failed</th>"
         "<th class=n>Pending</th><th>Commonest failures</th></tr>\n" + "\n".join(rows) + "</table>"
     )
 
 
 def chart(days: Sequence[DayRows], *, width: int = 600, height: int = 160) -> str:
-    """Rows imported, unchanged and failed per day, as stacked bars in SVG."""
-    top = max((d["imported"] + d["unchanged"] + d["failed"] for d in days), default=0) or 1
-    step = width / max(len(days), 1)
-    bars = []
-    for i, day in enumerate(days):
-        y = float(height)
-        for kind in ("imported", "unchanged", "failed"):
+    """Rows imported, unchanged and failed per day, in SVG: a strip of bars per kind.
+
+    Each strip has its own scale, shown on its axis (0 and the kind's highest
+    day), so 12 failed rows stay visible beside a day of 62,315 imported.
+    """
+    axis = 84  # room for the labels left of the bars
+    step = (width - axis) / max(len(days), 1)
+    strip = height / len(_COLOURS)
+    parts = []
+    kinds: tuple[Literal["imported", "unchanged", "failed"], ...] = (
+        "imported",
+        "unchanged",
+        "failed",
+    )
+    for row, kind in enumerate(kinds):
+        colour = _COLOURS[kind]
+        top = max((d[kind] for d in days), default=0)
+        base = (row + 1) * strip
+        parts.append(
+            f"<line x1='{axis}' y1='{base:.1f}' x2='{width}' y2='{base:.1f}' stroke='#999'/>"
+            f"<line x1='{axis}' y1='{base - strip + 4:.1f}' x2='{axis}' y2='{base:.1f}' "
+            f"stroke='#999'/>"
+            f"<text x='{axis - 4}' y='{base - strip + 14:.1f}' text-anchor='end'>{top:,}</text>"
+            f"<text x='{axis - 4}' y='{base - 2:.1f}' text-anchor='end' fill='{colour}'>"
+            f"{kind}</text>"
+        )
+        for i, day in enumerate(days):
             value = day[kind]
             if not value:
                 continue
-            tall = value / top * height
-            y -= tall
-            bars.append(
-                f"<rect x='{i * step + 1:.1f}' y='{y:.1f}' width='{max(step - 2, 1):.1f}' "
-                f"height='{tall:.1f}' fill='{_COLOURS[kind]}'><title>{_e(day['day'])}: "
-                f"{value:,} {kind}</title></rect>"
+            tall = max(value / top * (strip - 6), 1.0)
+            parts.append(
+                f"<rect x='{axis + i * step + 1:.1f}' y='{base - tall:.1f}' "
+                f"width='{max(step - 2, 1):.1f}' height='{tall:.1f}' fill='{colour}'>"
+                f"<title>{_e(day['day'])}: {value:,} {kind}</title></rect>"
             )
     first, last = (days[0]["day"], days[-1]["day"]) if days else ("", "")
-    legend = " ".join(
-        f"<tspan fill='{colour}'>■</tspan> {kind}" for kind, colour in _COLOURS.items()
-    )
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 36}' "
-        f"role='img' aria-label='rows per day'>"
-        f"<line x1='0' y1='{height}' x2='{width}' y2='{height}' stroke='#999'/>{''.join(bars)}"
-        f"<text x='0' y='{height + 14}'>{_e(first)}</text>"
-        f"<text x='{width}' y='{height + 14}' text-anchor='end'>{_e(last)}</text>"
-        f"<text x='0' y='{height + 30}'>{legend} — highest day {top:,} rows</text></svg>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 20}' "
+        f"role='img' aria-label='rows per day: imported, unchanged and failed'>"
+        f"{''.join(parts)}"
+        f"<text x='{axis}' y='{height + 14}'>{_e(first)}</text>"
+        f"<text x='{width}' y='{height + 14}' text-anchor='end'>{_e(last)}</text></svg>"
     )

@@ -53,6 +53,7 @@ class Past:
     files: tuple[str, ...]
     counts: Counts
     codes: tuple[tuple[str, int], ...] = ()  # the most common failure codes, with how often
+    received_at: float | None = None  # when its first file arrived (None: not kept)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +77,7 @@ class History:
         kept = {
             "files": [f.record.name for f in view.files],
             "counts": dataclasses.asdict(view.counts),
+            "received": min((f.record.received_at for f in view.files), default=None),
         }
         self.db.execute("UPDATE batches SET counts = ? WHERE id = ?", (json.dumps(kept), view.id))
 
@@ -109,7 +111,10 @@ class History:
     def _live(self, past: Past) -> Past:
         view = Batches(self.db).view(past.id)
         return dataclasses.replace(
-            past, files=tuple(f.record.name for f in view.files), counts=view.counts
+            past,
+            files=tuple(f.record.name for f in view.files),
+            counts=view.counts,
+            received_at=min((f.record.received_at for f in view.files), default=None),
         )
 
     def last_done(self, tenant: str | None = None) -> dict[str, Past]:
@@ -200,10 +205,12 @@ class History:
         batch_id, tenant, state, created_at, finished_at, kept = row
         files: tuple[str, ...] = ()
         counts = Counts()
+        received = None
         if isinstance(kept, str):
             document = json.loads(kept)
             files = tuple(document["files"])
             counts = Counts(**document["counts"])
+            received = document.get("received")  # kept since this release
         return Past(
             id=batch_id,
             tenant=tenant,
@@ -213,6 +220,7 @@ class History:
             files=files,
             counts=counts,
             codes=codes,
+            received_at=received,
         )
 
 

@@ -53,9 +53,7 @@ __all__ = ["MAIL_LATE", "StatusFile", "gather", "live_tenant", "tenant_detail"]
 _T = TypeVar("_T")
 _LONGEST_BACKOFF = 30.0
 _QUIET = 5.0
-# Mail waiting longer than this (seconds) turns a tenant's state amber: a
-# report a customer should have had is stuck (SMTP down, refusing the login).
-MAIL_LATE = 15 * 60
+MAIL_LATE = 15 * 60  # seconds mail may wait before the tenant turns amber (SMTP down)
 
 
 class StatusFile:
@@ -217,6 +215,7 @@ def tenant_detail(
             c = past.counts
             detail["recent"].append({
                 "id": past.id, "state": str(past.state), "created_at": past.created_at,
+                "received_at": past.received_at or past.created_at,
                 "finished_at": past.finished_at, "files": list(past.files), "rows": c.total,
                 "imported": c.imported, "unchanged": c.unchanged, "failed": c.failed,
                 "pending": c.pending, "codes": list(past.codes),
