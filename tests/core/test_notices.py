@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watcher.core.changes import ChangeSummary
-from watcher.core.notices import hold_message
+from watcher.core.notices import hold_message, strays_id, strays_message
 
 CHANGES = ChangeSummary(
     rows=2400,
@@ -63,3 +63,22 @@ def test_the_notice_names_the_operator_who_decides_the_hold() -> None:
     text = message.get_content()
     assert "write to imports@host.example to have it discarded" in text
     assert "admin@jcu.example" not in text
+
+
+def test_files_in_a_subfolder_are_named_with_what_to_do_instead() -> None:
+    """The notice names the files and says where to upload; the same files, the same id."""
+    files = ["2026/users.csv", "old/staff.csv"]
+    message = strays_message(
+        tenant="jcu",
+        sender="Import Admin <admin@jcu.example>",
+        recipient="registrar@jcu.example",
+        files=files,
+        now=0.0,
+    )
+    assert message["Subject"] == "User import: 2 files in a subfolder not imported"
+    text = message.get_content()
+    assert "  2026/users.csv\n  old/staff.csv\n" in text
+    assert "upload it to the drop folder itself, not to a folder inside it" in text
+    assert message["Message-ID"] == f"<{strays_id(files)}.jcu@jcu.example>"
+    assert strays_id(list(reversed(files))) == strays_id(files)
+    assert strays_id(["2026/users.csv"]) != strays_id(files)

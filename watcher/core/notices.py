@@ -2,7 +2,8 @@
 
 - a hold notice, when the safeguard holds an import (counts and column names);
 - a summary after every batch that had no failure, with ``notify = "always"``;
-- the answer to a file put in the check folder, which is never imported.
+- the answer to a file put in the check folder, which is never imported;
+- a notice of files put in a folder inside the drop folder, never imported.
 
 Pure: counts, column names and file names in, an email out. Only a check's
 answer carries values: the rows that would fail, attached as the failure
@@ -12,6 +13,7 @@ report attaches them (:mod:`watcher.core.reporting`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
@@ -33,6 +35,8 @@ __all__ = [
     "check_subject",
     "hold_message",
     "hold_subject",
+    "strays_id",
+    "strays_message",
     "summary_message",
 ]
 
@@ -109,6 +113,51 @@ def hold_message(
         subject=hold_subject(changes),
         now=now,
         message_id=f"{batch_id}.held.{tenant}",
+        service_address=service_address,
+    )
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def strays_id(files: Sequence[str]) -> str:
+    """The outbox id of the notice of ``files``: the same files, the same notice."""
+    return "strays-" + hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()[:16]
+
+
+def strays_message(
+    *,
+    tenant: str,
+    sender: str,
+    recipient: str,
+    files: Sequence[str],
+    now: float,
+    service_address: str | None = None,
+) -> EmailMessage:
+    """The notice of files put where nothing is imported: in a folder inside the drop folder.
+
+    ``files`` are their paths inside the drop folder (``folder/name``); the
+    notice's id derives from them, so the same files are told of once.
+    """
+    noun = counted(len(files), "file")
+    lines = [
+        f"The user import did not import {noun} you uploaded, because "
+        + ("it is" if len(files) == 1 else "they are")
+        + " in a folder inside your drop folder, where nothing is imported:",
+        "",
+        *(f"  {shown(name)}" for name in files),
+        "",
+        "To import a file, upload it to the drop folder itself, not to a folder inside it.",
+        "Files in the check/ folder are only checked, never imported. The files named",
+        "above are left where they are.",
+        "",
+        f"This notice was sent by the user import service; replies go to {parseaddr(sender)[1]}.",
+    ]
+    message = envelope(
+        sender=sender,
+        recipient=recipient,
+        subject=f"User import: {noun} in a subfolder not imported",
+        now=now,
+        message_id=f"{strays_id(files)}.{tenant}",
         service_address=service_address,
     )
     message.set_content("\n".join(lines) + "\n")

@@ -649,3 +649,19 @@ def test_a_file_is_received_when_first_seen_not_when_its_window_closes(
     (completed,) = named(events, "file.completed")
     assert completed["duration"] >= 3.0
     assert claimed["file"] == "users.csv"
+
+
+def test_a_file_in_a_subfolder_is_told_to_the_customer_once(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
+    """Not only logged: one notice names it, and the rescans after say nothing more."""
+    site = Site(tmp_path, service=FAST)
+    (site.drop / "2026").mkdir()
+    with running(site):
+        (site.drop / "2026" / "users.csv").write_text(users_csv(2))
+        wait_for(lambda: len(list(site.outbox())) == 1, 20)
+        time.sleep(2 * 2 + 1)  # two rescans more
+    (notice,) = site.outbox()
+    assert b"User import: 1 file in a subfolder not imported" in notice.read_bytes()
+    assert len(named(events, "file.in_subfolder")) == 1
+    assert (site.drop / "2026" / "users.csv").exists()  # left where it is

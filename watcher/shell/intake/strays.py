@@ -4,7 +4,7 @@ A file put in a subfolder (only the drop folder itself is imported) and a
 temporary upload name (``*.filepart``, dotfiles) left unchanged for
 ``leftover_after``: the customer may think they sent something. Each is
 logged once per file (by name and identity), so a rescan every minute stays
-quiet.
+quiet; the customer is told of files in subfolders once, by email.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Strays:
         self.log = log
         self._leftovers: dict[str, tuple[Identity, float]] = {}
         self._reported: set[tuple[str, Identity]] = set()
+        # Files in subfolders reported but not yet told to the customer.
+        self.untold: list[str] = []
 
     def in_subfolders(self, folder: DropFolder, names: Iterable[str]) -> None:
         """Report, once each, files put in the subfolders ``names``."""
@@ -44,6 +46,7 @@ class Strays:
             if key in self._reported:
                 continue
             self._reported.add(key)
+            self.untold.append(key[0])
             self.log.warning(
                 "file.in_subfolder",
                 tenant=self.tenant,
@@ -51,6 +54,11 @@ class Strays:
                 file=inner,
                 bytes=info.st_size,
             )
+
+    def tell(self) -> list[str]:
+        """The files in subfolders not told of yet (``folder/name``), now told of."""
+        told, self.untold = self.untold, []
+        return told
 
     def leftover(self, name: str, identity: Identity, now: float) -> None:
         """Report, once, a temporary upload file left unchanged for long."""

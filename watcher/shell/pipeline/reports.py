@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from watcher.core.failures import failure_list
 from watcher.core.names import attachment_name
-from watcher.core.notices import hold_message, summary_message
+from watcher.core.notices import hold_message, strays_id, strays_message, summary_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
     FailureList,
@@ -26,7 +26,7 @@ from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from watcher.config import TenantConfig
     from watcher.core.changes import ChangeSummary
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from watcher.shell.journal import Failure
     from watcher.shell.pipeline.context import BatchContext
 
-__all__ = ["write_hold_notice", "write_report"]
+__all__ = ["write_hold_notice", "write_report", "write_strays_notice"]
 
 
 def write_report(
@@ -140,6 +140,19 @@ def write_hold_notice(
     )
     message_id = f"{view.id}.held"
     queue_message(ctx, message, message_id=message_id, batch_id=view.id, tenant=tenant.name)
+
+
+def write_strays_notice(ctx: BatchContext, tenant: TenantConfig, files: Sequence[str]) -> None:
+    """Tell the customer of files put in a folder inside the drop folder, once."""
+    message = strays_message(
+        tenant=tenant.name,
+        sender=tenant.reply_to,
+        recipient=tenant.recipients,
+        files=files,
+        now=ctx.clock(),
+        service_address=ctx.config.email.sender if ctx.config.email else None,
+    )
+    queue_message(ctx, message, message_id=strays_id(files), batch_id="", tenant=tenant.name)
 
 
 def _failure_csv(

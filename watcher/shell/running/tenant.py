@@ -136,6 +136,8 @@ class TenantLanes:
         """
         moved = self._checks(now)
         intake = self.imports
+        if strays := intake.strays.tell():
+            self.workers.tell_strays(self.config, strays)
         moved = intake.gather(now) or moved
         busy = self.workers.busy(self.name)
         if not busy:

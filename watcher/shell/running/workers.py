@@ -22,6 +22,7 @@ from watcher.core.states import MessageState
 from watcher.shell.mail import mailer
 from watcher.shell.pipeline.batches import run_tenant
 from watcher.shell.pipeline.checking import check_files
+from watcher.shell.pipeline.reports import write_strays_notice
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Workers:
         self._tenants: dict[str, threading.Thread] = {}
         self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
+        self._notices: list[threading.Thread] = []
         # Per tenant: how often each file in check/ failed to be answered (by name and identity).
         self._check_tries: dict[str, dict[tuple[str, int, int], int]] = {}
         # Per tenant: the delay before unfinished batches are tried again, and when.
@@ -176,6 +178,24 @@ class Workers:
         self._checks[tenant.name] = worker
         worker.start()
 
+    def tell_strays(self, tenant: TenantConfig, files: Sequence[str]) -> None:
+        """Queue, in the background, the notice of files in subfolders (mailed with the rest)."""
+
+        def body() -> None:
+            journal = self.runtime.journal()
+            try:
+                write_strays_notice(self.runtime.context(journal), tenant, files)
+            except Exception as exc:  # noqa: BLE001 - a notice failing must not stop the service
+                self.log.error(
+                    "notice.failed", tenant=tenant.name, error=type(exc).__name__, where=where(exc)
+                )
+            finally:
+                journal.close()
+
+        worker = threading.Thread(target=body, name=f"notice-{tenant.name}", daemon=True)
+        self._notices.append(worker)
+        worker.start()
+
     def _mail_of(self, tenant: TenantConfig) -> list[str] | None:
         """Whose mail a tenant's worker sends: all waiting mail, or (shared) the tenant's."""
         return None if self.state.database is None else [tenant.name]
@@ -201,7 +221,7 @@ class Workers:
 
     def join(self) -> None:
         """Wait for every worker (after the stop event is set, they end soon)."""
-        for worker in (*self._tenants.values(), *self._checks.values()):
+        for worker in (*self._tenants.values(), *self._checks.values(), *self._notices):
             worker.join()
         if self._mail is not None:
             self._mail.join()
