@@ -95,3 +95,15 @@ def test_mail_waiting_says_since_when_and_why() -> None:
         "  outbox: 1 waiting since 1970-01-01 00:00 UTC (LATE), last try: 421 service not "
         "available; 0 rejected"
     ) in text
+
+
+def test_a_refused_configuration_is_said_first() -> None:
+    """The service kept its configuration: status says a change was refused, and why."""
+    refused = status(None, jcu=None)
+    refused["config_refused"] = "tenants.d/bad.toml: tenant[0].name: must be lower-case letters"
+    text = status_summary(refused)
+    assert (
+        "configuration: a change was REFUSED, the running one stays: tenants.d/bad.toml: "
+        "tenant[0].name: must be lower-case letters"
+    ) in text
+    assert "REFUSED" not in status_summary(status(None, jcu=None))

@@ -98,14 +98,22 @@ def _outbox(t: TenantStatus) -> str:
     return line + f"; {box['rejected']} rejected"
 
 
-def status_summary(status: Status, *, config: Path | None = None) -> str:
-    """``watcher status`` for a terminal; ``config`` goes into the commands it suggests."""
+def _service_lines(status: Status) -> list[str]:
+    """The service itself: running or not, its instance, a configuration it refused."""
     if status["running"]:
         lines = [f"service: running (pid {status['pid']}, status {status['status_age']} s old)"]
     else:
         lines = ["service: not running"]
     if status["instance"] is not None:
         lines.append(f"instance: {status['instance']} (tenants are shared with other instances)")
+    if refused := status.get("config_refused"):
+        lines.append(f"configuration: a change was REFUSED, the running one stays: {refused}")
+    return lines
+
+
+def status_summary(status: Status, *, config: Path | None = None) -> str:
+    """``watcher status`` for a terminal; ``config`` goes into the commands it suggests."""
+    lines = _service_lines(status)
     for name, t in status["tenants"].items():
         lines += ["", f"{name}  ({t['drop_dir']}{'' if t['folder_ok'] else ', MISSING'})"]
         if status["instance"] is not None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pwd
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from watcher.cli.commands import EXIT_OK, EXIT_USAGE
+from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from watcher.shell.accounts.tenants import Layout, Protocol
 
@@ -51,8 +54,22 @@ def tenant(args: argparse.Namespace) -> int:
         print(f"  {step}")
     if made is not None:
         print(f"FTPS password for {args.name} (shown once, kept only as a hash): {made}")
-    print("Restart the service to apply it: systemctl try-restart user-import-watcher")
+    print(
+        f"The running service applies it within {_rescan(layout.config):.0f} seconds (its next "
+        "rescan), or at once after: systemctl reload user-import-watcher"
+    )
     return EXIT_OK
+
+
+def _rescan(config: Path) -> float:
+    """How often the service looks at its configuration (the default, if it cannot be read)."""
+    from watcher.config import ServiceConfig, load_config  # noqa: PLC0415 - keeps start-up lean
+
+    try:
+        return load_config(config).service.rescan_interval
+    except WatcherError:
+        default = {f.name: f.default for f in dataclasses.fields(ServiceConfig)}
+        return float(cast("float", default["rescan_interval"]))
 
 
 def _add(args: argparse.Namespace, layout: Layout) -> tuple[list[str], str | None] | None:

@@ -10,7 +10,7 @@ customer's rows is in any of them: counts, codes, file names and times.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 __all__ = [
     "DayRows",
@@ -62,6 +62,7 @@ class LiveStatus(TypedDict):
     pid: int
     updated_at: float
     tenants: dict[str, LiveTenant]
+    config_refused: NotRequired[str | None]  # why the last change of configuration was refused
 
 
 class LastBatch(TypedDict):
@@ -140,6 +141,7 @@ class Status(TypedDict):
     status_age: float | None
     instance: str | None  # this host's instance, with a shared database
     tenants: dict[str, TenantStatus]
+    config_refused: NotRequired[str | None]  # the running service refused a changed configuration
 
 
 class PastBatch(TypedDict):

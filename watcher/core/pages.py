@@ -69,6 +69,8 @@ def _service(status: Status) -> str:
     shared = ""
     if status["instance"] is not None:
         shared = f" This is instance {_e(status['instance'])}; instances share the tenants."
+    if refused := status.get("config_refused"):
+        shared += f"</p><p class=failing>A changed configuration was refused: {_e(refused)}"
     if status["running"]:
         return f"<p class=ok>The service is running (pid {_e(status['pid'])}).{shared}</p>"
     return f"<p class=failing>The service is not running.{shared}</p>"

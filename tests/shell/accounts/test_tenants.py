@@ -185,21 +185,12 @@ def sftp(host: dict[str, Path], *commands: str) -> subprocess.CompletedProcess[s
 
 
 def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_path: Path) -> None:
-    """Tenant add, an upload the unprivileged service imports, the customer reads .bak, tenant remove."""
-    base = host["base"]
-    added = watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
-                    "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
-                    *layout(host))  # fmt: skip
-    assert "created the SFTP account uiwtest" in added.stdout
-    chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
-    assert (chroot.stat().st_uid, stat.S_IMODE(chroot.stat().st_mode)) == (0, 0o755)
-    assert stat.S_IMODE(upload.stat().st_mode) == 0o2770
-    assert (
-        pwd.getpwuid(upload.stat().st_uid).pw_name,
-        grp.getgrgid(upload.stat().st_gid).gr_name,
-    ) == (TENANT, SERVICE)
-    watcher(host, "check-config", "--config", str(base / "etc" / "watcher.toml"))
+    """Tenant add to a running service, an upload it imports, the customer reads .bak, remove.
 
+    The service runs unprivileged from before the tenant exists: `watcher tenant
+    add` and SIGHUP (systemctl reload) bring the tenant in, no restart.
+    """
+    base = host["base"]
     log = tmp_path / "service.log"
     with log.open("w") as out:
         service = subprocess.Popen(
@@ -209,35 +200,7 @@ def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_pat
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-
-        def events() -> list[dict[str, Any]]:
-            return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-
-        def wait(check: Any) -> None:
-            deadline = time.monotonic() + 60
-            while not check():
-                assert service.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-
-        wait(lambda: any(e["event"] == "sftp.listening" for e in events()))
-        local = tmp_path / "users.csv"
-        local.write_text(users_csv(5))
-        sftp(host, f"put {local} users.csv", "-ln -s /etc/passwd evil.csv")
-        wait(lambda: any(e["event"] == "file.completed" for e in events()))
-        assert not (upload / "evil.csv").exists()
-        assert not (upload / "evil.csv").is_symlink()
-        result_name = next(
-            p.name for p in (upload / ".bak").iterdir() if p.name.endswith(".result.json")
-        )
-        fetched = tmp_path / "result.json"
-        sftp(host, f"get .bak/{result_name} {fetched}")
-        assert json.loads(fetched.read_text())["rows"]["imported"] == 5
-
-        answered = _check_lane(host, upload / "check", tmp_path, events, wait)
-        assert json.loads(answered.read_text())["rows"]["failed"] == 1
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(30) == 0
+        _served(host, tmp_path, service, log)
     finally:
         if service.poll() is None:
             service.kill()
@@ -253,8 +216,61 @@ def test_a_tenant_is_onboarded_served_and_removed(host: dict[str, Path], tmp_pat
     assert "removed the account uiwtest" in removed.stdout
     with pytest.raises(KeyError):
         pwd.getpwnam(TENANT)
+    chroot = base / "sftp" / TENANT
     assert not chroot.exists()
     assert not (base / "etc" / "tenants.d" / f"{TENANT}.toml").exists()
+
+
+def _served(
+    host: dict[str, Path], tmp_path: Path, service: subprocess.Popen[bytes], log: Path
+) -> None:
+    """A tenant added to the running service, served over SFTP; the service stopped after."""
+    base = host["base"]
+
+    def events() -> list[dict[str, Any]]:
+        return [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+
+    def wait(check: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not check():
+            assert service.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+    wait(lambda: any(e["event"] == "service.started" for e in events()))
+    added = watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
+                    "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
+                    *layout(host))  # fmt: skip
+    assert "created the SFTP account uiwtest" in added.stdout
+    assert "The running service applies it within 60 seconds" in added.stdout
+    chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
+    assert (chroot.stat().st_uid, stat.S_IMODE(chroot.stat().st_mode)) == (0, 0o755)
+    assert stat.S_IMODE(upload.stat().st_mode) == 0o2770
+    assert (
+        pwd.getpwuid(upload.stat().st_uid).pw_name,
+        grp.getgrgid(upload.stat().st_gid).gr_name,
+    ) == (TENANT, SERVICE)
+    watcher(host, "check-config", "--config", str(base / "etc" / "watcher.toml"))
+    service.send_signal(signal.SIGHUP)  # systemctl reload
+    wait(lambda: any(e["event"] == "tenant.added" for e in events()))
+    wait(lambda: any(e["event"] == "sftp.listening" for e in events()))
+    local = tmp_path / "users.csv"
+    local.write_text(users_csv(5))
+    sftp(host, f"put {local} users.csv", "-ln -s /etc/passwd evil.csv")
+    wait(lambda: any(e["event"] == "file.completed" for e in events()))
+    assert not (upload / "evil.csv").exists()
+    assert not (upload / "evil.csv").is_symlink()
+    result_name = next(
+        p.name for p in (upload / ".bak").iterdir() if p.name.endswith(".result.json")
+    )
+    fetched = tmp_path / "result.json"
+    sftp(host, f"get .bak/{result_name} {fetched}")
+    assert json.loads(fetched.read_text())["rows"]["imported"] == 5
+
+    answered = _check_lane(host, upload / "check", tmp_path, events, wait)
+    assert json.loads(answered.read_text())["rows"]["failed"] == 1
+    service.send_signal(signal.SIGTERM)
+    assert service.wait(30) == 0
 
 
 def _check_lane(
@@ -387,8 +403,11 @@ def test_a_customers_bak_and_a_tenant_removed_never_stop_the_running_service(
         service.wait(lambda: len(service.events("retention.bak_not_ours")) == 1)
         assert (upload / ".bak" / "a.20200101T000000Z.deadbeef.csv").exists()
         removed = watcher(host, "tenant", "remove", TENANT, *layout(host))
-        assert "Restart the service to apply it" in removed.stdout
+        assert "The running service applies it within" in removed.stdout
         service.wait(lambda: len(service.events("tenant.drop_dir_missing")) >= 1)
+        assert service.process is not None
+        service.process.send_signal(signal.SIGHUP)  # systemctl reload: let the tenant go now
+        service.wait(lambda: [e["tenant"] for e in service.events("tenant.removed")] == [TENANT])
         time.sleep(6)  # a look at every tenant's folders, and a rescan
         shutil.copy(local, other / "more.csv")
         shutil.chown(other / "more.csv", user=OTHER, group=GROUP)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from watcher.shell.pipeline.context import BatchContext
     from watcher.shell.running.ownership import Ownership
     from watcher.shell.running.passes import Passes
+    from watcher.shell.running.reload import Reloaded
     from watcher.shell.running.schemas import Schemas
     from watcher.shell.running.workers import Workers
 
@@ -158,6 +159,33 @@ class Roster:
             self.mine = self.mine | {name}
             self.begin(ctx.journal, self.tenants[name], now)
             self.log.info("tenant.taken_over", tenant=name, instance=ctx.state.instance)
+
+    def retenant(self, change: Reloaded, journal: Journal, now: float) -> None:
+        """Apply tenants loaded again: lanes for new and changed ones, none for removed ones.
+
+        A removed or changed tenant's lanes stop watching; a batch it runs
+        finishes with the configuration it started with. With a shared
+        database a new tenant runs once this instance takes its lease.
+        """
+        for name in (*change.changed, *change.removed):
+            self.tenants.pop(name).close()
+        made = {n: self.make(change.config.tenant(n)) for n in (*change.added, *change.changed)}
+        kept = self.tenants
+        self.tenants = {t.name: kept.get(t.name) or made[t.name] for t in change.config.tenants}
+        starting = set(change.changed) & self.mine
+        if not self.shared:
+            starting |= set(change.added)
+        self.mine = (self.mine - set(change.removed)) | starting
+        for name in sorted(starting):
+            self.passes.run(
+                "start", name, functools.partial(self.begin, journal, self.tenants[name], now), now
+            )
+        for name in change.added:
+            self.log.info("tenant.added", tenant=name)
+        for name in change.changed:
+            self.log.info("tenant.changed", tenant=name)
+        for name in change.removed:
+            self.log.info("tenant.removed", tenant=name)
 
     def even_out(self, journal: Journal, ownership: Ownership, now: float) -> None:
         """Give back idle tenants above this instance's share, so another instance runs them."""

@@ -30,7 +30,7 @@ import os
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from watcher.config import exposed_secrets
 from watcher.core.signals import Change
@@ -43,6 +43,7 @@ from watcher.shell.mail import mailer
 from watcher.shell.running.notify import Notifier
 from watcher.shell.running.ownership import Owned
 from watcher.shell.running.passes import Passes
+from watcher.shell.running.reload import Reload, Watched, reload
 from watcher.shell.running.roster import Roster
 from watcher.shell.running.runtime import Runtime
 from watcher.shell.running.schemas import Schemas
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.shell.journal import Journal
     from watcher.shell.pipeline.context import BatchContext
+    from watcher.shell.web.listener import Listener
 
 __all__ = ["Service"]
 
@@ -84,12 +86,10 @@ class Service:
         self.config = config
         self.log = log or logs.get_logger()
         self.clock = clock
-        # Retention compares archives' dates with the wall clock, not the monotonic one.
-        self.wall_clock = wall_clock
+        self.wall_clock = wall_clock  # retention dates archives by it, not the monotonic one
         self.stop = stop or threading.Event()
         self.inbox: queue.Queue[object] = queue.Queue()
-        # Every periodic pass runs through it: one tenant's failure never ends the process.
-        self.passes = Passes(self.log)
+        self.passes = Passes(self.log)  # every periodic pass: none can end the process
         self.journal: Journal | None = None
         self._due: dict[str, float] = {}  # when each periodic pass is next due
         names = [t.name for t in config.tenants]
@@ -111,6 +111,7 @@ class Service:
         self.ftps = open_ftps_log(config, self.state, self.log, timer=clock)
         self.notifier = Notifier()
         self.status = StatusFile(self.state, self.log, clock=wall_clock)
+        self.watched, self.listener = Watched(config), cast("Listener | None", None)
         self._outbox_seen = 0
 
     def request_stop(self) -> None:
@@ -120,17 +121,17 @@ class Service:
 
     def handle_signals(self) -> None:
         """Make SIGTERM and SIGINT ask the service to stop (from the main thread, once)."""
-        stop_on_signals(self.request_stop, self.log)
+        stop_on_signals(self.request_stop, self.log, reload=lambda: self.inbox.put(Reload()))
 
     def run(self, *, once: bool = False) -> int:
         """Serve until asked to stop (or, with ``once``, until what is ready is done)."""
         with self.opened(once=once) as journal:
-            listener = open_listener(self.config, self.state, self.metrics, log=self.log)
+            self.listener = open_listener(self.config, self.state, self.metrics, log=self.log)
             try:
                 return self._once(journal) if once else self._serve(journal)
             finally:
-                if listener is not None:
-                    listener.close()
+                if self.listener is not None:
+                    self.listener.close()
 
     @contextlib.contextmanager
     def opened(self, *, once: bool = False) -> Iterator[Journal]:
@@ -215,6 +216,7 @@ class Service:
             roster.look(now)
         if now >= due["rescan"]:
             due["rescan"] = now + self.config.service.rescan_interval
+            run("config", None, lambda: reload(self, journal, now), now)  # tenants added...
             roster.rescan(journal, now)
             run("mail", None, lambda: self.workers.deliver_mail(journal, roster.mail()), now)
         if now >= due["prune"]:
@@ -276,6 +278,8 @@ class Service:
             self.passes.run(
                 "events", tenant, functools.partial(self.roster.take, message, now), now
             )
+        elif isinstance(message, Reload) and self.journal is not None:  # SIGHUP
+            reload(self, self.journal, now, force=True)
         elif isinstance(message, Done):
             self.workers.finished(message, now)
         elif isinstance(message, Owned) and self.journal is not None:
@@ -306,7 +310,7 @@ class Service:
         """Write what each tenant is waiting for, when due; whether the state folder takes it."""
         if not self.status.due(now):
             return self.status.healthy()
-        return self.status.write(self.roster.live(now), now)
+        return self.status.write(self.roster.live(now), now, refused=self.watched.refused)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT, turned into a stop request without doing anything in the handler.
+"""SIGTERM and SIGINT turned into a stop request, SIGHUP into a reload, nothing in the handler.
 
 A Python signal handler runs in the main thread between two bytecodes,
 whatever that thread holds: structlog's write lock in the middle of a log
@@ -32,8 +32,13 @@ def _ignore(_number: int, _frame: object) -> None:
     """The Python-level handler: nothing (the wakeup pipe carries the signal)."""
 
 
-def stop_on_signals(request_stop: Callable[[], None], log: FilteringBoundLogger) -> None:
-    """Make SIGTERM and SIGINT call ``request_stop`` from a thread, each logged there.
+def stop_on_signals(
+    request_stop: Callable[[], None],
+    log: FilteringBoundLogger,
+    *,
+    reload: Callable[[], None] | None = None,
+) -> None:
+    """Make SIGTERM and SIGINT call ``request_stop`` (SIGHUP ``reload``) from a thread, logged.
 
     Call it from the main thread (as :func:`signal.signal` requires), once.
     """
@@ -42,6 +47,8 @@ def stop_on_signals(request_stop: Callable[[], None], log: FilteringBoundLogger)
     signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     for number in STOP_SIGNALS:
         signal.signal(number, _ignore)
+    if reload is not None:
+        signal.signal(signal.SIGHUP, _ignore)
 
     def listen() -> None:
         while True:
@@ -57,5 +64,8 @@ def stop_on_signals(request_stop: Callable[[], None], log: FilteringBoundLogger)
                     if signal.Signals(number) in STOP_SIGNALS:
                         log.info("service.stopping", signal=name)
                         request_stop()
+                    elif signal.Signals(number) is signal.SIGHUP and reload is not None:
+                        log.info("service.reloading", signal=name)
+                        reload()
 
     threading.Thread(target=listen, name="signals", daemon=True).start()

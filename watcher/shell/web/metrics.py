@@ -155,8 +155,15 @@ class Metrics:
         Gauge("user_import_build_info", "The service's version", ["version"], registry=r).labels(
             __version__
         ).set(1)
-        r.register(_Waiting(self.tenants, waiting, clock))
-        for tenant in self.tenants:
+        self._waiting = _Waiting(self.tenants, waiting, clock)
+        r.register(self._waiting)
+        self.add_tenants(self.tenants)
+
+    def add_tenants(self, names: Sequence[str]) -> None:
+        """Give tenants (configured at start or added since) their series, at zero."""
+        self.tenants = tuple(dict.fromkeys((*self.tenants, *names)))
+        self._waiting.tenants = self.tenants
+        for tenant in names:
             for outcome in FILE_OUTCOMES:
                 self.files.labels(tenant, outcome)
             for outcome in _ROW_OUTCOMES:

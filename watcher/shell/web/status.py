@@ -1,13 +1,11 @@
 """The status document: written by the running service, read by ``watcher status``.
 
-The service rewrites ``STATE/status.json`` at most once a second with what
-each tenant is waiting for (a :class:`~watcher.core.documents.LiveStatus`,
-through :class:`StatusFile`); ``watcher status``, the status page and scripts
-read it with what the journal (read-only) says of the batches and the outbox,
-and tell from the state folder's lock whether the service runs
-(:func:`gather`, giving a :class:`~watcher.core.documents.Status`; a tenant's
-page: :func:`tenant_detail`). The shapes are in :mod:`watcher.core.documents`;
-reading all tenants costs a fixed number of queries, however many there are.
+The service rewrites ``STATE/status.json`` at most once a second with what each tenant is
+waiting for (a :class:`~watcher.core.documents.LiveStatus`, through :class:`StatusFile`);
+``watcher status``, the page and scripts read it with what the journal (read-only) says of
+the batches and the outbox, and tell from the state folder's lock whether the service runs
+(:func:`gather`; a tenant's page: :func:`tenant_detail`). The shapes are in
+:mod:`watcher.core.documents`; reading every tenant costs a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from watcher.core.names import shown
 from watcher.core.signals import LaneKind
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["MAIL_LATE", "StatusFile", "gather", "live_tenant", "tenant_detail"]
 
 _T = TypeVar("_T")
+_Clock: TypeAlias = "Callable[[], float]"
 _LONGEST_BACKOFF = 30.0
 _QUIET = 5.0
 MAIL_LATE = 15 * 60  # seconds mail may wait before the tenant turns amber (SMTP down)
@@ -93,9 +92,12 @@ class StatusFile:
         """Whether the last write worked."""
         return not self._backoff
 
-    def write(self, tenants: dict[str, LiveTenant], now: float) -> bool:
-        """Write the document; whether it worked."""
+    def write(
+        self, tenants: dict[str, LiveTenant], now: float, *, refused: str | None = None
+    ) -> bool:
+        """Write the document (``refused``: why a changed configuration was); whether it worked."""
         document: LiveStatus = {"pid": os.getpid(), "updated_at": self.clock(), "tenants": tenants}
+        document["config_refused"] = refused
         try:
             replace_file(self.path.parent, self.path.name, json.dumps(document, indent=1).encode())
         except OSError as exc:
@@ -165,11 +167,7 @@ def _waiting_for(upload: UploadState, settle: float, *, blocked: bool) -> str:
 
 
 def gather(
-    config: Config,
-    state: StateDir,
-    *,
-    only: Sequence[str] | None = None,
-    clock: Callable[[], float] = time.time,
+    config: Config, state: StateDir, *, only: Sequence[str] | None = None, clock: _Clock = time.time
 ) -> Status:
     """Everything ``watcher status`` shows (of ``only`` these tenants), disturbing nothing.
 
@@ -186,12 +184,7 @@ def gather(
 
 
 def tenant_detail(
-    config: Config,
-    state: StateDir,
-    name: str,
-    *,
-    days: int = 30,
-    clock: Callable[[], float] = time.time,
+    config: Config, state: StateDir, name: str, *, days: int = 30, clock: _Clock = time.time
 ) -> TenantDetail:
     """A tenant's page: its status, its last 50 batches and its rows per day.
 
@@ -250,6 +243,7 @@ def _gather(config: Config, state: StateDir, only: Sequence[str] | None, now: fl
         "status_age": round(now - live["updated_at"], 1) if live else None,
         "instance": state.instance,
         "tenants": tenants,
+        "config_refused": live.get("config_refused") if live else None,
     }
 
 
