@@ -96,6 +96,7 @@ def test_a_tenant_added_while_running_is_served_and_a_removed_one_let_go(
     with running(site) as service:
         tenant_file(folder, "uoft", drop)
         wait_for(lambda: bool(named(events, "tenant.added")), 15)
+        assert service.ownership.owned == {"jcu", "uoft"}  # alone: every tenant is its own
         (drop / "users.csv").write_text(users_csv(3))
         wait_for(lambda: (drop / ".bak").is_dir() and any((drop / ".bak").glob("*.result.json")))
         # A broken file is refused; the tenants running go on.
@@ -110,6 +111,7 @@ def test_a_tenant_added_while_running_is_served_and_a_removed_one_let_go(
         (folder / "uoft.toml").unlink()
         wait_for(lambda: bool(named(events, "tenant.removed")), 15)
         assert list(service.roster.tenants) == ["jcu"]
+        assert service.ownership.owned == {"jcu"}
         assert not service.stop.is_set()
     (reloaded,) = [e for e in named(events, "config.reloaded") if e["added"]]
     assert reloaded["added"] == ("uoft",)

@@ -136,6 +136,9 @@ def reload(service: Service, journal: Journal, now: float, *, force: bool = Fals
     service.runtime = dataclasses.replace(service.runtime, config=config)
     service.workers.runtime, service.workers.config = service.runtime, config
     service.ownership.tenants = names  # with a shared database: leases taken at the next turn
+    if service.state.database is None:  # alone, an instance owns every tenant
+        service.ownership.owned = frozenset(names)
+        service.ownership.share = len(names)
     if service.metrics is not None:
         service.metrics.add_tenants(names)
     if service.listener is not None:
