@@ -204,3 +204,21 @@ def test_an_ftps_upload_is_due_after_its_ok_upload_and_the_settle_time() -> None
     feed(t, "u.csv", (0.0, "created"), (1.0, "closed"), (2.0, "ftps_uploaded"))
     assert t.due(1.0 + SETTLE) == []
     assert t.due(2.0 + SETTLE) == ["u.csv"]
+
+
+def test_an_empty_file_no_log_spoke_for_is_held_as_a_failed_upload() -> None:
+    """Where uploads are logged: an empty, unlogged file is interrupted, not ready; a logged one is."""
+    tracker = Tracker(settle=1.0, interrupted_after=60.0)
+    tracker.note("noreuse.csv", "created", 0.0)
+    tracker.note("sent-empty.csv", "ftps_uploaded", 0.0)
+    tracker.note("data.csv", "created", 0.0)
+    assert tracker.unconfirmed("noreuse.csv", 0, 5.0)
+    assert not tracker.unconfirmed("sent-empty.csv", 0, 5.0)  # vsftpd logged it: really empty
+    assert not tracker.unconfirmed("data.csv", 120, 5.0)
+    assert "noreuse.csv" not in tracker.due(10.0)
+    assert tracker.interrupted(70.0) == ["noreuse.csv"]  # told as an upload cut off, in time
+    # A retry that succeeds, before then, completes it.
+    tracker.note("noreuse.csv", "ftps_uploaded", 20.0)
+    tracker.observe("noreuse.csv", Identity(dev=1, ino=2, size=120, mtime_ns=3), 20.0)
+    assert "noreuse.csv" in tracker.due(30.0)
+    assert tracker.interrupted(90.0) == []

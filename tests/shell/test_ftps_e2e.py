@@ -442,3 +442,28 @@ def test_an_sftp_tenant_is_given_ftps_and_removed(onboarded: Host) -> None:
             subprocess.run(["userdel", other], check=False)
         if group_made:
             subprocess.run(["groupdel", "sftp-import"], check=False)
+
+
+def test_a_client_that_does_not_reuse_the_tls_session_leaves_no_empty_upload(
+    onboarded: Host,
+) -> None:
+    """A data connection refused leaves a 0-byte file: held, not "empty"; a retry is imported."""
+    context = ssl.create_default_context(cafile=str(onboarded.cert))
+    # The standard library's client, which does not reuse the TLS session.
+    plain = ftplib.FTP_TLS(context=context, timeout=20)  # noqa: S321 - TLS, as the test needs
+    try:
+        plain.connect("127.0.0.1", onboarded.port)
+        plain.auth()
+        plain.login(TENANT, PASSWORD)
+        plain.prot_p()
+        with pytest.raises((ftplib.error_perm, EOFError, OSError)):
+            plain.storbinary("STOR noreuse.csv", io.BytesIO(users_csv(4, start=40000).encode()))
+    finally:
+        plain.close()
+    assert (onboarded.upload / "noreuse.csv").stat().st_size == 0
+    time.sleep(4)  # far more than the settle time and the batch window
+    assert onboarded.completed("noreuse.csv") == []  # not taken for an empty file
+    onboarded.put("noreuse.csv", users_csv(4, start=40000).encode())
+    onboarded.wait(lambda: bool(onboarded.completed("noreuse.csv")), 60)
+    (done,) = onboarded.completed("noreuse.csv")
+    assert (done["imported"], done["code"]) == (4, None)

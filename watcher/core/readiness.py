@@ -162,6 +162,21 @@ class Tracker:
         """Stop tracking ``name`` (it was taken into a batch, or is gone)."""
         self._files.pop(name, None)
 
+    def unconfirmed(self, name: str, size: int, now: float) -> bool:
+        """Whether ``name``, empty and spoken for by no server log, is a failed upload (held so).
+
+        For a folder whose uploads vsftpd logs: a client whose data connection
+        is refused (vsftpd asks it to reuse the control connection's TLS
+        session, and Python's ftplib does not) leaves a 0-byte file and no log
+        line. It is held as an interrupted upload until one succeeds, not
+        taken for an empty file; an empty file really sent is logged.
+        """
+        file = self._files.get(name)
+        if file is None or size or file.logged:
+            return False
+        self.note(name, "ftps_failed", now)
+        return True
+
     def taken(self, name: str) -> float:
         """Stop tracking ``name``, taken into a batch; when it was first heard of."""
         return self._files.pop(name).first_seen

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from watcher.core.signals import Heard, hear, hear_ftps
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable
     from pathlib import Path, PurePosixPath
 
@@ -73,6 +74,12 @@ class Hearing:
             return
         names = functools.partial(_entries, self.folder)
         self._apply(hear_ftps(transfer, self.ftps_folder, self.tenant, names), now, audit)
+
+    def unconfirmed(self, name: str, info: os.stat_result | None, now: float) -> bool:
+        """An empty file no log spoke for, where vsftpd logs uploads: held as a failed upload."""
+        if self.ftps_folder is None or info is None:
+            return False
+        return self.tracker.unconfirmed(name, info.st_size, now)
 
     def _apply(self, heard: Heard, now: float, audit: bool) -> None:  # noqa: FBT001
         if heard.writer is not None:

@@ -228,7 +228,7 @@ class TenantIntake:
             for name in self._tracker.due(now):
                 info = folder.lstat(name)
                 self._tracker.observe(name, Identity.of(info) if info else None, now)
-                if name not in self._tracker.due(now):
+                if name not in self._tracker.due(now) or self.hearing.unconfirmed(name, info, now):
                     continue
                 writer = folder.has_writer(name) if info and stat.S_ISREG(info.st_mode) else False
                 if writer:
@@ -242,8 +242,7 @@ class TenantIntake:
                         tenant=self.name,
                         detail="no lease: grant CAP_LEASE so open files are never taken",
                     )
-                # Kept past the tracker (a file held back is tracked anew).
-                self._seen.setdefault(name, self._tracker.taken(name))
+                self._seen.setdefault(name, self._tracker.taken(name))  # outlives the tracker
                 ready.append(name)
                 self.log.info("file.ready", tenant=self.name, file=self.prefix + name)
         return ready
