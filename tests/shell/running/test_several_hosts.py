@@ -332,3 +332,29 @@ def test_process_leaves_a_tenant_another_instance_runs_and_status_names_the_owne
     owners = {name: t["owner"] for name, t in status["tenants"].items()}
     assert {o["instance"] for o in owners.values()} == {"a"}
     assert all(o["live"] and 0 < o["expires_in"] <= 3.0 for o in owners.values())
+
+
+def test_a_tenant_removed_while_running_gives_its_lease_up(
+    tmp_path: Path, postgres_cluster: Cluster, slow_api: ApiServer
+) -> None:
+    """The configuration loses a tenant: the instance lets it go and no longer holds its lease."""
+    with SmtpServer() as smtp:
+        hosts = Hosts(tmp_path, postgres_cluster.fresh(), slow_api.url, smtp.port)
+        try:
+            hosts.start("a")
+            wait_for(lambda: len(hosts.owners()) == 3, 20, "instance a to own every tenant")
+            config = tmp_path / "a.toml"
+            text = config.read_text()
+            cut = text.index('\n[[tenant]]\nname = "mcgill"')
+            config.write_text(text[:cut] + text[text.index("max_retry_time = 5", cut) + 18 :])
+            wait_for(
+                lambda: any(e["event"] == "tenant.removed" for e in hosts.events("a")),
+                20,
+                "the configuration read again",
+            )
+            wait_for(lambda: "mcgill" not in hosts.owners(), 20, "the lease given up")
+            owners = hosts.owners()
+        finally:
+            hosts.stop_all()
+    assert owners == {"jcu": "a", "uoft": "a"}
+    assert not any(e["event"] == "lease.lost" for e in hosts.events("a"))

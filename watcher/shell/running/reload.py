@@ -139,6 +139,9 @@ def reload(service: Service, journal: Journal, now: float, *, force: bool = Fals
     if service.state.database is None:  # alone, an instance owns every tenant
         service.ownership.owned = frozenset(names)
         service.ownership.share = len(names)
+    else:  # a removed tenant's lease is given up, for no instance to take
+        for name in sorted(set(change.removed) & service.ownership.owned):
+            service.ownership.release(name)
     if service.metrics is not None:
         service.metrics.add_tenants(names)
     if service.listener is not None:
