@@ -457,13 +457,13 @@ def test_a_client_that_does_not_reuse_the_tls_session_leaves_no_empty_upload(
         plain.login(TENANT, PASSWORD)
         plain.prot_p()
         with pytest.raises((ftplib.error_perm, EOFError, OSError)):
-            plain.storbinary("STOR noreuse.csv", io.BytesIO(users_csv(4, start=40000).encode()))
+            plain.storbinary("STOR noreuse.csv", io.BytesIO(users_csv(4, start=60000).encode()))
     finally:
         plain.close()
     assert (onboarded.upload / "noreuse.csv").stat().st_size == 0
     time.sleep(4)  # far more than the settle time and the batch window
     assert onboarded.completed("noreuse.csv") == []  # not taken for an empty file
-    onboarded.put("noreuse.csv", users_csv(4, start=40000).encode())
+    onboarded.put("noreuse.csv", users_csv(4, start=60000).encode())
     onboarded.wait(lambda: bool(onboarded.completed("noreuse.csv")), 60)
     (done,) = onboarded.completed("noreuse.csv")
     assert (done["imported"], done["code"]) == (4, None)
