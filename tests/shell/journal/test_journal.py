@@ -323,3 +323,11 @@ def test_a_tenant_is_owned_by_one_instance_until_its_lease_ends(journal: Journal
     assert leases.owners() == {}
     assert leases.live_instances(30.0) == 1
     assert abs(leases.now() - time.time()) < 60
+
+
+def test_read_only_a_journal_still_being_made_is_one_clear_line(tmp_path: Path) -> None:
+    """A file the service has opened but not yet given tables: refused, not read as tables."""
+    path = tmp_path / "journal.sqlite"
+    sqlite3.connect(path).close()  # what the service's first connect leaves, for a moment
+    with pytest.raises(StateError, match="holds no tables yet: the service is creating it"):
+        Journal(path, read_only=True)

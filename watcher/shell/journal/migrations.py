@@ -219,8 +219,11 @@ def check_current(db: Database, where: str) -> None:
         StateError: what to do, in one line.
     """
     found, newest = current_version(db), latest()
-    if found is None:
-        return  # no journal yet: nothing to read, nothing wrong
+    if found is None:  # a file with no tables: the service is making it (or stopped doing so)
+        raise StateError(
+            f"the journal {where} holds no tables yet: the service is creating it; "
+            "try again in a moment (or start the service, if it is not running)"
+        )
     if found > newest:
         raise StateError(_newer_than_release(where, found, newest))
     if found < newest:
