@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.shell.statedir import StateDir
 
-__all__ = ["FtpsLog", "open_ftps_log"]
+__all__ = ["FtpsLog", "ftps_users", "open_ftps_log"]
 
 _QUIET = 3600.0  # a rotated file is read until it has not grown for this long
 _MAX_LINE = 64 * 1024  # longer is not vsftpd's: dropped
@@ -230,7 +230,12 @@ def open_ftps_log(
     timer: Callable[[], float] = time.monotonic,
 ) -> FtpsLog | None:
     """The log to follow when ``ftps_log`` is set and a tenant has an FTPS account."""
-    users = {t.ftps_user: t.name for t in config.tenants if t.ftps_user is not None}
+    users = ftps_users(config)
     if config.service.ftps_log is None or not users:
         return None
     return FtpsLog(config.service.ftps_log, state.ftps_mark, users, log=log, timer=timer)
+
+
+def ftps_users(config: Config) -> dict[str, str]:
+    """Each FTPS account of the configuration, to its tenant's name."""
+    return {t.ftps_user: t.name for t in config.tenants if t.ftps_user is not None}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from watcher.config import load_config
 from watcher.errors import ConfigError
+from watcher.shell.intake.ftpslog import ftps_users
 
 if TYPE_CHECKING:
     from watcher.config import Config
@@ -147,7 +148,7 @@ def reload(service: Service, journal: Journal, now: float, *, force: bool = Fals
     if service.listener is not None:
         service.listener.config = config
     if service.ftps is not None:
-        service.ftps.users = {t.ftps_user: t.name for t in config.tenants if t.ftps_user}
+        service.ftps.users = ftps_users(config)
     service.roster.retenant(change, journal, now)
     if change.restart_needed:
         service.log.warning(

@@ -274,9 +274,8 @@ class Service:
         now = self.clock()
         self.status.dirty = True
         if isinstance(message, (Change, Logged)):
-            tenant = message.tenant.partition("/")[0]  # a lane's key: "jcu" or "jcu/check"
             self.passes.run(
-                "events", tenant, functools.partial(self.roster.take, message, now), now
+                "events", message.tenant, functools.partial(self.roster.take, message, now), now
             )
         elif isinstance(message, Reload) and self.journal is not None:  # SIGHUP
             reload(self, self.journal, now, force=True)
