@@ -59,13 +59,14 @@ def site(folder: Path, tenants: int) -> Path:
 
 
 def fill(path: Path, tenants: int, batches: int, seed: int = 7) -> None:
-    """A year of finished batches, as the service keeps them, in the journal at ``path``."""
+    """A year of finished batches and checks, as the service keeps them, in the journal at ``path``."""
     journal = Journal(path)
     db, rng, now = journal.db, random.Random(seed), time.time()
     batch_rows: list[tuple[object, ...]] = []
     file_rows: list[tuple[object, ...]] = []
     failure_rows: list[tuple[object, ...]] = []
     message_rows: list[tuple[object, ...]] = []
+    check_rows: list[tuple[object, ...]] = []
     for _ in range(batches):
         tenant = f"t{rng.randrange(tenants):03d}"
         batch_id, file_id = uuid.uuid4().hex, uuid.uuid4().hex
@@ -83,6 +84,8 @@ def fill(path: Path, tenants: int, batches: int, seed: int = 7) -> None:
         )
         if failed:
             message_rows.append((batch_id, batch_id, tenant, "/dev/null", "sent", created))
+        # As many checks as batches, a trial before each real upload.
+        check_rows.append((uuid.uuid4().hex, tenant, name, created - 600, rows, failed, None))
     pending_rows: list[tuple[object, ...]] = []
     held: list[tuple[object, ...]] = []
     for n in range(0, tenants, 25):  # every 25th tenant has a batch held with rows pending
@@ -114,6 +117,11 @@ def fill(path: Path, tenants: int, batches: int, seed: int = 7) -> None:
         "INSERT INTO messages (id, batch_id, tenant, path, state, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         message_rows,
+    )
+    db.executemany(
+        "INSERT INTO checks (id, tenant, name, checked_at, rows, failed, code)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        check_rows,
     )
     db.execute("COMMIT")
     journal.close()

@@ -30,6 +30,7 @@ def tenant_status(**changes: object) -> TenantStatus:
         "pending_reason": None,
         "held": [],
         "outbox": {"waiting": 0, "rejected": 0, "since": None, "error": None, "late": False},
+        "checks": {"files": 0, "clean": 0, "last": None},
     }  # fmt: skip
     status.update(changes)  # type: ignore[typeddict-item]
     return status
@@ -119,6 +120,7 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
                     "codes": [("invalid_email", 40), ("required", 10)],
                 },
             ],
+            "checks": [],
             "daily": [{"day": "2026-12-01", "imported": 10, "unchanged": 5, "failed": 1}],
         },
         running=True,
@@ -167,7 +169,9 @@ def test_mail_stuck_for_long_turns_the_tenant_amber_and_says_why() -> None:
         {"running": True, "pid": 1, "status_age": 0.1, "instance": None, "tenants": {"jcu": late}}
     )
     assert "<td class=held>mail waiting</td>" in overview
-    page = tenant_page({"name": "jcu", "status": late, "recent": [], "daily": []}, running=True)
+    page = tenant_page(
+        {"name": "jcu", "status": late, "recent": [], "checks": [], "daily": []}, running=True
+    )
     assert (
         "<p class=held>2 messages waiting to be sent since 1970-01-01 01:00 UTC: "
         "connection refused</p>"
@@ -178,3 +182,42 @@ def test_mail_stuck_for_long_turns_the_tenant_amber_and_says_why() -> None:
     assert "<td class=ok>ok</td>" in overview_page(
         {"running": True, "pid": 1, "status_age": 0.1, "instance": None, "tenants": {"jcu": fresh}}
     )
+
+
+def test_the_check_lanes_activity_shows_on_both_pages() -> None:
+    """The week's count on the overview; each answer on the tenant's page, escaped, in words."""
+    lane = tenant_status(checks={"files": 3, "clean": 1, "last": 7200.0})
+    overview = overview_page(
+        {"running": True, "pid": 1, "status_age": 0.1, "instance": None, "tenants": {"jcu": lane}}
+    )
+    assert "Checked (7 days)</th>" in overview
+    assert "<td class=n>3</td><td class=ok>ok</td>" in overview
+    page = tenant_page(
+        {
+            "name": "jcu",
+            "status": lane,
+            "recent": [],
+            "checks": [
+                {"name": "a<i>.csv", "checked_at": 7200.0, "rows": 40, "failed": 0, "code": None},
+                {"name": "b.csv", "checked_at": 3600.0, "rows": 4000, "failed": 12, "code": None},
+                {"name": "c.xlsx", "checked_at": 60.0, "rows": 0, "failed": 0, "code": "file_type"},
+            ],
+            "daily": [],
+        },
+        running=True,
+    )
+    assert "<h2>Check lane</h2><p>3 files checked in the last 7 days, 1 of them would import" in (
+        page.replace("\n", "")
+    )
+    assert (
+        "<tr><td>1970-01-01 02:00 UTC</td><td>a&lt;i&gt;.csv</td><td class=n>40</td>"
+        "<td class=ok>would import whole</td></tr>"
+    ) in page
+    assert "<td class=n>4,000</td><td class=held>12 rows would fail</td>" in page
+    assert "<td class=failing>file failed: file_type</td>" in page
+    quiet = tenant_page(
+        {"name": "jcu", "status": tenant_status(), "recent": [], "checks": [], "daily": []},
+        running=True,
+    )
+    assert "0 files checked in the last 7 days" in quiet
+    assert "No file checked yet." in quiet

@@ -261,7 +261,8 @@ def status(args: argparse.Namespace) -> int:
     from watcher.cli.display import recent_summary, status_summary  # noqa: PLC0415
     from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
     from watcher.shell.statedir import StateDir  # noqa: PLC0415
-    from watcher.shell.web.status import gather, tenant_detail  # noqa: PLC0415
+    from watcher.shell.web.detail import tenant_detail  # noqa: PLC0415
+    from watcher.shell.web.status import gather  # noqa: PLC0415
 
     config = load_config(args.config)
     state = StateDir.of(config.service)

@@ -7,12 +7,13 @@ import time
 from typing import TYPE_CHECKING
 
 from watcher.core import wording
+from watcher.core.names import shown as printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from watcher.core.documents import Owner, Status, TenantDetail, TenantStatus
+    from watcher.core.documents import Owner, PastCheck, Status, TenantDetail, TenantStatus
     from watcher.core.validation import ValidationReport
     from watcher.shell.pipeline.batches import BatchResult
 
@@ -160,14 +161,25 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(why["since"]))
             lines.append(f"    waiting since {since}: {why['reason']}")
         lines.append(_outbox(t))
+        lines.append(_checks(t))
     return "\n".join(lines)
 
 
+def _checks(t: TenantStatus) -> str:
+    """A tenant's check lane over the last week."""
+    lane = t["checks"]
+    if not lane["files"] or lane["last"] is None:
+        return "  check lane: no file checked in the last 7 days"
+    last = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(lane["last"]))
+    return (
+        f"  check lane: {wording.counted(lane['files'], 'file')} checked in the last 7 days, "
+        f"{lane['clean']:,} would import whole; last at {last}"
+    )
+
+
 def recent_summary(detail: TenantDetail) -> str:
-    """A tenant's last batches for a terminal, newest first."""
-    if not detail["recent"]:
-        return "\n  recent batches: none yet"
-    lines = ["", "  recent batches:"]
+    """A tenant's last batches and checks for a terminal, newest first."""
+    lines = ["", "  recent batches:" if detail["recent"] else "  recent batches: none yet"]
     for b in detail["recent"]:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b["received_at"]))
         codes = ", ".join(f"{code} x{count:,}" for code, count in b["codes"])
@@ -177,7 +189,21 @@ def recent_summary(detail: TenantDetail) -> str:
             f"{b['unchanged']:,} unchanged, {b['failed']:,} failed"
             + (f" ({codes})" if codes else "")
         )
+    if detail["checks"]:
+        lines.append("  recent checks:")
+    for c in detail["checks"]:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(c["checked_at"]))
+        lines.append(f"    {when}  {printable(c['name'])}: {_answered(c)}")
     return "\n".join(lines)
+
+
+def _answered(check: PastCheck) -> str:
+    """What a check answered, in a few words."""
+    if check["code"] is not None:
+        return f"file failed ({check['code']})"
+    if check["failed"]:
+        return f"{check['failed']:,} of {wording.counted(check['rows'], 'row')} would fail"
+    return f"all {wording.counted(check['rows'], 'row')} would import"
 
 
 def process_summary(results: Sequence[BatchResult], *, waiting: int) -> str:

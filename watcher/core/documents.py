@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NotRequired, TypedDict
 
 __all__ = [
+    "CheckLane",
     "DayRows",
     "FileStatus",
     "HeldBatch",
@@ -22,6 +23,7 @@ __all__ = [
     "Outbox",
     "Owner",
     "PastBatch",
+    "PastCheck",
     "PendingReason",
     "SchemaInForce",
     "Status",
@@ -120,6 +122,14 @@ class Owner(TypedDict):
     expires_in: float  # seconds, by the database's clock; negative once run out
 
 
+class CheckLane(TypedDict):
+    """A tenant's check lane over the last week: files answered, how many clean, the last."""
+
+    files: int
+    clean: int  # no failing row and no failure of the file's own
+    last: float | None
+
+
 class TenantStatus(LiveTenant):
     """Everything ``watcher status`` shows of one tenant."""
 
@@ -131,6 +141,7 @@ class TenantStatus(LiveTenant):
     pending_reason: PendingReason | None
     held: list[HeldBatch]
     outbox: Outbox
+    checks: CheckLane
 
 
 class Status(TypedDict):
@@ -170,10 +181,21 @@ class DayRows(TypedDict):
     failed: int
 
 
+class PastCheck(TypedDict):
+    """A file the check lane answered, as the tenant's page lists it."""
+
+    name: str
+    checked_at: float
+    rows: int
+    failed: int
+    code: str | None
+
+
 class TenantDetail(TypedDict):
-    """A tenant's page: its status, its last batches, its rows per day."""
+    """A tenant's page: its status, its last batches and checks, its rows per day."""
 
     name: str
     status: TenantStatus
     recent: list[PastBatch]
+    checks: list[PastCheck]
     daily: list[DayRows]

@@ -105,13 +105,15 @@ def overview_page(status: Status) -> str:
             f"<td>{_e(_when(last['finished_at'] if last else None))}</td>{counts}"
             f"<td class=n>{len(t['files'])}</td><td class=n>{t['pending_rows']:,}</td>"
             f"<td class=n>{len(t['held'])}</td><td class=n>{t['outbox']['waiting']}</td>"
-            f"<td class={css}>{_e(word)}</td>{_owner(t) if shared else ''}</tr>"
+            f"<td class=n>{t['checks']['files']:,}</td><td class={css}>{_e(word)}</td>"
+            f"{_owner(t) if shared else ''}</tr>"
         )
     table = (
         "<table><tr><th>Tenant</th><th>Last batch</th><th class=n>Rows</th>"
         "<th class=n>Imported</th><th class=n>Unchanged</th><th class=n>Failed</th>"
         "<th class=n>Files waiting</th><th class=n>Rows pending</th><th class=n>Held</th>"
-        f"<th class=n>Mail waiting</th><th>State</th>{'<th>Owner</th>' if shared else ''}</tr>\n"
+        "<th class=n>Mail waiting</th><th class=n title='files checked in the last 7 days'>"
+        f"Checked (7 days)</th><th>State</th>{'<th>Owner</th>' if shared else ''}</tr>\n"
         + "\n".join(rows)
         + "</table>"
     )
@@ -173,6 +175,7 @@ def tenant_page(detail: TenantDetail, *, running: bool) -> str:
     )
     parts += ["<h2>Rows per day, last 30 days</h2>", chart(detail["daily"])]
     parts += ["<h2>Recent batches</h2>", _recent(detail)]
+    parts += ["<h2>Check lane</h2>", _checks(detail)]
     return _page(f"{name}: user import watcher", "\n".join(parts))
 
 
@@ -198,6 +201,33 @@ def _recent(detail: TenantDetail) -> str:
         "<th class=n>Rows</th>"
         "<th class=n>Imported</th><th class=n>Unchanged</th><th class=n>Failed</th>"
         "<th class=n>Pending</th><th>Commonest failures</th></tr>\n" + "\n".join(rows) + "</table>"
+    )
+
+
+def _checks(detail: TenantDetail) -> str:
+    """What the check lane answered lately: when, which file, what it would do."""
+    lane = detail["status"]["checks"]
+    summary = (
+        f"<p>{counted(lane['files'], 'file')} checked in the last 7 days, "
+        f"{lane['clean']:,} of them would import whole.</p>"
+    )
+    if not detail["checks"]:
+        return summary + "<p class=muted>No file checked yet.</p>"
+    rows = []
+    for c in detail["checks"]:
+        if c["code"] is not None:
+            answer, css = f"file failed: {_e(c['code'])}", "failing"
+        elif c["failed"]:
+            answer, css = f"{c['failed']:,} rows would fail", "held"
+        else:
+            answer, css = "would import whole", "ok"
+        rows.append(
+            f"<tr><td>{_e(_when(c['checked_at']))}</td><td>{_e(shown(c['name']))}</td>"
+            f"<td class=n>{c['rows']:,}</td><td class={css}>{answer}</td></tr>"
+        )
+    return (
+        summary + "<table><tr><th>Checked</th><th>File</th><th class=n>Rows</th><th>Answer</th>"
+        "</tr>\n" + "\n".join(rows) + "</table>"
     )
 
 

@@ -13,7 +13,8 @@ from watcher.core.changes import ChangeSummary
 from watcher.core.records import Counts, Identity, Reason
 from watcher.core.states import BatchState, FileState, MessageState, Safeguard
 from watcher.errors import StateError
-from watcher.shell.journal import Confirmed, Journal
+from watcher.shell.journal import Check, Confirmed, Journal
+from watcher.shell.journal.checks import Lately
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -143,6 +144,7 @@ def test_read_only_a_journal_an_upgrade_would_change_is_refused_clearly(tmp_path
         db.execute("ALTER TABLE batches DROP COLUMN stopped_reason")
         db.execute("ALTER TABLE batches DROP COLUMN stopped_since")
         db.execute("DROP TABLE journal_version")  # versions came later still
+        db.execute("DROP TABLE checks")  # and the check lane's answers later again
     with pytest.raises(StateError, match="written by an earlier version: start the service"):
         Journal(path, read_only=True)
     Journal(path).close()  # a writer upgrades it
@@ -331,3 +333,27 @@ def test_read_only_a_journal_still_being_made_is_one_clear_line(tmp_path: Path) 
     sqlite3.connect(path).close()  # what the service's first connect leaves, for a moment
     with pytest.raises(StateError, match="holds no tables yet: the service is creating it"):
         Journal(path, read_only=True)
+
+
+def test_check_answers_are_kept_once_and_summed_per_tenant(journal: Journal) -> None:
+    """An answer kept twice (a crash after it) stays one; the week sums files, clean and last."""
+    journal.checks.record(Check(id="c1", tenant="jcu", name="a.csv", checked_at=10.0, rows=5,
+                                failed=0))  # fmt: skip
+    journal.checks.record(Check(id="c1", tenant="jcu", name="a.csv", checked_at=99.0, rows=5,
+                                failed=0))  # fmt: skip
+    journal.checks.record(Check(id="c2", tenant="jcu", name="b.csv", checked_at=20.0, rows=9,
+                                failed=3))  # fmt: skip
+    journal.checks.record(Check(id="c3", tenant="jcu", name="c.csv", checked_at=30.0, rows=0,
+                                failed=0, code="file_refused"))  # fmt: skip
+    journal.checks.record(Check(id="c4", tenant="uoft", name="d.csv", checked_at=5.0, rows=1,
+                                failed=0))  # fmt: skip
+    recent = journal.checks.recent("jcu")
+    assert [(c.name, c.checked_at, c.code) for c in recent] == [
+        ("c.csv", 30.0, "file_refused"),
+        ("b.csv", 20.0, None),
+        ("a.csv", 10.0, None),
+    ]
+    assert [c.name for c in journal.checks.recent("jcu", limit=1)] == ["c.csv"]
+    lately = journal.checks.lately(since=10.0)
+    assert lately == {"jcu": Lately(files=3, clean=1, last=30.0)}
+    assert journal.checks.lately(since=1.0)["uoft"] == Lately(files=1, clean=1, last=5.0)

@@ -175,6 +175,19 @@ def test_no_name_or_entry_in_check_holds_up_another_files_answer(
     assert (check / ".bak" / aside["archived_as"]).is_file()
     assert named(events, "service.pass_failed") == []
     assert site.users() == {}
+    # Every answer is kept for the page, counts and codes only: one line per file.
+    journal = Journal(site.state / "journal.sqlite", read_only=True)
+    try:
+        kept = {c.name: (c.rows, c.failed, c.code) for c in journal.checks.recent("jcu")}
+    finally:
+        journal.close()
+    assert kept == {
+        long_name: (3, 2, None),
+        "ok.csv": (3, 2, None),
+        "link.csv": (0, 0, "file_refused"),
+        "pipe.csv": (0, 0, "file_refused"),
+        "y.csv": (0, 0, "file_unprocessable"),
+    }
 
 
 def test_a_flood_of_checks_is_a_few_messages_not_a_flood_of_email(tmp_path: Path) -> None:

@@ -94,6 +94,7 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
         with serving(site):
             wait_for(lambda: _answers(f"{base}/metrics"))
             site.drop_file("users.csv", users_csv(60, bad_every=10))
+            (site.drop / "check" / "trial.csv").write_text(users_csv(7, bad_every=3, start=100))
             pending: list[float] = []
             flying: list[float] = []
 
@@ -106,7 +107,7 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
             wait_for(rows_pending)
             # The archive's .result.json comes before the batch is done and
             # counted: wait for the count itself, or a loaded machine reads
-            # the metrics in between.
+            # the metrics in between. The check is answered by then too.
             wait_for(
                 lambda: (
                     sample(
@@ -115,6 +116,7 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
                         tenant="jcu",
                     )
                     == 1
+                    and (site.drop / "check" / "trial.csv.check.json").exists()
                 )
             )
             metrics = get(f"{base}/metrics")
@@ -131,7 +133,8 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
     assert sample(metrics, "user_import_api_requests_total", tenant="jcu", status_class="2xx") == 54
     assert sample(metrics, "user_import_batch_duration_seconds_count", tenant="jcu") == 1
     assert sample(metrics, "user_import_pending_rows", tenant="jcu") == 0
-    assert sample(metrics, "user_import_outbox_messages", tenant="jcu") == 1  # no SMTP: kept
+    # No SMTP: the batch's report and the check's answer are kept.
+    assert sample(metrics, "user_import_outbox_messages", tenant="jcu") == 2
     assert sample(metrics, "user_import_held_batches", tenant="jcu") == 0
     assert sample(metrics, "user_import_drop_folder_watched", tenant="jcu") == 1
     assert (sample(metrics, "user_import_last_batch_age_seconds", tenant="jcu") or 99) < 60
@@ -145,6 +148,12 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
     # The chart: a strip per kind, each with its scale (54 imported, 6 failed today).
     assert re.search(r"\b54\s+imported\b", tenant), tenant
     assert re.search(r"\b6\s+failed\b", tenant), tenant
+    # The check lane's answer, beside the batches: the file, its rows, what it would do.
+    assert re.search(
+        r"1 file checked in the last 7 days, 0 of them would import whole\.\s+Checked\s+File"
+        r"\s+Rows\s+Answer\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+trial\.csv\s+7\s+2 rows would fail",
+        tenant,
+    ), tenant
     assert (tmp_path / "overview.png").stat().st_size > 5000
     assert (tmp_path / "jcu.png").stat().st_size > 5000
     for value in PERSONAL:

@@ -150,9 +150,28 @@ def test_status_of_one_tenant_lists_its_recent_batches_and_rows_per_day(tmp_path
     today = detail["daily"][-1]
     assert (today["imported"], today["unchanged"], today["failed"]) == (4, 1, 2)
     assert detail["status"]["last_batch"]["rows"] == 3
+    (site.drop / "check").mkdir()
+    (site.drop / "check" / "fine.csv").write_text(users_csv(5))
+    (site.drop / "check" / "some<bad>.csv").write_text(users_csv(4, bad_every=2))
+    assert run("--tenant", "jcu").stdout.count("check lane: no file checked") == 1
+    once = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(site.config)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert once.returncode == EXIT_OK, once.stderr
+    detail = json.loads(run("--json", "--tenant", "jcu").stdout)
+    assert detail["status"]["checks"]["files"] == 2
+    assert detail["status"]["checks"]["clean"] == 1
+    assert sorted((c["name"], c["rows"], c["failed"]) for c in detail["checks"]) == [
+        ("fine.csv", 5, 0),
+        ("some<bad>.csv", 4, 2),
+    ]
     text = run("--tenant", "jcu").stdout
     assert "recent batches:" in text
     assert "1 file, 4 rows: 2 imported, 0 unchanged, 2 failed (invalid_email x2)" in text
+    assert "check lane: 2 files checked in the last 7 days, 1 would import whole" in text
+    assert "fine.csv: all 5 rows would import" in text
+    assert "some<bad>.csv: 2 of 4 rows would fail" in text
     unknown = run("--tenant", "nobody")
     assert unknown.returncode == EXIT_USAGE
     assert "nobody" in unknown.stderr

@@ -3,7 +3,7 @@
 Each step of a batch is recorded before the next begins, so after a crash the
 batch resumes where the journal says it stopped (the states and their order
 are in :mod:`watcher.core.states`). One :class:`Journal` per thread; its
-tables are reached through six parts, each small and with one job::
+tables are reached through its parts, each small and with one job::
 
     journal.batches    open, view (a batch with its files, counts and reasons
                        in one read), advance (the one way a batch changes state)
@@ -12,6 +12,7 @@ tables are reached through six parts, each small and with one job::
     journal.users      each user's fingerprint last confirmed, per target
     journal.messages   the outbox: queued, claimed, sent or rejected
     journal.history    past batches read for people: the page, status, metrics
+    journal.checks     what the check lane answered, file by file
     journal.leases     which instance owns each tenant, when several share PostgreSQL
 
 The parts write their statements once; the database underneath is SQLite (a
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from watcher.shell.journal._database import Database, connect
 from watcher.shell.journal._postgres import PostgresTarget, connect_postgres
 from watcher.shell.journal.batches import Batches
+from watcher.shell.journal.checks import Check, Checks
 from watcher.shell.journal.files import Files
 from watcher.shell.journal.history import History
 from watcher.shell.journal.leases import Lease, Leases
@@ -38,7 +40,16 @@ from watcher.shell.journal.users import Confirmed, Users
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-__all__ = ["Confirmed", "Failure", "Journal", "JournalAt", "Lease", "PostgresTarget", "new_id"]
+__all__ = [
+    "Check",
+    "Confirmed",
+    "Failure",
+    "Journal",
+    "JournalAt",
+    "Lease",
+    "PostgresTarget",
+    "new_id",
+]
 
 # Where a journal lives: a SQLite file, or a PostgreSQL database.
 JournalAt: TypeAlias = Path | PostgresTarget
@@ -76,6 +87,7 @@ class Journal:
         self.users = Users(self.db)
         self.messages = Messages(self.db)
         self.history = History(self.db)
+        self.checks = Checks(self.db)
         self.leases = Leases(self.db)
 
     def close(self) -> None:

@@ -151,8 +151,28 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS messages_by_state ON messages(state, tenant)",
 )
 
+
+def _checks(d: Dialect) -> list[str]:
+    """The check lane's answers, kept apart from batches (:mod:`.checks`)."""
+    real = d.types["real"]
+    return [
+        f"""CREATE TABLE checks (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            checked_at {real} NOT NULL,
+            rows INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            code TEXT
+        )""",
+        "CREATE INDEX checks_by_tenant ON checks(tenant, checked_at)",
+        "CREATE INDEX checks_by_time ON checks(checked_at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the journal of the release of 2026-12-05", lambda d: [*_tables(d), *_INDEXES]),
+    Migration(2, "the check lane's answers", _checks),
 )
 
 

@@ -13,7 +13,9 @@ tenant's schema in force, and the answer goes two ways:
   finish close together go out as one message (:mod:`watcher.shell.mail.checkmail`).
 
 The file then moves into ``check/.bak/``. Nothing is journaled as a batch:
-a check never touches the row state, the safeguard or the API. One file that
+a check never touches the row state, the safeguard or the API; the answer's
+counts (no values) are kept in the journal's ``checks`` for the page and
+``watcher status``. One file that
 cannot be answered never holds up another: it is tried again at the next
 look and, failing twice, set aside in ``check/.bak/`` with its reason.
 """
@@ -38,7 +40,7 @@ from watcher.core.validation import validate
 from watcher.errors import StateError
 from watcher.shell.files import replace_file
 from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
-from watcher.shell.journal import new_id
+from watcher.shell.journal import Check, new_id
 from watcher.shell.mail import checkmail
 from watcher.shell.running.passes import where
 
@@ -140,6 +142,7 @@ def _failed(
     checkmail.add(
         ctx, tenant, new_id(), CheckAnswer(name=name, rows=0, failed=0, file_error=message), None
     )
+    _keep(ctx, tenant, new_id(), name, code=Code.FILE_UNPROCESSABLE.value)
     ctx.log.error(
         "check.set_aside",
         tenant=tenant.name,
@@ -206,13 +209,15 @@ def _answer(
         rows.data if rows is not None else None,
     )
     folder.archive(name, claimed.identity, archive_name(name, check_id, ctx.clock()), spool)
+    code = report.file_errors[0].code.value if report.file_errors else None
+    _keep(ctx, tenant, check_id, name, rows=report.rows_total, failed=report.rows_failed, code=code)
     ctx.log.info(
         "check.answered",
         tenant=tenant.name,
         file=shown(name),
         rows=report.rows_total,
         failed=report.rows_failed,
-        code=report.file_errors[0].code.value if report.file_errors else None,
+        code=code,
         duration=round(ctx.timer() - started, 3),
     )
 
@@ -224,6 +229,31 @@ def _refused(
     folder.quarantine(refusal.name, archive_name(refusal.name, check_id, ctx.clock(), refused=True))
     answer = CheckAnswer(name=refusal.name, rows=0, failed=0, file_error=refusal.message)
     checkmail.add(ctx, tenant, check_id, answer, None)
+    _keep(ctx, tenant, check_id, refusal.name, code=refusal.code.value)
     ctx.log.warning(
         "check.refused", tenant=tenant.name, file=shown(refusal.name), code=refusal.code.value
+    )
+
+
+def _keep(
+    ctx: BatchContext,
+    tenant: TenantConfig,
+    check_id: str,
+    name: str,
+    *,
+    rows: int = 0,
+    failed: int = 0,
+    code: str | None,
+) -> None:
+    """Keep the answer in the journal, for the page and ``watcher status``: counts, no values."""
+    ctx.journal.checks.record(
+        Check(
+            id=check_id,
+            tenant=tenant.name,
+            name=name,
+            checked_at=ctx.clock(),
+            rows=rows,
+            failed=failed,
+            code=code,
+        )
     )

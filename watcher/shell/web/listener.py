@@ -19,7 +19,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 from watcher.core.pages import overview_page, tenant_page
-from watcher.shell.web.status import gather, tenant_detail
+from watcher.shell.web.detail import tenant_detail
+from watcher.shell.web.status import gather
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -4,7 +4,7 @@ The service rewrites ``STATE/status.json`` at most once a second with what each 
 waiting for (a :class:`~watcher.core.documents.LiveStatus`, through :class:`StatusFile`);
 ``watcher status``, the page and scripts read it with what the journal (read-only) says of
 the batches and the outbox, and tell from the state folder's lock whether the service runs
-(:func:`gather`; a tenant's page: :func:`tenant_detail`). The shapes are in
+(:func:`gather`; a tenant's page adds :mod:`.detail`). The shapes are in
 :mod:`watcher.core.documents`; reading every tenant costs a fixed number of queries.
 """
 
@@ -30,13 +30,13 @@ if TYPE_CHECKING:
 
     from watcher.config import Config
     from watcher.core.documents import (
+        CheckLane,
         FileStatus,
         HeldBatch,
         LastBatch,
         LiveStatus,
         LiveTenant,
         Status,
-        TenantDetail,
         TenantStatus,
     )
     from watcher.core.readiness import UploadState
@@ -46,13 +46,14 @@ if TYPE_CHECKING:
     from watcher.shell.running.schemas import InForce
     from watcher.shell.statedir import StateDir
 
-__all__ = ["MAIL_LATE", "StatusFile", "gather", "live_tenant", "tenant_detail"]
+__all__ = ["CHECKS_SPAN", "MAIL_LATE", "StatusFile", "gather", "live_tenant"]
 
 _T = TypeVar("_T")
 _Clock: TypeAlias = "Callable[[], float]"
 _LONGEST_BACKOFF = 30.0
 _QUIET = 5.0
 MAIL_LATE = 15 * 60  # seconds mail may wait before the tenant turns amber (SMTP down)
+CHECKS_SPAN = 7 * 86400  # the check lane's activity shown: the last week
 
 
 class StatusFile:
@@ -183,45 +184,6 @@ def gather(
         ) from exc
 
 
-def tenant_detail(
-    config: Config, state: StateDir, name: str, *, days: int = 30, clock: _Clock = time.time
-) -> TenantDetail:
-    """A tenant's page: its status, its last 50 batches and its rows per day.
-
-    Raises:
-        KeyError: no tenant is called ``name``.
-        StateError: the state folder cannot be read by this user.
-    """
-    now = clock()
-    status = gather(config, state, only=(config.tenant(name).name,), clock=lambda: now)
-    detail: TenantDetail = {
-        "name": name,
-        "status": status["tenants"][name],
-        "recent": [],
-        "daily": [],
-    }
-    if not state.has_journal():
-        return detail
-    journal = Journal(state.journal, read_only=True)
-    try:
-        for past in journal.history.recent(name):
-            c = past.counts
-            detail["recent"].append({
-                "id": past.id, "state": str(past.state), "created_at": past.created_at,
-                "received_at": past.received_at or past.created_at,
-                "finished_at": past.finished_at, "files": list(past.files), "rows": c.total,
-                "imported": c.imported, "unchanged": c.unchanged, "failed": c.failed,
-                "pending": c.pending, "codes": list(past.codes),
-            })  # fmt: skip
-        detail["daily"] = [
-            {"day": d.day, "imported": d.imported, "unchanged": d.unchanged, "failed": d.failed}
-            for d in journal.history.daily(name, days=days, now=now)
-        ]
-    finally:
-        journal.close()
-    return detail
-
-
 def _gather(config: Config, state: StateDir, only: Sequence[str] | None, now: float) -> Status:
     alive = state.locked()
     live: LiveStatus | None = None
@@ -275,6 +237,7 @@ def _empty(name: str, drop_dir: Path, live: LiveStatus | None) -> TenantStatus:
         "pending_reason": None,
         "held": [],
         "outbox": {"waiting": 0, "rejected": 0, "since": None, "error": None, "late": False},
+        "checks": {"files": 0, "clean": 0, "last": None},
     }
 
 
@@ -302,6 +265,9 @@ def _from_journal(journal: Journal, tenants: dict[str, TenantStatus], now: float
             "error": error,
             "late": since is not None and now - since > MAIL_LATE,
         }
+    for name, lately in _mine(journal.checks.lately(now - CHECKS_SPAN, one), tenants):
+        lane: CheckLane = {"files": lately.files, "clean": lately.clean, "last": lately.last}
+        tenants[name]["checks"] = lane
 
 
 def _mine(found: dict[str, _T], tenants: dict[str, TenantStatus]) -> list[tuple[str, _T]]:
