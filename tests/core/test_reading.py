@@ -417,3 +417,33 @@ def test_the_fast_path_reads_well_formed_files_as_the_slow_path_does(
         assert rows_of(fast) == rows_of(slow)
         assert ragged_of(fast) == ragged_of(slow)
         assert fast.blank.to_list() == slow.blank.to_list()
+
+
+@pytest.mark.parametrize("start", [b"x^", b"x\x01", b"x\x9c", b"x\xda"])
+def test_text_that_starts_like_a_compressed_stream_is_read_as_text(
+    start: bytes, tmp_path: Path
+) -> None:
+    """polars would inflate a file starting "x^" (a zlib header) and fail: read as the CSV it is."""
+    data = start + b"id,email\nU1,a@x.org\nU2,b@x.org\n"
+    path = tmp_path / "users.csv"
+    path.write_bytes(data)
+    for source in (data, path):
+        table = read_table(source)
+        assert isinstance(table, Table), table
+        assert table.headers[1:] == ("email",)
+        assert table.frame.height == 2
+
+
+def test_a_compressed_bomb_named_csv_is_refused_without_being_inflated(tmp_path: Path) -> None:
+    """A gzip or zlib stream is binary: refused, and not inflated by the line count first."""
+    import gzip  # noqa: PLC0415
+    import zlib  # noqa: PLC0415
+
+    body = b"unique_id\n" + b"U1\n" * 50_000_000  # 150 MB of rows, a few hundred KB packed
+    for packed in (gzip.compress(body, 9), zlib.compress(body, 9)):
+        path = tmp_path / "users.csv"
+        path.write_bytes(packed)
+        assert _count_lines(path) < 10_000  # the packed bytes' own lines, not the rows
+        refused = read_table(path)
+        assert isinstance(refused, Unreadable)
+        assert refused.code is Code.FILE_BINARY
