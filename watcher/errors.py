@@ -18,6 +18,8 @@ world being unavailable::
     │                          nothing was changed: fix the request
     ├── SecretUnavailableError a token or password cannot be read now: put the
     │                          file or variable in place; tried again on next use
+    ├── NoAnswerError          one request to the API got no answer (the connection
+    │                          failed or broke): retried like a 503
     └── SinkUnavailableError   the API or the store cannot take users now: the
                                rows stay pending and are tried again later
 
@@ -34,6 +36,7 @@ __all__ = [
     "AlreadyRunningError",
     "ConfigError",
     "DatabaseUnavailableError",
+    "NoAnswerError",
     "OnboardingError",
     "SchemaError",
     "SecretUnavailableError",
@@ -86,6 +89,17 @@ class OnboardingError(WatcherError):
 
 class SecretUnavailableError(WatcherError):
     """A secret's file or environment variable cannot be read right now."""
+
+
+class NoAnswerError(WatcherError):
+    """A request got no answer: the connection could not be made, or broke.
+
+    ``reason`` names the kind of failure (the client's own word for it).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class SinkUnavailableError(WatcherError):

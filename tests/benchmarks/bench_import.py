@@ -39,10 +39,11 @@ from tests.support.leanapi import server, stats  # noqa: E402 - after the path i
 TARGET_IDEAL = 0.9
 TARGET_CAPACITY = 0.9
 TARGET_REFUSED = 0.02
+TARGET_CPU_MS = 0.15
 
 
-def push(url: str, users: int, max_concurrency: int) -> tuple[float, tuple[int, int]]:
-    """Users per second the API sink reaches, and the range of its limit."""
+def push(url: str, users: int, max_concurrency: int) -> tuple[float, tuple[int, int], float]:
+    """Users per second the API sink reaches, the range of its limit, its CPU per user (ms)."""
     import os  # noqa: PLC0415
 
     import structlog  # noqa: PLC0415
@@ -70,11 +71,11 @@ def push(url: str, users: int, max_concurrency: int) -> tuple[float, tuple[int, 
     def count(_: object) -> None:
         done[0] += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     asyncio.run(sink.push(rows, count))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert done[0] == users
-    return users / elapsed, sink.concurrency()
+    return users / elapsed, sink.concurrency(), cpu / users * 1000
 
 
 def main() -> int:
@@ -91,8 +92,8 @@ def main() -> int:
     process, url = server(args.latency, 0.0)
     try:
         push(url, 200, most)  # warm up connections and code paths
-        free, span = push(url, args.users, most)
-        serial, _ = push(url, args.serial_users, 1)
+        free, span, cpu = push(url, args.users, most)
+        serial, _, _ = push(url, args.serial_users, 1)
     finally:
         process.terminate()
         process.wait()
@@ -101,6 +102,7 @@ def main() -> int:
     print(f"  adaptive    {args.users:>6,} users  {free:7.1f} users/s  "
           f"{free / ideal:.0%} of ideal {ideal:.0f}/s (target {TARGET_IDEAL:.0%}), "
           f"limit {span[0]}-{span[1]}")  # fmt: skip
+    print(f"  client CPU  {cpu:.3f} ms per POST (target at most {TARGET_CPU_MS} ms)")
     print(f"  one by one  {args.serial_users:>6,} users  {serial:7.1f} users/s")
     print(f"  ratio       {free / serial:.1f}x faster than one at a time")
     for capacity in (float(c) for c in args.capacities.split(",") if c):
@@ -108,7 +110,7 @@ def main() -> int:
         try:
             push(url, 200, most)
             stats(url)
-            rate, span = push(url, args.users, most)
+            rate, span, _ = push(url, args.users, most)
             counts = stats(url)
         finally:
             process.terminate()

@@ -107,3 +107,15 @@ def test_a_refused_configuration_is_said_first() -> None:
         "tenant[0].name: must be lower-case letters"
     ) in text
     assert "REFUSED" not in status_summary(status(None, jcu=None))
+
+
+def test_a_running_import_says_how_fast_the_api_answers() -> None:
+    """The batch line carries the pace, so a slow import explains itself."""
+    busy = tenant_status(batch_running=True, importing={"in_flight": 3, "limit": 3.5, "rate": 22.4})
+    text = status_summary(
+        {"running": True, "pid": 7, "status_age": 0.4, "instance": None, "tenants": {"jcu": busy}}
+    )
+    assert (
+        "  a batch is running: 22 answers a second from the API, 3 in flight "
+        "(the API's limit as learnt: 3.5)"
+    ) in text

@@ -35,13 +35,49 @@ def test_after_a_429_the_limit_grows_back_slowly() -> None:
     assert 14.0 < pace.limit < 15.5
 
 
+def feed(pace: Pace, *, start: float, seconds: float, rate: float, latency: float) -> list[object]:
+    """Answers at ``rate`` a second for ``seconds``, each after ``latency``; the changes."""
+    count = int(seconds * rate)
+    return [pace.answered(latency=latency, now=start + i / rate) for i in range(count)]
+
+
 def test_rising_latency_shrinks_the_limit_as_a_429_does() -> None:
-    """An API that slows down is loaded: twice the lowest latency, smoothed, is too much."""
+    """An API that slows down is loaded: three times its usual latency, smoothed, is too much."""
     pace = Pace(max_concurrency=16, limit=8.0, starting=False)
-    pace.answered(latency=0.02, now=0.0)
-    changes = [pace.answered(latency=0.2, now=0.1 * i) for i in range(1, 10)]
-    assert "shrank" in changes
-    assert pace.limit < 8.0
+    feed(pace, start=0.0, seconds=2.0, rate=400.0, latency=0.02)
+    before = pace.limit
+    changes = feed(pace, start=2.0, seconds=2.5, rate=40.0, latency=0.2)
+    assert changes.count("shrank") == 2  # once a second while the slowness is news
+    assert pace.limit < before
+    # Slow for longer than half the baseline's window, 200 ms is how this API is now.
+    assert "shrank" not in feed(pace, start=4.5, seconds=10.0, rate=40.0, latency=0.2)
+
+
+def test_a_quick_first_answer_per_connection_does_not_drive_the_limit_down() -> None:
+    """4 ms on each new connection, 44 ms after (no TCP_NODELAY): 16 stay 16, not 1."""
+    pace = Pace(max_concurrency=16)
+    # The start: each connection's first answer is quick.
+    changes: list[object] = [pace.answered(latency=0.004, now=i * 0.0002) for i in range(16)]
+    for second in range(60):  # then 16 in flight at 44 ms: 363 answers a second
+        changes += feed(pace, start=1.0 + second, seconds=1.0, rate=363.0, latency=0.044)
+        if second % 10 == 0:  # now and then a connection is made again
+            changes.append(pace.answered(latency=0.004, now=1.999 + second))
+    assert "shrank" not in changes
+    assert pace.slots == 16
+
+
+def test_slower_answers_that_bring_more_of_them_are_not_load() -> None:
+    """Latency three times its baseline, but answers a second rising with the limit: kept."""
+    pace = Pace(max_concurrency=64, limit=20.0, starting=False)
+    feed(pace, start=0.0, seconds=3.0, rate=1000.0, latency=0.02)
+    pace.judged_at = float("-inf")
+    # Later answers are slower (0.07 s) yet, with the limit growing, more of them come.
+    assert "shrank" not in feed(pace, start=3.0, seconds=1.0, rate=1200.0, latency=0.07)
+    grown = pace.limit
+    assert grown > 20.0
+    # Once answers a second stop rising while latency stays high: load, and it shrinks.
+    assert "shrank" in feed(pace, start=4.0, seconds=1.5, rate=1200.0, latency=0.07)
+    assert pace.limit < grown
 
 
 def test_the_limit_never_leaves_one_to_the_maximum() -> None:

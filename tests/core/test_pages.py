@@ -221,3 +221,22 @@ def test_the_check_lanes_activity_shows_on_both_pages() -> None:
     )
     assert "0 files checked in the last 7 days" in quiet
     assert "No file checked yet." in quiet
+
+
+def test_a_tenant_importing_now_shows_its_pace() -> None:
+    """Answers a second, requests in flight and the learnt limit, while it sends."""
+    busy = tenant_status(
+        batch_running=True, importing={"in_flight": 12, "limit": 16.0, "rate": 361.0}
+    )
+    page = tenant_page(
+        {"name": "jcu", "status": busy, "recent": [], "checks": [], "daily": []}, running=True
+    )
+    assert (
+        "<p>Importing now: 361 answers a second from the API, 12 in flight, limit 16 as learnt "
+        "from its answers.</p>"
+    ) in page
+    idle = tenant_page(
+        {"name": "jcu", "status": tenant_status(), "recent": [], "checks": [], "daily": []},
+        running=True,
+    )
+    assert "Importing now" not in idle

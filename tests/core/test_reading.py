@@ -423,7 +423,7 @@ def test_the_fast_path_reads_well_formed_files_as_the_slow_path_does(
 def test_text_that_starts_like_a_compressed_stream_is_read_as_text(
     start: bytes, tmp_path: Path
 ) -> None:
-    """polars would inflate a file starting "x^" (a zlib header) and fail: read as the CSV it is."""
+    """Polars would inflate a file starting "x^" (a zlib header) and fail: read as the CSV it is."""
     data = start + b"id,email\nU1,a@x.org\nU2,b@x.org\n"
     path = tmp_path / "users.csv"
     path.write_bytes(data)

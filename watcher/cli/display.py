@@ -124,7 +124,7 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
         lines.append(f"  files waiting: {len(files)}")
         lines.extend(f"    {f['name']:<32} {f['state']}" for f in files)
         if t["batch_running"]:
-            lines.append("  a batch is running")
+            lines.append("  a batch is running" + _importing(t))
         elif t["batch_in"] is not None:
             lines.append(f"  next batch in {t['batch_in']} s")
         last = t["last_batch"]
@@ -163,6 +163,17 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
         lines.append(_outbox(t))
         lines.append(_checks(t))
     return "\n".join(lines)
+
+
+def _importing(t: TenantStatus) -> str:
+    """What a running import sends, when it is sending to its API."""
+    now = t.get("importing")
+    if not now:
+        return ""
+    return (
+        f": {now['rate']:,.0f} answers a second from the API, {now['in_flight']} in flight "
+        f"(the API's limit as learnt: {now['limit']:g})"
+    )
 
 
 def _checks(t: TenantStatus) -> str:

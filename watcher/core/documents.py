@@ -17,6 +17,7 @@ __all__ = [
     "DayRows",
     "FileStatus",
     "HeldBatch",
+    "Importing",
     "LastBatch",
     "LiveStatus",
     "LiveTenant",
@@ -47,6 +48,14 @@ class SchemaInForce(TypedDict):
     path: str
 
 
+class Importing(TypedDict):
+    """A tenant's import to its API as it runs: what flies, what may, what comes back."""
+
+    in_flight: int
+    limit: float  # requests the API may have in flight, as learnt from its answers
+    rate: float  # answers a second, over the last second
+
+
 class LiveTenant(TypedDict):
     """What the running service knows of one tenant."""
 
@@ -56,6 +65,7 @@ class LiveTenant(TypedDict):
     batch_running: bool
     schema: SchemaInForce | None
     schema_on_disk: list[str] | None
+    importing: NotRequired[Importing | None]  # while it sends to its API
 
 
 class LiveStatus(TypedDict):

@@ -17,10 +17,14 @@ per round trip, not a jump from 3 to 4. It moves by the rules below:
   less, but never below half: the first refusals after the start cost a
   step or two, not twenty; once per
   round trip (the requests already in flight are answered the same way and
-  are not counted again); so does a
-  smoothed latency over three times the lowest seen lately, at most once a
-  second (a busy client sees its own latency rise too: only an API that
-  slows down markedly is taken as loaded);
+  are not counted again);
+- **latency**: so does a smoothed latency over three times the baseline, the
+  median answer of the last ten seconds (not the quickest: the first answer
+  on a new connection is often many times quicker than the rest, and a rule
+  against it would drive the limit to 1 against an API that is simply like
+  that), judged at most once a second and only when throughput stopped
+  rising with the limit (a limit that grew and brought more answers per
+  second is not loading the API, however the latency moved);
 - a ``Retry-After`` pauses every request, not only the one that got it.
 
 Pure: the clock is passed in; :class:`watcher.shell.targets.api.ApiSink` waits on it.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import statistics
 from typing import Literal
 
 __all__ = ["DECREASE", "GROWTH", "Change", "Pace"]
@@ -38,10 +43,14 @@ DECREASE = 0.9
 GROWTH = 0.05  # of the limit, per second of quick, accepted answers
 _START = 4.0
 _SMOOTHING = 0.125
-_LOAD = 3.0  # smoothed latency over the lowest that means the API is loaded
-_MIN_WINDOW = 10.0  # seconds over which the lowest latency is remembered
-# Rising latency shrinks the limit at most this often: a new connection's
-# first answer is slow too, and must not count as load.
+_LOAD = 3.0  # smoothed latency over the baseline that means the API is loaded
+_BASELINE_WINDOW = 10.0  # seconds of answers the baseline is the median of
+_BASELINE_SAMPLES = 256  # at most this many of them, spread over the window:
+_SAMPLE_EVERY = _BASELINE_WINDOW / _BASELINE_SAMPLES  # at most one answer kept per 40 ms
+_BASELINE_LEAST = 32  # fewer answers than this: no baseline yet
+_RISING = 1.05  # answers per second up by this much with the limit: not loaded
+# Latency is judged at most this often: a new connection's first answer is
+# slow too, and must not count as load.
 _LATENCY_EVERY = 1.0
 _RATE_WINDOW = 1.0  # seconds of accepted answers that tell what the API takes
 _RATE_SAMPLES = 8
@@ -57,14 +66,19 @@ class Pace:
     limit: float = 0.0
     starting: bool = True
     latency: float | None = None  # smoothed
-    lowest: float | None = None
-    lowest_since: float = 0.0
     paused_until: float = 0.0
     last_decrease: float = float("-inf")
     last_growth: float | None = None
     low: float = float("inf")
     high: float = 0.0
     accepted: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
+    # (when, latency) of recent answers, for the baseline.
+    answers: collections.deque[tuple[float, float]] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=_BASELINE_SAMPLES)
+    )
+    judged_at: float = float("-inf")
+    # The limit and the rate of answers when latency was last judged.
+    judged: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.limit:
@@ -95,15 +109,19 @@ class Pace:
         self.accepted.append(now)
         while now - self.accepted[0] > _RATE_WINDOW:
             self.accepted.popleft()
-        if self.lowest is None or latency < self.lowest or now - self.lowest_since > _MIN_WINDOW:
-            self.lowest, self.lowest_since = latency, now
+        if not self.answers or now - self.answers[-1][0] >= _SAMPLE_EVERY:
+            self.answers.append((now, latency))
         self.latency = (
             latency
             if self.latency is None
             else self.latency + _SMOOTHING * (latency - self.latency)
         )
-        loaded = self.latency > _LOAD * self.lowest
-        if loaded and not self.starting and now - self.last_decrease >= _LATENCY_EVERY:
+        if (
+            not self.starting
+            and now - self.judged_at >= _LATENCY_EVERY
+            and now - self.last_decrease >= _LATENCY_EVERY
+            and self._loaded(now)
+        ):
             return self.overloaded(now=now, refused=False)
         previous = self.limit
         if self.starting:
@@ -137,6 +155,24 @@ class Pace:
         self.limit = max(1.0, limit)
         self._seen()
         return "shrank"
+
+    def rate(self) -> float:
+        """Answers accepted per second, over the second before the last one."""
+        return len(self.accepted) / _RATE_WINDOW
+
+    def _loaded(self, now: float) -> bool:
+        """Whether latency says the API is loaded: well over its baseline, throughput flat."""
+        self.judged_at = now
+        rate, before = self.rate(), self.judged
+        self.judged = (self.limit, rate)
+        kept = [latency for at, latency in self.answers if now - at <= _BASELINE_WINDOW]
+        if len(kept) < _BASELINE_LEAST or self.latency is None:
+            return False
+        if self.latency <= _LOAD * statistics.median(kept):
+            return False
+        # More in flight brought more answers a second: the API is keeping up.
+        rising = before is not None and self.limit > before[0] and rate > before[1] * _RISING
+        return not rising
 
     def _taken(self, now: float) -> float | None:
         """How many requests in flight the API took lately: accepted per second times latency.

@@ -129,6 +129,11 @@ def tenant_page(detail: TenantDetail, *, running: bool) -> str:
     name, t = detail["name"], detail["status"]
     word, css = _state(t)
     state = f"<p class={css}>{_e(word)}</p>"
+    if now := t.get("importing"):
+        state += (
+            f"<p>Importing now: {now['rate']:,.0f} answers a second from the API, "
+            f"{now['in_flight']} in flight, limit {now['limit']:g} as learnt from its answers.</p>"
+        )
     folder = "" if t["folder_ok"] else " <b class=failing>missing</b>"
     parts = [
         "<p><a href='/'>All tenants</a></p>",

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import statistics
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import structlog
 import tenacity
 from structlog.testing import capture_logs
 
 from tests.support.apiserver import ApiServer, Reply
+from tests.support.fakeapi import FakeApi, reply
 from watcher.config import ApiConfig, Secret
 from watcher.core.responses import Verdict, classify, retry_after
-from watcher.errors import SinkUnavailableError
+from watcher.errors import NoAnswerError, SinkUnavailableError
 from watcher.shell.targets.api import ApiSink
 from watcher.shell.targets.sinks import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from watcher.shell.targets.engine import Answer
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -152,33 +155,29 @@ def quick_sink(cfg: ApiConfig, waits: list[float] | None = None, **kwargs: Any) 
 
 def test_each_user_is_one_json_post_with_the_token() -> None:
     """The body holds apiToken and the API attributes; empty ones are left out."""
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"success": True})
-
-    sink = quick_sink(config("https://api.example/push"), transport=httpx.MockTransport(handler))
+    api = FakeApi(lambda _: reply(200, {"success": True}))
+    sink = quick_sink(config("https://api.example/push"), transport=api)
     assert push(sink, users(2)) == [Outcome(row=2, imported=True), Outcome(row=3, imported=True)]
-    bodies = sorted((r.read() for r in seen), key=len)
-    assert {r.headers["content-type"] for r in seen} == {"application/json"}
-    assert {r.method for r in seen} == {"POST"}
-    assert b'"apiToken":"tok-123"' in bodies[0].replace(b" ", b"")
-    assert b"city" not in bodies[0]
+    assert {url for url, _ in api.seen} == {"https://api.example/push"}
+    documents = sorted((d for _, d in api.seen), key=lambda d: str(d["unique_id"]))
+    assert documents[0]["apiToken"] == "tok-123"
+    assert documents[0]["unique_id"] == "U0"
+    assert "row" not in documents[0]
+    assert "city" not in documents[0]
 
 
 def test_transient_failures_back_off_and_honour_retry_after() -> None:
     """503, 429 with Retry-After and a dropped connection are retried, then succeed."""
-    script: Iterator[httpx.Response | Exception] = iter(
+    script: Iterator[Answer | Exception] = iter(
         [
-            httpx.Response(503),
-            httpx.Response(429, headers={"Retry-After": "12"}),
-            httpx.ConnectError("refused"),
-            httpx.Response(200, json={"success": True}),
+            reply(503),
+            reply(429, headers={"Retry-After": "12"}),
+            NoAnswerError("ClientConnectorError"),
+            reply(200, {"success": True}),
         ]
     )
 
-    def handler(_: httpx.Request) -> httpx.Response:
+    def handler(_: object) -> Answer:
         step = next(script)
         if isinstance(step, Exception):
             raise step
@@ -188,7 +187,7 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
     sink = quick_sink(
         config("https://api.example/push", max_concurrency=1),
         waits,
-        transport=httpx.MockTransport(handler),
+        transport=FakeApi(handler),
         backoff=tenacity.wait_exponential(multiplier=1, max=30),
     )
     with capture_logs() as logs:
@@ -198,7 +197,7 @@ def test_transient_failures_back_off_and_honour_retry_after() -> None:
     assert [(e["log_level"], e["attempt"], e["reason"]) for e in retries] == [
         ("debug", 1, "HTTP 503"),
         ("debug", 2, "HTTP 429"),
-        ("debug", 3, "ConnectError"),
+        ("debug", 3, "ClientConnectorError"),
     ]
     # The outage itself, said once as it begins and once as it ends.
     said = [e for e in logs if e["event"] in ("import.retrying", "import.recovered")]
@@ -213,7 +212,7 @@ def test_an_api_that_stays_down_stops_the_push() -> None:
     """After the last attempt the sink is unavailable; nothing is reported failed."""
     sink = quick_sink(
         config("https://api.example/push", max_concurrency=2, max_attempts=3),
-        transport=httpx.MockTransport(lambda _: httpx.Response(502)),
+        transport=FakeApi(lambda _: reply(502)),
     )
     outcomes: list[Outcome] = []
     with pytest.raises(SinkUnavailableError) as caught:
@@ -225,13 +224,13 @@ def test_a_refused_token_stops_at_once() -> None:
     """401 is an operator's problem: no retry, no row reported failed."""
     calls = [0]
 
-    def handler(_: httpx.Request) -> httpx.Response:
+    def handler(_: object) -> Answer:
         calls[0] += 1
-        return httpx.Response(401, json={"error": "invalid token"})
+        return reply(401, {"error": "invalid token"})
 
     sink = quick_sink(
         config("https://api.example/push", max_concurrency=1),
-        transport=httpx.MockTransport(handler),
+        transport=FakeApi(handler),
     )
     outcomes: list[Outcome] = []
     with pytest.raises(SinkUnavailableError) as caught:
@@ -243,9 +242,7 @@ def test_a_refused_token_is_logged_with_the_apis_words_and_the_token_masked() ->
     """import.auth_failed carries the API's message; a token it echoes is masked."""
     sink = quick_sink(
         config("https://api.example/push", max_concurrency=1),
-        transport=httpx.MockTransport(
-            lambda _: httpx.Response(403, json={"error": "token tok-123 has expired"})
-        ),
+        transport=FakeApi(lambda _: reply(403, {"error": "token tok-123 has expired"})),
     )
     with capture_logs() as logs, pytest.raises(SinkUnavailableError):
         asyncio.run(sink.push(users(1), lambda _: None))
@@ -258,7 +255,7 @@ def test_a_missing_token_is_an_auth_failure(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("WATCHER_TEST_TOKEN")
     sink = quick_sink(
         config("https://api.example/push"),
-        transport=httpx.MockTransport(lambda _: httpx.Response(200)),
+        transport=FakeApi(lambda _: reply(200)),
     )
     with pytest.raises(SinkUnavailableError, match="auth"):
         push(sink, users(1))
@@ -270,7 +267,7 @@ def test_a_stop_request_ends_the_backoff() -> None:
     stop.set()
     sink = quick_sink(
         config("https://api.example/push"),
-        transport=httpx.MockTransport(lambda _: httpx.Response(503)),
+        transport=FakeApi(lambda _: reply(503)),
         stop=stop,
     )
     with pytest.raises(SinkUnavailableError):
@@ -431,16 +428,38 @@ def test_an_api_refusing_beyond_its_capacity_is_paced_to_it() -> None:
     assert sink.gate.pace.limit < high  # it grew, met the capacity, and came down
 
 
+@pytest.mark.integration
+def test_an_api_whose_first_answer_per_connection_is_quick_keeps_its_limit() -> None:
+    """No TCP_NODELAY: 40 ms more on all but a connection's first answer; 16 stay 16, not 1."""
+    limits: list[float] = []
+
+    with ApiServer(nagle=True) as server:
+        sink = ApiSink(
+            config(server.url, max_concurrency=16),
+            log=structlog.get_logger(),
+            on_flight=lambda _, limit, __: limits.append(limit),
+        )
+        with capture_logs() as logs:
+            outcomes = push(sink, users(1500))
+        answered = sink.gate.pace.answers
+    assert [o.imported for o in outcomes] == [True] * 1500
+    # The API answered as described: most answers slow, the usual latency 40 ms or more.
+    assert statistics.median(latency for _, latency in answered) > 0.03
+    shrank = [e for e in logs if e["event"] == "import.pace_changed" and e["change"] == "shrank"]
+    assert shrank == []
+    assert min(limits[len(limits) // 2 :]) >= 16  # the second half ran at the maximum
+
+
 def test_an_outage_is_one_warning_however_many_rows_wait_through_it() -> None:
     """Forty rows, four at a time, through 30 refused requests: one warning, detail at debug."""
-    answers = iter([httpx.Response(503)] * 30)
+    answers = iter([reply(503)] * 30)
 
-    def handler(_: httpx.Request) -> httpx.Response:
-        return next(answers, httpx.Response(200, json={"success": True}))
+    def handler(_: object) -> Answer:
+        return next(answers, reply(200, {"success": True}))
 
     sink = quick_sink(
         config("https://api.example/push", max_concurrency=4, max_attempts=35),
-        transport=httpx.MockTransport(handler),
+        transport=FakeApi(handler),
         backoff=tenacity.wait_fixed(0),
     )
     with capture_logs() as logs:

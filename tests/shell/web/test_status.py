@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -85,6 +86,37 @@ def test_status_of_a_running_service_shows_files_and_the_schema_in_force(tmp_pat
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_a_running_import_shows_its_pace_in_status(tmp_path: Path) -> None:
+    """While rows go to a slow API, status says answers a second, in flight and the limit."""
+    with ApiServer(lambda _, __: Reply(delay=0.05)) as api:
+        site = Site(tmp_path, api_url=api.url, service='batch_window = "1s"\nsettle_time = 0.5')
+        process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            site.drop_file("users.csv", users_csv(2000))  # 6 s or more at 50 ms, 16 at a time
+            text, found = "", None
+            deadline = time.monotonic() + 60
+            while "answers a second from the API" not in text:
+                assert time.monotonic() < deadline, text
+                time.sleep(0.3)
+                text = subprocess.run(
+                    [sys.executable, "-m", "watcher", "status", "--config", str(site.config)],
+                    capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+            found = status(site)["tenants"]["jcu"]["importing"]  # type: ignore[index]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    assert re.search(
+        r"a batch is running: [\d,]+ answers a second from the API, \d+ in flight", text
+    )
+    assert found is not None
+    assert 0 <= found["in_flight"] <= 16
+    assert 1 <= found["limit"] <= 16
 
 
 def test_a_state_folder_this_user_may_not_read_is_one_clear_line(

@@ -247,6 +247,7 @@ class Roster:
 
     def live(self, now: float) -> dict[str, LiveTenant]:
         """What each tenant running here is waiting for, for the status file."""
+        pushes = self.workers.runtime.engine.pushes()
         return {
             tenant.name: live_tenant(
                 [lane.snapshot(now) for lane in tenant.lanes],
@@ -254,6 +255,7 @@ class Roster:
                 in_force=self.schemas.current(tenant.name, tenant.config.schema),
                 refused=self.schemas.refused(tenant.name),
                 running=self.workers.busy(tenant.name),
+                importing=pushes.get(tenant.name),
             )
             for tenant in self.running()
         }

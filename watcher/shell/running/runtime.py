@@ -22,13 +22,13 @@ from watcher.shell.pipeline.batches import start_up
 from watcher.shell.pipeline.context import BatchContext
 from watcher.shell.running.ownership import Ownership
 from watcher.shell.statedir import StateDir
+from watcher.shell.targets.engine import Engine
 
 if TYPE_CHECKING:
     import queue
     import threading
     from collections.abc import Callable, Collection, Iterator
 
-    import httpx
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import Config
@@ -55,9 +55,12 @@ class Runtime:
     clock: Callable[[], float] = time.time
     metrics: Metrics | None = None
     state: StateDir = dataclasses.field(init=False)
+    # Every tenant's API requests, on one event loop (started when first used).
+    engine: Engine = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", StateDir.of(self.config.service))
+        object.__setattr__(self, "engine", Engine())
 
     @property
     def shared(self) -> bool:
@@ -72,7 +75,6 @@ class Runtime:
         self,
         journal: Journal,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         resend_all: bool = False,
     ) -> BatchContext:
         """The context of a batch runner on ``journal``: the one way to make one."""
@@ -83,7 +85,7 @@ class Runtime:
             log=self.log,
             clock=self.clock,
             stop=self.stop,
-            transport=transport,
+            engine=self.engine,
             resend_all=resend_all,
             metrics=self.metrics,
         )
@@ -118,4 +120,5 @@ class Runtime:
             finally:
                 ownership.stop()
         finally:
+            self.engine.close()
             lock.release()

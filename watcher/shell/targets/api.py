@@ -19,40 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
-import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import tenacity
+import yarl
 
 from watcher.core.codes import Code
 from watcher.core.responses import Verdict, classify
-from watcher.errors import SecretUnavailableError, SinkUnavailableError
+from watcher.errors import NoAnswerError, SecretUnavailableError, SinkUnavailableError
+from watcher.shell.targets.engine import own_transport
 from watcher.shell.targets.gate import Gate
 from watcher.shell.targets.sinks import Outcome
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
     from structlog.typing import FilteringBoundLogger
 
     from watcher.config import ApiConfig
+    from watcher.shell.targets.engine import Transport
 
 __all__ = ["ApiSink"]
 
-_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _STOP_CHECK_EVERY = 0.2
-_ONE = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The system's trusted certificates, loaded once per process (50 ms each time)."""
-    return ssl.create_default_context()
 
 
 class _TransientError(Exception):
@@ -93,7 +85,7 @@ class ApiSink:
         config: ApiConfig,
         *,
         log: FilteringBoundLogger,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -101,7 +93,7 @@ class ApiSink:
         backoff: tenacity.wait.wait_base | None = None,
         on_answer: Callable[[int | None], None] | None = None,
         on_retry: Callable[[], None] | None = None,
-        on_flight: Callable[[int, float], None] | None = None,
+        on_flight: Callable[[int, float, float], None] | None = None,
     ) -> None:
         self.config = config
         self.log = log
@@ -112,7 +104,7 @@ class ApiSink:
         self._now = lambda: dt.datetime.fromtimestamp(wall_clock(), dt.UTC)
         self.stop = stop
         self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
-        self._url = httpx.URL(config.url)  # parsed once, not per request
+        self._url = yarl.URL(config.url)  # parsed once, not per request
         # Told each answer's status (None: no answer in time) and each retry: the metrics.
         self.on_answer = on_answer or (lambda _: None)
         self.on_retry = on_retry or (lambda: None)
@@ -141,24 +133,14 @@ class ApiSink:
             raise SinkUnavailableError("auth", "the API token is unavailable") from exc
         source = iter(rows)
         halted: list[SinkUnavailableError] = []
-
-        async def worker() -> None:
-            # A transport per worker, not AsyncClient and not one shared pool:
-            # the client's per-request machinery (cookies, redirects, hooks)
-            # costs a quarter of the throughput on a small host, and a shared
-            # pool checks every idle connection on every request, a tenth more.
-            transport = self.transport or httpx.AsyncHTTPTransport(verify=_tls(), limits=_ONE)
-            async with transport as client:
-                for row in source:
-                    if halted or (self.stop is not None and self.stop.is_set()):
-                        return
-                    try:
-                        report(await self.send(client, token, row))
-                    except SinkUnavailableError as exc:
-                        halted.append(exc)
-                        return
-
-        await asyncio.gather(*(worker() for _ in range(self.config.max_concurrency)))
+        try:
+            if self.transport is not None:  # the engine's pool, or a test's stand-in
+                await self._workers(self.transport, token, source, report, halted)
+            else:
+                async with own_transport() as transport:
+                    await self._workers(transport, token, source, report, halted)
+        finally:
+            self.gate.finish()
         if halted:
             # One event per stop, however many workers saw the failure.
             if halted[0].reason == "auth":
@@ -171,13 +153,36 @@ class ApiSink:
         if self.stop is not None and self.stop.is_set():
             raise SinkUnavailableError("unavailable", "the service is stopping")
 
+    async def _workers(
+        self,
+        transport: Transport,
+        token: str,
+        source: Iterator[Mapping[str, str | int | None]],
+        report: Callable[[Outcome], None],
+        halted: list[SinkUnavailableError],
+    ) -> None:
+        """As many workers as the most requests in flight, each sending row after row."""
+
+        async def worker() -> None:
+            for row in source:
+                if halted or self._stopping():
+                    return
+                try:
+                    report(await self.send(transport, token, row))
+                except SinkUnavailableError as exc:
+                    halted.append(exc)
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(self.config.max_concurrency)))
+
     async def send(
-        self, client: httpx.AsyncBaseTransport, token: str, row: Mapping[str, str | int | None]
+        self, client: Transport, token: str, row: Mapping[str, str | int | None]
     ) -> Outcome:
         """Send one user, retrying what is transient; its outcome."""
         number = int(row["row"] or 0)
-        body: dict[str, Any] = {"apiToken": token}
-        body.update((k, v) for k, v in row.items() if k != "row" and v is not None)
+        document: dict[str, Any] = {"apiToken": token}
+        document.update((k, v) for k, v in row.items() if k != "row" and v is not None)
+        body = json.dumps(document, ensure_ascii=False).encode()
         try:
             # Most requests succeed at once; the retry machinery starts only
             # when one does not.
@@ -197,8 +202,8 @@ class ApiSink:
 
     async def _retry(
         self,
-        client: httpx.AsyncBaseTransport,
-        body: dict[str, Any],
+        client: Transport,
+        body: bytes,
         number: int,
         first: _TransientError,
     ) -> Verdict:
@@ -260,34 +265,21 @@ class ApiSink:
         """The lowest and highest number of requests the limit let in flight at once."""
         return self.gate.concurrency()
 
-    async def _attempt(
-        self, client: httpx.AsyncBaseTransport, body: dict[str, Any], *, retry: bool = False
-    ) -> Verdict:
+    async def _attempt(self, client: Transport, body: bytes, *, retry: bool = False) -> Verdict:
         try:
             await self.gate.enter(retry=retry)
         except _StoppingError as exc:
             raise SinkUnavailableError("unavailable", "the service is stopping") from exc
-        request = httpx.Request(
-            "POST",
-            self._url,
-            content=json.dumps(body, ensure_ascii=False).encode(),
-            headers=_HEADERS,
-            extensions={"timeout": httpx.Timeout(self.config.timeout).as_dict()},
-        )
         started = self.clock()
         try:
-            # httpx's timeouts bound each read, not the whole answer: a server
-            # that drips a byte a second would hold a worker for ever.
+            # The transport bounds the whole exchange; so does this, whatever
+            # the transport: a server that drips a byte a second ends in time.
             async with asyncio.timeout(self.config.timeout):
-                response = await client.handle_async_request(request)
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
-        except httpx.TransportError as exc:
+                answer = await client.post(self._url, body)
+        except NoAnswerError as exc:
             self.gate.leave(None, 0.0)
             self.on_answer(None)
-            raise _TransientError(type(exc).__name__) from exc
+            raise _TransientError(exc.reason) from exc
         except TimeoutError as exc:
             self.gate.leave(None, 0.0)
             self.on_answer(None)
@@ -295,9 +287,9 @@ class ApiSink:
         except BaseException:
             self.gate.abandon()
             raise
-        verdict = classify(response.status_code, response.headers, response.text, self._now)
+        verdict = classify(answer.status, answer.headers, answer.text, self._now)
         self.gate.leave(verdict, self.clock() - started)
-        self.on_answer(response.status_code)
+        self.on_answer(answer.status)
         if verdict.kind == "transient":
             raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
         return verdict

@@ -39,7 +39,7 @@ class Gate:
         clock: Callable[[], float],
         pause: Callable[[float], Awaitable[None]],
         log: FilteringBoundLogger,
-        on_flight: Callable[[int, float], None] | None = None,
+        on_flight: Callable[[int, float, float], None] | None = None,
     ) -> None:
         """Set up the gate.
 
@@ -49,8 +49,8 @@ class Gate:
             clock: the monotonic clock.
             pause: waits out a pause the API asked for (ends early on a stop).
             log: where changes of the limit are told, at debug level.
-            on_flight: told the requests in flight and the limit whenever
-                either changes (the metrics' gauges).
+            on_flight: told the requests in flight, the limit and the answers
+                a second whenever a request starts or ends (the metrics' gauges).
         """
         self.pace = Pace(max_concurrency=max_concurrency)
         self.rate_limit = rate_limit
@@ -62,7 +62,7 @@ class Gate:
         self._next_rated = 0.0
         self._rated = asyncio.Lock()
         self._freed = asyncio.Event()
-        self._on_flight = on_flight or (lambda _, __: None)
+        self._on_flight = on_flight or (lambda _, __, ___: None)
 
     def concurrency(self) -> tuple[int, int]:
         """The lowest and highest number of requests the limit let in flight at once."""
@@ -87,7 +87,7 @@ class Gate:
             start = max(now, self._next_start)
             self._next_start = start + self.pace.spacing()
             self._in_flight += 1
-            self._on_flight(self._in_flight, self.pace.limit)
+            self._leaving()
             if start > now:
                 await asyncio.sleep(start - now)
             return
@@ -107,7 +107,7 @@ class Gate:
         else:
             change = self.pace.answered(latency=latency, now=now)
         if change is not None:
-            self._on_flight(self._in_flight, self.pace.limit)
+            self._leaving()
             self.log.debug(
                 "import.pace_changed",
                 change=change,
@@ -121,8 +121,16 @@ class Gate:
         self._freed.set()
         self._leaving()
 
+    def finish(self) -> None:
+        """The push is over: nothing in flight, no answers a second."""
+        self._on_flight(0, self.pace.limit, 0.0)
+
+    def now(self) -> tuple[int, float, float]:
+        """Requests in flight, the limit and answers a second, as they stand."""
+        return self._in_flight, self.pace.limit, self.pace.rate()
+
     def _leaving(self) -> None:
-        self._on_flight(self._in_flight, self.pace.limit)
+        self._on_flight(self._in_flight, self.pace.limit, self.pace.rate())
 
     async def _rate(self) -> None:
         """Wait for the next start the rate limit allows, when one is set."""

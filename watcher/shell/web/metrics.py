@@ -147,6 +147,12 @@ class Metrics:
             ["tenant"],
             registry=r,
         )
+        self.rate = Gauge(
+            "user_import_api_answers_per_second",
+            "Answers the API gave a tenant's import over the last second (0: not importing)",
+            ["tenant"],
+            registry=r,
+        )
         self.heartbeat = Gauge(
             "user_import_heartbeat_timestamp_seconds",
             "When the service last said it was alive",
@@ -193,11 +199,12 @@ class Metrics:
                 self.rows.labels(tenant, outcome).inc(value)
         self.batch_duration.labels(tenant).observe(duration)
 
-    def flight(self, tenant: str, in_flight: int, limit: float) -> None:
-        """The requests a push has in flight now, and its limit."""
+    def flight(self, tenant: str, in_flight: int, limit: float, rate: float) -> None:
+        """The requests a push has in flight now, its limit, its answers a second."""
         if tenant in self.tenants:
             self.in_flight.labels(tenant).set(in_flight)
             self.limit.labels(tenant).set(round(limit, 2))
+            self.rate.labels(tenant).set(rate)
 
     def request(self, tenant: str, status: int | None) -> None:
         """Count one request to the API by how it was answered."""

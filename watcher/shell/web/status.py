@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         CheckLane,
         FileStatus,
         HeldBatch,
+        Importing,
         LastBatch,
         LiveStatus,
         LiveTenant,
@@ -122,6 +123,7 @@ def live_tenant(
     in_force: InForce | None,
     refused: list[str] | None,
     running: bool,
+    importing: Importing | None = None,
 ) -> LiveTenant:
     """What the running service writes of one tenant: each file and what it waits for.
 
@@ -154,6 +156,7 @@ def live_tenant(
             "path": str(in_force.path),
         },
         "schema_on_disk": refused,
+        "importing": importing,
     }
 
 
@@ -231,6 +234,7 @@ def _empty(name: str, drop_dir: Path, live: LiveStatus | None) -> TenantStatus:
         "batch_running": known["batch_running"] if known else False,
         "schema": known["schema"] if known else None,
         "schema_on_disk": known["schema_on_disk"] if known else None,
+        "importing": known.get("importing") if known else None,
         "last_batch": None,
         "unfinished_batches": 0,
         "pending_rows": 0,
