@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from tests.support.leanapi import server as api_server  # noqa: E402 - after the
 from tests.support.leanapi import stats  # noqa: E402
 
 TARGET = 1 / 20
+TARGET_CPU_MS = 0.25
 
 
 def snapshot(path: Path, users: int, changed_every: int | None) -> int:
@@ -43,8 +45,9 @@ def snapshot(path: Path, users: int, changed_every: int | None) -> int:
     return changed
 
 
-def process(config: Path, drop: Path) -> tuple[float, dict[str, object]]:
-    """Run ``watcher process`` on the drop folder's file; seconds and the batch summary."""
+def process(config: Path, drop: Path) -> tuple[float, float, dict[str, object]]:
+    """Run ``watcher process`` on the drop folder's file; seconds, CPU seconds, the summary."""
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "watcher", "process", "--json", "--config", str(config),
@@ -52,6 +55,8 @@ def process(config: Path, drop: Path) -> tuple[float, dict[str, object]]:
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     if result.returncode != 0:
         raise SystemExit(f"watcher process failed ({result.returncode}): {result.stderr}")
     (summary,) = [
@@ -59,7 +64,7 @@ def process(config: Path, drop: Path) -> tuple[float, dict[str, object]]:
         for e in (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
         if e["event"] == "batch.completed"
     ]
-    return elapsed, summary
+    return elapsed, used, summary
 
 
 def main() -> int:
@@ -85,16 +90,18 @@ def main() -> int:
     )
     try:
         snapshot(drop / "users.csv", args.users, None)
-        first, one = process(config, drop)
+        first, first_cpu, one = process(config, drop)
         sent_first = stats(url)["ok"]
         changed = snapshot(drop / "users.csv", args.users, round(1 / args.changed))
-        second, two = process(config, drop)
+        second, _, two = process(config, drop)
         sent_second = stats(url)["ok"]
     finally:
         server.terminate()
         server.wait()
     print(f"{args.users:,} users at {args.latency * 1000:.0f} ms API latency:")
-    print(f"  first run   {first:7.1f} s  {sent_first:,} POSTs, {one['imported']:,} imported")
+    print(f"  first run   {first:7.1f} s  {sent_first:,} POSTs, {one['imported']:,} imported, "
+          f"{first_cpu / args.users * 1000:.3f} ms of the process's CPU per user "
+          f"(target at most {TARGET_CPU_MS} ms)")  # fmt: skip
     print(f"  second run  {second:7.1f} s  {sent_second:,} POSTs for {changed:,} changed rows "
           f"({'equal' if sent_second == changed else 'NOT equal'}), "
           f"{two['unchanged']:,} unchanged")  # fmt: skip

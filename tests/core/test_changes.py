@@ -162,3 +162,19 @@ def test_known_frames_have_the_columns_compare_needs() -> None:
     prints = fingerprints(rows({"unique_id": "U1", "email": None, "city": None}), ["unique_id"])
     compared = compare(prints, pl.DataFrame(schema=KNOWN), now=0.0, resend_after=DAY)
     assert compared["status"].to_list() == ["new"]
+
+
+def test_the_digest_of_a_fixed_row_never_changes() -> None:
+    """A fingerprint is a promise across releases: a new digest would resend every user.
+
+    The constants were computed once; a library upgrade that changes how the
+    canonical text or the checksums come out fails here, not in production.
+    """
+    row = rows({"unique_id": "U-00042", "email": "zoë@jcu.example", "city": None})
+    (found,) = fingerprints(row, ["unique_id"]).rows()
+    assert found == (
+        2,
+        "U-00042",
+        "0413d0da2796b9e30be303cd418e8754",
+        "email=2251185335\x1eunique_id=1362036806",
+    )

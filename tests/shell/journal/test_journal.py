@@ -357,3 +357,13 @@ def test_check_answers_are_kept_once_and_summed_per_tenant(journal: Journal) -> 
     lately = journal.checks.lately(since=10.0)
     assert lately == {"jcu": Lately(files=3, clean=1, last=30.0)}
     assert journal.checks.lately(since=1.0)["uoft"] == Lately(files=1, clean=1, last=5.0)
+
+
+def test_outcomes_out_of_order_change_only_their_rows(journal: Journal) -> None:
+    """Answers come back in any order: 4 then 2 imported, 3 left pending between them."""
+    journal.rows.record_outcomes("f1", [4, 2], [])
+    view = journal.batches.view("b1")
+    assert view.files[0].counts == Counts(total=7, imported=2, failed=4, pending=1)
+    assert journal.rows.pending("f1") == [3]
+    journal.rows.record_outcomes("f1", [], [(3, "api_rejected", "no")])
+    assert journal.batches.view("b1").files[0].counts == Counts(total=7, imported=2, failed=5)

@@ -15,11 +15,11 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from watcher.shell.journal._database import Database
 
-__all__ = ["POSTGRESQL", "SQLITE", "Dialect"]
+__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "runs"]
 
 # The advisory lock that makes one instance migrate while the others wait.
 _MIGRATION_LOCK = 7_370_301
@@ -128,7 +128,12 @@ class _Sqlite(Dialect):
     def update_rows(
         self, db: Database, sql: str, params: Sequence[Any], rows: Sequence[int]
     ) -> None:
-        db.executemany(sql.format(rows="row = ?"), ((*params, row) for row in rows))
+        # One statement per run of consecutive rows: the outcomes of a chunk
+        # are a few runs, however the answers came back, not one per row.
+        db.executemany(
+            sql.format(rows="row BETWEEN ? AND ?"),
+            ((*params, low, high) for low, high in runs(rows)),
+        )
 
     def lock_for_migration(self, db: Database) -> None:
         """``BEGIN IMMEDIATE`` (the journal's transaction) already holds the write lock."""
@@ -217,3 +222,17 @@ POSTGRESQL: Dialect = _Postgres(
     order="seq",
     now="extract(epoch from clock_timestamp())::double precision",
 )
+
+
+def runs(rows: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """The runs of consecutive numbers in ``rows`` (sorted, each once), as (first, last)."""
+    first = last = None
+    for row in sorted(set(rows)):
+        if last is not None and row == last + 1:
+            last = row
+            continue
+        if first is not None and last is not None:
+            yield first, last
+        first = last = row
+    if first is not None and last is not None:
+        yield first, last

@@ -6,10 +6,11 @@ import json
 from typing import TYPE_CHECKING
 
 from watcher.core.states import FileState, RowState
+from watcher.shell.journal.dialects import runs
 from watcher.shell.journal.users import confirm
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Sequence
 
     from watcher.shell.journal._database import Database
     from watcher.shell.journal.users import Confirmed
@@ -148,7 +149,7 @@ class Rows:
                 "UPDATE rows SET state = ? WHERE file_id = ? AND row BETWEEN ? AND ? AND state = ?",
                 (
                     (RowState.UNCHANGED, file_id, low, high, RowState.PENDING)
-                    for low, high in _runs(rows)
+                    for low, high in runs(rows)
                 ),
             )
 
@@ -190,17 +191,3 @@ class Rows:
             f" ORDER BY row LIMIT ?) AS first) ORDER BY row, {self.db.dialect.order}",
             (file_id, file_id, rows),
         ).fetchall()
-
-
-def _runs(rows: Iterable[int]) -> Iterator[tuple[int, int]]:
-    """The runs of consecutive numbers in ``rows`` (sorted), as (first, last)."""
-    first = last = None
-    for row in sorted(rows):
-        if last is not None and row == last + 1:
-            last = row
-            continue
-        if first is not None and last is not None:
-            yield first, last
-        first = last = row
-    if first is not None and last is not None:
-        yield first, last

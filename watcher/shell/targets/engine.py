@@ -27,13 +27,14 @@ import ssl
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
-import aiohttp
 import yarl
 
 from watcher.errors import NoAnswerError
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterator, Mapping
+
+    import aiohttp
 
     from watcher.core.documents import Importing
     from watcher.shell.targets.gate import Gate
@@ -74,7 +75,10 @@ class HttpTransport:
     """A transport over one aiohttp session (its pool shared by every sink given it)."""
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
+        import aiohttp  # noqa: PLC0415 - a quarter second: only when an API is used
+
         self.session = session
+        self._broken = (aiohttp.ClientError, OSError)
 
     async def post(self, url: yarl.URL, body: bytes) -> Answer:
         """POST ``body`` as JSON; the whole answer, read (the caller bounds the time).
@@ -86,14 +90,14 @@ class HttpTransport:
             async with self.session.post(url, data=body, headers=_HEADERS) as response:
                 text = (await response.read()).decode("utf-8", "replace")
                 return Answer(response.status, response.headers, text)
-        except aiohttp.ClientError as exc:
-            raise NoAnswerError(type(exc).__name__) from exc
-        except OSError as exc:
+        except self._broken as exc:
             raise NoAnswerError(type(exc).__name__) from exc
 
 
 def _session() -> aiohttp.ClientSession:
     """A lean session: no cookies, no decompression, one pool with no limit of its own."""
+    import aiohttp  # noqa: PLC0415 - a quarter second: only when an API is used
+
     connector = aiohttp.TCPConnector(
         limit=0, ssl=_tls(), keepalive_timeout=_KEEP_ALIVE, enable_cleanup_closed=False
     )
