@@ -142,6 +142,7 @@ def process(args: argparse.Namespace) -> int:
     from watcher.shell import logs  # noqa: PLC0415 - keeps start-up lean
     from watcher.shell.mail import mailer  # noqa: PLC0415
     from watcher.shell.pipeline.batches import run_tenant  # noqa: PLC0415
+    from watcher.shell.pipeline.turns import here  # noqa: PLC0415
     from watcher.shell.running.runtime import Runtime  # noqa: PLC0415
     from watcher.shell.running.schemas import InForce  # noqa: PLC0415
 
@@ -174,7 +175,7 @@ def process(args: argparse.Namespace) -> int:
                 )
                 return EXIT_USAGE
             ctx = runtime.context(held.journal, resend_all=args.resend_all)
-            results = run_tenant(ctx, tenant, names, schema)
+            results = here(run_tenant(ctx, tenant, names, schema))
             mine = [tenant.name] if runtime.shared else None
             waiting = mailer.deliver(config, held.journal, runtime.state, ctx.log, mine)
     except AlreadyRunningError as exc:

@@ -63,9 +63,9 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Service, S
 
 
 def finish_workers(service: Service, journal: Journal) -> None:
-    """Wait for the batch the loop started (a thread), then take its Done like the loop."""
-    for worker in list(service.workers._tenants.values()):
-        worker.join(60)
+    """Wait for the batch the loop started (a run on the engine), then take its Done like it."""
+    for run in list(service.workers._tenants.values()):
+        run.result(60)
     service.step(journal)
 
 

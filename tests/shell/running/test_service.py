@@ -37,6 +37,8 @@ from watcher.shell.statedir import StateDir
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from watcher.shell.pipeline.turns import Turns
+
 pytestmark = pytest.mark.integration
 FAST = 'batch_window = "1s"\nsettle_time = 0.5\nrescan_interval = 2\nheartbeat_interval = 3600'
 
@@ -297,7 +299,7 @@ def test_a_failing_batch_is_logged_and_the_service_goes_on(
     real_run = batches.BatchRun.run
     calls = [0]
 
-    def flaky(self: batches.BatchRun) -> batches.BatchResult:
+    def flaky(self: batches.BatchRun) -> Turns[batches.BatchResult]:
         calls[0] += 1
         if calls[0] == 1:
             raise RuntimeError("boom")

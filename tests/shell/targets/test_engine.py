@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,11 +20,10 @@ from tests.support.apiserver import ApiServer, Reply
 from watcher.config import ApiConfig, Secret
 from watcher.shell import logs
 from watcher.shell.targets.api import ApiSink
-from watcher.shell.targets.engine import Engine
+from watcher.shell.targets.engine import STEP_THREADS, Engine
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from watcher.shell.targets.sinks import Outcome
 
@@ -125,6 +125,12 @@ def test_one_tenants_hanging_api_does_not_slow_anothers_on_the_same_loop(
     assert quick_took < 20  # far less, unless the other's 30 s answers held it up
 
 
+def _threads(pid: int) -> int:
+    """The process's Python threads (polars' own runtime names its threads: not counted)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return sum(1 for task in tasks if (task / "comm").read_text().startswith("python"))
+
+
 def _tenant(name: str, root: Path, url: str) -> str:
     drop = root / name
     drop.mkdir()
@@ -170,12 +176,15 @@ def test_fifty_tenants_import_at_once_and_a_refusing_and_a_hanging_api_hold_up_n
         )
         try:
             time.sleep(3)
+            idle = _threads(service.pid)  # watching the folders: a few for each tenant
+            most = idle
             for n, name in enumerate(names):
                 (tmp_path / name / "users.csv").write_text(users_csv(40, start=n * 100))
             quick = [n for n in names if n not in ("t00", "t01")]
             deadline = time.monotonic() + 90
             while not all(len(apis[n].ids()) >= 40 for n in quick):
                 assert time.monotonic() < deadline, [n for n in quick if len(apis[n].ids()) < 40]
+                most = max(most, _threads(service.pid))
                 time.sleep(0.2)
             still_pending = [n for n in ("t00", "t01") if (tmp_path / n / "users.csv").exists()]
         finally:
@@ -183,3 +192,6 @@ def test_fifty_tenants_import_at_once_and_a_refusing_and_a_hanging_api_hold_up_n
             service.wait(60)
     assert all(len(set(apis[n].ids())) == 40 for n in quick)
     assert still_pending == ["t00", "t01"]  # their rows wait; nobody else's did
+    # Fifty tenants importing at once are fifty tasks: the threads they add are
+    # the steps' pool and the engine's loop, whatever the number of tenants.
+    assert most - idle <= STEP_THREADS + 2, (idle, most)

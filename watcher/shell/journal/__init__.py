@@ -64,12 +64,18 @@ class Journal:
     """The journal of one service: a state folder's SQLite file, or a shared database."""
 
     def __init__(
-        self, where: JournalAt, *, read_only: bool = False, dedicated: bool = False
+        self,
+        where: JournalAt,
+        *,
+        read_only: bool = False,
+        dedicated: bool = False,
+        any_thread: bool = False,
     ) -> None:
         """Open (or create and upgrade) the journal; ``read_only`` changes nothing.
 
         On PostgreSQL, ``dedicated`` keeps a connection of its own rather than
-        borrowing the process's pooled ones.
+        borrowing the process's pooled ones. ``any_thread``: used from one
+        thread after another, never two at once (a run taken in turns).
 
         Raises:
             StateError: the folder or the database cannot be used (read-only,
@@ -79,7 +85,7 @@ class Journal:
         self.db: Database = (
             connect_postgres(where, read_only=read_only, dedicated=dedicated)
             if isinstance(where, PostgresTarget)
-            else connect(where, read_only=read_only)
+            else connect(where, read_only=read_only, any_thread=any_thread)
         )
         self.batches = Batches(self.db)
         self.files = Files(self.db)

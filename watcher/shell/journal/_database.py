@@ -90,8 +90,11 @@ UNFINISHED = "state IN ({})".format(
 )
 
 
-def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
+def connect(path: Path, *, read_only: bool = False, any_thread: bool = False) -> SqliteDatabase:
     """Open the journal at ``path``: created and upgraded, or read-only as it is.
+
+    ``any_thread``: the connection may be used from one thread after another
+    (never from two at once: a run taken in turns).
 
     Raises:
         StateError: the folder or the database cannot be used (read-only,
@@ -103,7 +106,12 @@ def connect(path: Path, *, read_only: bool = False) -> SqliteDatabase:
             db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT)
+            db = sqlite3.connect(
+                path,
+                isolation_level=None,
+                timeout=_BUSY_TIMEOUT,
+                check_same_thread=not any_thread,
+            )
     except (OSError, sqlite3.Error) as exc:
         raise StateError(_unusable(path, exc)) from exc
     try:

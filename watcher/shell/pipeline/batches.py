@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from watcher.core.validation import ValidationReport
     from watcher.shell.journal import Failure
     from watcher.shell.pipeline.context import BatchContext
+    from watcher.shell.pipeline.turns import Turns
     from watcher.shell.running.schemas import InForce
 
 __all__ = ["BatchResult", "BatchRun", "run_tenant", "start_up", "take_over"]
@@ -64,8 +65,11 @@ def run_tenant(
     refusals: Sequence[Refused] = (),
     *,
     waited: Mapping[str, float] | None = None,
-) -> list[BatchResult]:
+) -> Turns[list[BatchResult]]:
     """Finish the tenant's unfinished batches, then claim ``names`` under ``schema`` and run them.
+
+    A run in turns (:mod:`.turns`): ``here(run_tenant(...))`` takes it on
+    the calling thread.
 
     ``refusals`` (uploads cut off and never resumed) are set aside as a batch
     of their own. Names need a schema; without one only unfinished batches run.
@@ -78,7 +82,7 @@ def run_tenant(
         if held is not None:
             results.append(_waiting(ctx, batch.id, held))
             continue
-        result = BatchRun(ctx, batch.id).run()
+        result = yield from BatchRun(ctx, batch.id).run()
         results.append(result)
         if result.held:
             held = batch.id
@@ -88,7 +92,11 @@ def run_tenant(
     for batch_id in new:
         if batch_id is None:
             continue
-        result = BatchRun(ctx, batch_id).run() if held is None else _waiting(ctx, batch_id, held)
+        result = (
+            (yield from BatchRun(ctx, batch_id).run())
+            if held is None
+            else _waiting(ctx, batch_id, held)
+        )
         results.append(result)
         if result.held:
             held = batch_id
@@ -129,7 +137,7 @@ class BatchRun:
             self._listed[file_id] = self.ctx.journal.rows.listed_failures(file_id, LISTED_ROWS)
         return self._listed[file_id]
 
-    def run(self) -> BatchResult:
+    def run(self) -> Turns[BatchResult]:
         """Run the batch's remaining steps; stop, with rows pending, if the API is unavailable."""
         journal, clock = self.ctx.journal, self.ctx.clock
         view = journal.batches.view(self.batch_id)
@@ -141,7 +149,7 @@ class BatchRun:
             while state is not BatchState.DONE:
                 match state:
                     case BatchState.IMPORTING:
-                        stop = self._import(tenant, view)
+                        stop = yield from self._import(tenant, view)
                         if stop is not None:
                             return self._stopped(stop)
                         faults.checkpoint("imported")
@@ -181,7 +189,7 @@ class BatchRun:
         finally:
             logs.unbind("tenant", "batch_id")
 
-    def _import(self, tenant: TenantConfig, view: BatchView) -> Stop | None:
+    def _import(self, tenant: TenantConfig, view: BatchView) -> Turns[Stop | None]:
         """The import step, as the safeguard allows: not while held, nothing once discarded."""
         match view.batch.safeguard:
             case Safeguard.HELD:
@@ -193,8 +201,10 @@ class BatchRun:
                 return None
             case Safeguard.APPROVED:
                 self.ctx.log.info("batch.released", rows=view.counts.pending)
-        return import_batch(
-            self.ctx, tenant, view, self.schema_of, reports=self.reports, paces=self.paces
+        return (
+            yield from import_batch(
+                self.ctx, tenant, view, self.schema_of, reports=self.reports, paces=self.paces
+            )
         )
 
     def _stopped(self, stop: Stop) -> BatchResult:

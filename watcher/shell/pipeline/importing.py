@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from watcher.core.schema import Schema
     from watcher.core.validation import ValidationReport
     from watcher.shell.pipeline.context import BatchContext
+    from watcher.shell.pipeline.turns import Turns
 
 __all__ = ["Stop", "discard", "import_batch"]
 
@@ -72,7 +73,7 @@ def import_batch(
     *,
     reports: dict[str, ValidationReport],
     paces: list[tuple[int, int]],
-) -> Stop | None:
+) -> Turns[Stop | None]:
     """Validate what is claimed and import what is pending; why it stopped, if it did.
 
     ``reports`` gains the report of every file validated, for the failure
@@ -103,7 +104,7 @@ def import_batch(
             return _hold(ctx, tenant, view, changes)
         ctx.journal.batches.check(view.id, Safeguard.PASSED, changes)
     for file in files:
-        stop = _send(ctx, tenant, file, schema_of(file.record), paces)
+        stop = yield from _send(ctx, tenant, file, schema_of(file.record), paces)
         if stop is not None:
             return stop
     return None
@@ -162,7 +163,7 @@ def _send(
     file: _ToSend,
     schema: Schema,
     paces: list[tuple[int, int]],
-) -> Stop | None:
+) -> Turns[Stop | None]:
     """Journal a file's unchanged rows, then send the rest."""
     # An identical re-upload never sends a row twice, whatever skip_unchanged says.
     skip = not ctx.resend_all and (tenant.skip_unchanged or file.identical)
@@ -183,7 +184,7 @@ def _send(
     )
     rows = file.rows.filter(pl.col("row").is_in(to_send["row"].implode()))
     sink = sink_for(ctx, tenant, file.record, schema)
-    reason = push(ctx, sink, file.record, rows, confirmed, unchanged=unchanged.height)
+    reason = yield from push(ctx, sink, file.record, rows, confirmed, unchanged=unchanged.height)
     if (pace := sink.concurrency()) is not None:
         paces.append(pace)
     return None if reason is None else Stop(reason=reason)

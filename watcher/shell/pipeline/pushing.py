@@ -11,13 +11,12 @@ not reported stay pending for the next run.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import queue
 from typing import TYPE_CHECKING, Any
 
 from watcher.core.changes import user_key
 from watcher.errors import SinkUnavailableError
 from watcher.shell import faults, logs
+from watcher.shell.pipeline.turns import Pushing
 from watcher.shell.targets.api import ApiSink
 from watcher.shell.targets.userstore import UserStore
 
@@ -31,13 +30,12 @@ if TYPE_CHECKING:
     from watcher.core.schema import Schema
     from watcher.shell.journal import Confirmed
     from watcher.shell.pipeline.context import BatchContext
-    from watcher.shell.targets.engine import Engine
+    from watcher.shell.pipeline.turns import Turns
     from watcher.shell.targets.sinks import Outcome, Sink
 
 __all__ = ["push", "sink_for"]
 
 _FLUSH_EVERY = 500
-_LOOK_EVERY = 0.1  # seconds between looks at a push with no outcome to record
 
 
 def sink_for(ctx: BatchContext, tenant: TenantConfig, record: FileRecord, schema: Schema) -> Sink:
@@ -70,11 +68,13 @@ def push(
     confirmed: Confirmed,
     *,
     unchanged: int,
-) -> str | None:
+) -> Turns[str | None]:
     """Send ``rows`` (API rows of a file) through ``sink``; why it stopped, if it did.
 
     ``confirmed`` holds the fingerprint of each row, confirmed for its user
-    once the row is imported; ``unchanged`` (the rows not sent) is logged.
+    once the row is imported; ``unchanged`` (the rows not sent) is logged. A
+    push to an API is yielded to the run's driver (:mod:`.turns`); the
+    embedded store, which writes as it goes, is written here.
     """
     imported: list[int] = []
     refused: list[tuple[int, str, str]] = []
@@ -108,7 +108,7 @@ def push(
     # The sink's events (import.rejected, retries) name the file they concern.
     logs.bind(file=record.name)
     try:
-        _send(ctx, record.tenant, sink, payloads, on_outcome)
+        yield from _sending(ctx, sink, record, payloads, on_outcome)
     except SinkUnavailableError as exc:
         if ctx.stop is not None and ctx.stop.is_set():
             # Not the API's doing: the rows wait for the service's next start.
@@ -131,55 +131,21 @@ def push(
     return None
 
 
-def _send(
+def _sending(
     ctx: BatchContext,
-    tenant: str,
     sink: Sink,
+    record: FileRecord,
     payloads: Iterator[dict[str, Any]],
     on_outcome: Callable[[Outcome], None],
-) -> None:
-    """An API push on the engine; the embedded store, which writes as it goes, on this thread."""
+) -> Turns[None]:
+    """An API push, to the run's driver; the embedded store, which writes as it goes, here."""
     if ctx.engine is not None and isinstance(sink, ApiSink):
-        with ctx.engine.importing(tenant, sink.gate):
-            _on_the_engine(ctx.engine, sink, payloads, on_outcome)
+        yield Pushing(
+            engine=ctx.engine,
+            tenant=record.tenant,
+            sink=sink,
+            payloads=payloads,
+            record=on_outcome,
+        )
     else:
         asyncio.run(sink.push(payloads, on_outcome))
-
-
-def _on_the_engine(
-    engine: Engine,
-    sink: ApiSink,
-    payloads: Iterator[dict[str, Any]],
-    on_outcome: Callable[[Outcome], None],
-) -> None:
-    """Push on the process's import engine; journal the outcomes here, as they come.
-
-    The requests of every tenant share the engine's one loop; the journal
-    connection belongs to this thread, so the outcomes come back through a
-    queue and are recorded here while the requests fly.
-
-    Raises:
-        SinkUnavailableError: the sink stopped (the API, the token, a stop).
-    """
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    first = [True]
-
-    def arrived(outcome: Outcome) -> None:  # on the engine's loop, as each answer comes
-        if first[0]:
-            first[0] = False
-            faults.checkpoint("answered")  # an answer is in, not yet journaled
-        outcomes.put(outcome)
-
-    pushed = engine.submit(sink.push(payloads, arrived))
-    while True:
-        try:
-            on_outcome(outcomes.get(timeout=_LOOK_EVERY))
-        except queue.Empty:
-            if pushed.done():
-                break
-    while not outcomes.empty():  # every outcome is put before the push is done
-        on_outcome(outcomes.get_nowait())
-    try:
-        pushed.result()
-    except concurrent.futures.CancelledError as exc:  # the engine closed under it
-        raise SinkUnavailableError("unavailable", "the service is stopping") from exc

@@ -67,9 +67,9 @@ class Runtime:
         """Whether the journal is a database several instances share."""
         return self.state.database is not None
 
-    def journal(self) -> Journal:
-        """A journal connection for the calling thread (a connection belongs to one)."""
-        return Journal(self.state.journal)
+    def journal(self, *, any_thread: bool = False) -> Journal:
+        """A journal connection for the calling thread, or for a run taken in turns."""
+        return Journal(self.state.journal, any_thread=any_thread)
 
     def context(
         self,

@@ -21,6 +21,7 @@ from watcher.shell.intake.lane import TenantIntake
 from watcher.shell.mail import checkmail
 from watcher.shell.pipeline.batches import run_tenant
 from watcher.shell.pipeline.checking import check_files
+from watcher.shell.pipeline.turns import here
 
 if TYPE_CHECKING:
     import queue
@@ -211,7 +212,7 @@ class TenantLanes:
         if (names or checks) and in_force is None:
             self.log.error("batch.no_schema", tenant=self.name, files=len(names) + len(checks))
         check_files(ctx, self.config, checks, in_force)  # and the answers' mail, when due
-        return all(r.complete for r in run_tenant(ctx, self.config, names, in_force))
+        return all(r.complete for r in here(run_tenant(ctx, self.config, names, in_force)))
 
     def deadlines(self) -> list[float | None]:
         """When a lane's next file may be due, or its window closes."""

@@ -1,19 +1,22 @@
-"""The service's worker threads: one per tenant running its batches, one delivering mail.
+"""The service's workers: each tenant's batches taken in turns, checks, notices and mail.
 
 A tenant whose run could not finish (rows pending: the API is down, or its
 token refused) is tried again at rescans, each time after twice the delay,
 up to an hour, so an API that stays down is not hammered.
 
-Each tenant's batches run in a thread of their own, one batch at a time, so
-one tenant's slow API or huge file never delays another. A worker opens its
-own journal connection (a connection belongs to one thread), runs
-:func:`watcher.shell.pipeline.batches.run_tenant`, delivers the mail its batch wrote,
-and puts a :class:`Done` on the service's queue. An unexpected error in a
-batch is logged and ends only that run: the service goes on.
+Each tenant's batches are one run at a time, taken in turns on the import
+engine (:mod:`watcher.shell.pipeline.turns`): steps on its few shared
+threads, pushes as tasks of its loop, so one tenant's slow API holds no
+thread and its huge file only its own turns. A run opens its own journal
+connection, runs :func:`watcher.shell.pipeline.batches.run_tenant`, delivers
+the mail its batch wrote, and puts a :class:`Done` on the service's queue.
+An unexpected error in a batch is logged and ends only that run: the
+service goes on. Checks and notices, short and rare, take threads of their own.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import threading
 from typing import TYPE_CHECKING
@@ -23,6 +26,7 @@ from watcher.shell.mail import mailer
 from watcher.shell.pipeline.batches import run_tenant
 from watcher.shell.pipeline.checking import check_files
 from watcher.shell.pipeline.reports import write_strays_notice
+from watcher.shell.pipeline.turns import on_the_loop
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from watcher.config import TenantConfig
     from watcher.core.refusals import Refused
     from watcher.shell.journal import Journal
+    from watcher.shell.pipeline.turns import Turns
     from watcher.shell.running.runtime import Runtime
     from watcher.shell.running.schemas import InForce
 
@@ -58,7 +63,8 @@ class Workers:
         self.inbox = inbox
         self.log = runtime.log
         self.stop = runtime.stop or threading.Event()
-        self._tenants: dict[str, threading.Thread] = {}
+        # Each tenant's batches: a run taken in turns on the engine (its loop, its pool).
+        self._tenants: dict[str, concurrent.futures.Future[bool]] = {}
         self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
         self._notices: list[threading.Thread] = []
@@ -70,8 +76,8 @@ class Workers:
 
     def busy(self, tenant: str) -> bool:
         """Whether a batch of ``tenant`` is running."""
-        worker = self._tenants.get(tenant)
-        return worker is not None and worker.is_alive()
+        run = self._tenants.get(tenant)
+        return run is not None and not run.done()
 
     def finished(self, done: Done, now: float) -> None:
         """A worker ended: when its tenant's unfinished batches may be tried again."""
@@ -104,13 +110,11 @@ class Workers:
         ``waited`` says how long ago each name was first heard of.
         """
 
-        def body() -> None:
-            journal = self.runtime.journal()
-            complete = False
+        def run() -> Turns[bool]:
+            journal = self.runtime.journal(any_thread=True)
             try:
                 ctx = self.runtime.context(journal)
-                results = run_tenant(ctx, tenant, names, schema, refusals, waited=waited)
-                complete = all(r.complete for r in results)
+                results = yield from run_tenant(ctx, tenant, names, schema, refusals, waited=waited)
                 mailer.deliver(
                     self.config,
                     journal,
@@ -119,6 +123,7 @@ class Workers:
                     self._mail_of(tenant),
                     stop=self.stop,
                 )
+                return all(r.complete for r in results)
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
                 self.log.error(
                     "batch.failed",
@@ -126,13 +131,19 @@ class Workers:
                     error=type(exc).__name__,
                     where=where(exc),
                 )
+                return False
             finally:
                 journal.close()
-                self.inbox.put(Done(tenant=tenant.name, complete=complete))
 
-        worker = threading.Thread(target=body, name=f"batch-{tenant.name}", daemon=True)
-        self._tenants[tenant.name] = worker
-        worker.start()
+        engine = self.runtime.engine
+        running = engine.submit(on_the_loop(run(), engine.pool))
+
+        def done(finished: concurrent.futures.Future[bool]) -> None:
+            complete = not finished.cancelled() and finished.exception() is None
+            self.inbox.put(Done(tenant=tenant.name, complete=complete and finished.result()))
+
+        self._tenants[tenant.name] = running
+        running.add_done_callback(done)
 
     def checking(self, tenant: str) -> bool:
         """Whether a check of ``tenant``'s check folder is running."""
@@ -221,7 +232,8 @@ class Workers:
 
     def join(self) -> None:
         """Wait for every worker (after the stop event is set, they end soon)."""
-        for worker in (*self._tenants.values(), *self._checks.values(), *self._notices):
+        concurrent.futures.wait(list(self._tenants.values()))
+        for worker in (*self._checks.values(), *self._notices):
             worker.join()
         if self._mail is not None:
             self._mail.join()

@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import os
 import ssl
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
@@ -39,13 +40,16 @@ if TYPE_CHECKING:
     from watcher.core.documents import Importing
     from watcher.shell.targets.gate import Gate
 
-__all__ = ["Answer", "Engine", "HttpTransport", "Transport", "own_transport"]
+__all__ = ["STEP_THREADS", "Answer", "Engine", "HttpTransport", "Transport", "own_transport"]
 
 _T = TypeVar("_T")
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 # Idle connections kept this long: under the common servers' own idle limits
 # (uvicorn and Node 5 s), so the pool, not the server, closes them.
 _KEEP_ALIVE = 4.0
+# Threads for every tenant's batch steps (claim, validate, journal, report): a
+# few per core, since steps wait on disks and databases as much as on the CPU.
+STEP_THREADS = min(32, 4 * (os.cpu_count() or 2))
 _CLOSE_WITHIN = 5.0
 
 
@@ -130,6 +134,17 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._sessions: dict[tuple[str, str, int | None], aiohttp.ClientSession] = {}
         self._gates: dict[str, Gate] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def pool(self) -> concurrent.futures.Executor:
+        """The few threads every tenant's batch steps take turns on (started when first used)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=STEP_THREADS, thread_name_prefix="steps"
+                )
+            return self._pool
 
     def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
         """Run ``coroutine`` on the loop with the caller's context (its log bindings)."""
@@ -194,8 +209,19 @@ class Engine:
         with self._lock:
             loop, thread, sessions = self._loop, self._thread, list(self._sessions.values())
             self._loop, self._thread, self._sessions = None, None, {}
-        if loop is None or thread is None:
-            return
+            pool, self._pool = self._pool, None
+        if loop is not None and thread is not None:
+            self._end(loop, thread, sessions)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _end(
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        sessions: list[aiohttp.ClientSession],
+    ) -> None:
+        """Close the pools, cancel what still runs, stop the loop and wait for its thread."""
 
         async def wind_down() -> None:
             for session in sessions:
