@@ -66,7 +66,7 @@ Turns = Generator[Pushing, None, _T]
 
 def here(turns: Generator[Pushing, None, _T]) -> _T:
     """Take every turn on this thread; wait for each push here."""
-    error: SinkUnavailableError | None = None
+    error: Exception | None = None
     while True:
         try:
             pushing = turns.send(None) if error is None else turns.throw(error)
@@ -75,7 +75,7 @@ def here(turns: Generator[Pushing, None, _T]) -> _T:
         error = _wait_here(pushing)
 
 
-def _wait_here(pushing: Pushing) -> SinkUnavailableError | None:
+def _wait_here(pushing: Pushing) -> Exception | None:
     """Push on the engine; record the outcomes on this thread as they come; what stopped it."""
     outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
     with pushing.engine.importing(pushing.tenant, pushing.sink.gate):
@@ -92,10 +92,10 @@ def _wait_here(pushing: Pushing) -> SinkUnavailableError | None:
             pushing.record(outcomes.get_nowait())
         try:
             pushed.result()
-        except SinkUnavailableError as exc:
-            return exc
         except concurrent.futures.CancelledError:  # the engine closed under it
             return SinkUnavailableError("unavailable", "the service is stopping")
+        except Exception as exc:  # noqa: BLE001 - thrown into the run, where it waited
+            return exc
     return None
 
 
@@ -105,7 +105,7 @@ class _Finished(Generic[_T]):
 
 
 def _advance(
-    turns: Generator[Pushing, None, _T], error: SinkUnavailableError | None
+    turns: Generator[Pushing, None, _T], error: Exception | None
 ) -> Pushing | _Finished[_T]:
     """One turn of steps, up to the next push or the end (a future cannot hold StopIteration)."""
     try:
@@ -118,13 +118,16 @@ async def on_the_loop(turns: Generator[Pushing, None, _T], pool: concurrent.futu
     """Take every turn of steps on ``pool``, every push on this loop; the run's result."""
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()  # the run's log bindings, from turn to turn
-    error: SinkUnavailableError | None = None
+    error: Exception | None = None
     try:
         while True:
             step = await loop.run_in_executor(pool, context.run, _advance, turns, error)
             if isinstance(step, _Finished):
                 return step.value
-            error = await _push(step, loop, pool, context)
+            try:
+                error = await _push(step, loop, pool, context)
+            except Exception as exc:  # noqa: BLE001 - recording failed: thrown into the run
+                error = exc
     except asyncio.CancelledError:
         # The engine is closing: the run's finally blocks record and close (unless
         # a turn is still running on the pool, which then ends the run itself).
@@ -138,7 +141,7 @@ async def _push(
     loop: asyncio.AbstractEventLoop,
     pool: concurrent.futures.Executor,
     context: contextvars.Context,
-) -> SinkUnavailableError | None:
+) -> Exception | None:
     """The push as a task of this loop; its outcomes recorded on ``pool`` while it runs."""
     arrived: list[Outcome] = []
 
@@ -154,16 +157,18 @@ async def _push(
             pushing.sink.push(pushing.payloads, _first_answer(arrived.append)),
             context=context.copy(),
         )
-        while not task.done():
-            await asyncio.wait({task}, timeout=_LOOK_EVERY)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=_LOOK_EVERY)
+                await record()
             await record()
-        await record()
+        except BaseException:
+            task.cancel()  # nobody would record its outcomes: it ends with the run
+            raise
     error = task.exception()
-    if error is None:
-        return None
-    if isinstance(error, SinkUnavailableError):
+    if error is None or isinstance(error, Exception):
         return error
-    raise error
+    raise error  # not a fault of the push (an interrupt): nothing to hand back
 
 
 def _first_answer(put: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
