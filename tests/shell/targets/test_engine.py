@@ -17,6 +17,7 @@ import structlog
 
 from tests.support import OPSCOM_SCHEMA, users_csv
 from tests.support.apiserver import ApiServer, Reply
+from tests.support.smtpserver import SmtpServer
 from watcher.config import ApiConfig, Secret
 from watcher.shell import logs
 from watcher.shell.targets.api import ApiSink
@@ -131,15 +132,20 @@ def _threads(pid: int) -> int:
     return sum(1 for task in tasks if (task / "comm").read_text().startswith("python"))
 
 
-def _tenant(name: str, root: Path, url: str) -> str:
+def _tenant(name: str, root: Path, url: str | None) -> str:
+    """A tenant's section, its drop folder made; with an API at ``url``, else the embedded store."""
     drop = root / name
     drop.mkdir()
+    section = (
+        f'[[tenant]]\nname = "{name}"\ndrop_dir = "{drop}"\nschema = "{OPSCOM_SCHEMA}"\n'
+        f'failed_import_email = "r@{name}.example"\nreply_to = "a@{name}.example"\n'
+    )
+    if url is None:
+        return section
     token = root / f"{name}.token"
     token.write_text("tok\n")
     token.chmod(0o600)
-    return (
-        f'[[tenant]]\nname = "{name}"\ndrop_dir = "{drop}"\nschema = "{OPSCOM_SCHEMA}"\n'
-        f'failed_import_email = "r@{name}.example"\nreply_to = "a@{name}.example"\n'
+    return section + (
         f'[tenant.api]\nurl = "{url}"\ntoken_file = "{token}"\nmax_concurrency = 4\n'
         "timeout = 2\nmax_attempts = 3\nmax_retry_time = 8\n"
     )
@@ -195,3 +201,48 @@ def test_fifty_tenants_import_at_once_and_a_refusing_and_a_hanging_api_hold_up_n
     # Fifty tenants importing at once are fifty tasks: the threads they add are
     # the steps' pool and the engine's loop, whatever the number of tenants.
     assert most - idle <= STEP_THREADS + 2, (idle, most)
+
+
+def test_mail_waiting_on_a_slow_relay_holds_up_no_other_tenants_batch(tmp_path: Path) -> None:
+    """Reports to a relay that stalls hold no step thread: a late upload still goes through.
+
+    More tenants than step threads each write a report; while every one of
+    those messages still waits on the relay, another tenant's batch runs.
+    """
+    names = [f"t{n:02d}" for n in range(STEP_THREADS + 2)]
+    smtp = SmtpServer()
+    smtp.recorder.delay = 60.0  # DATA answered after a minute
+    with contextlib.ExitStack() as stack:
+        smtp.controller.start()
+        stack.callback(smtp.controller.stop)  # the relay goes: the waiting mail is kept
+        config = tmp_path / "watcher.toml"
+        config.write_text(
+            f'[service]\nstate_dir = "{tmp_path / "state"}"\nbatch_window = "1s"\n'
+            "settle_time = 0.5\nrescan_interval = 2\n"
+            f'[email]\nhost = "127.0.0.1"\nport = {smtp.port}\ntimeout = 120\n'
+            + "".join(_tenant(n, tmp_path, None) for n in [*names, "late"])
+        )
+        service = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(3)
+            for name in names:  # every file has failing rows: a report each
+                (tmp_path / name / "users.csv").write_text(users_csv(6, bad_every=2))
+            deadline = time.monotonic() + 60
+            while any((tmp_path / n / "users.csv").exists() for n in names):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            (tmp_path / "late" / "users.csv").write_text(users_csv(3, start=500))
+            while (tmp_path / "late" / "users.csv").exists():
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            relayed = len(smtp.messages)
+        finally:
+            stack.close()
+            service.send_signal(signal.SIGTERM)
+            service.wait(60)
+    assert relayed == 0  # the late batch finished while every report still waited
+    assert sorted(p.name for p in (tmp_path / "late" / ".bak").iterdir() if "result" in p.name)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["Done", "Workers"]
 
 _LONGEST_RETRY_DELAY = 3600.0
+_MAIL_THREADS = 2
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +68,10 @@ class Workers:
         self._tenants: dict[str, concurrent.futures.Future[bool]] = {}
         self._checks: dict[str, threading.Thread] = {}
         self._mail: threading.Thread | None = None
+        # Each run's mail, after its batches: SMTP's waits never hold the steps' threads.
+        self._mailing = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_MAIL_THREADS, thread_name_prefix="mail"
+        )
         self._notices: list[threading.Thread] = []
         # Per tenant: how often each file in check/ failed to be answered (by name and identity).
         self._check_tries: dict[str, dict[tuple[str, int, int], int]] = {}
@@ -115,14 +120,6 @@ class Workers:
             try:
                 ctx = self.runtime.context(journal)
                 results = yield from run_tenant(ctx, tenant, names, schema, refusals, waited=waited)
-                mailer.deliver(
-                    self.config,
-                    journal,
-                    self.state,
-                    self.log,
-                    self._mail_of(tenant),
-                    stop=self.stop,
-                )
                 return all(r.complete for r in results)
             except Exception as exc:  # noqa: BLE001 - one batch failing must not stop the service
                 self.log.error(
@@ -137,13 +134,40 @@ class Workers:
 
         engine = self.runtime.engine
         running = engine.submit(on_the_loop(run(), engine.pool))
+        # Done once the batches ran and the mail they wrote went out.
+        whole: concurrent.futures.Future[bool] = concurrent.futures.Future()
 
-        def done(finished: concurrent.futures.Future[bool]) -> None:
-            complete = not finished.cancelled() and finished.exception() is None
-            self.inbox.put(Done(tenant=tenant.name, complete=complete and finished.result()))
+        def finish(*, complete: bool) -> None:
+            whole.set_result(complete)
+            self.inbox.put(Done(tenant=tenant.name, complete=complete))
 
-        self._tenants[tenant.name] = running
-        running.add_done_callback(done)
+        def ran(finished: concurrent.futures.Future[bool]) -> None:
+            if finished.cancelled() or finished.exception() is not None:
+                finish(complete=False)
+                return
+            complete = finished.result()
+            # Mail waits on the SMTP server: on threads of its own, not the steps' few.
+            try:
+                sent = self._mailing.submit(self._deliver, tenant)
+            except RuntimeError:  # stopping: the mail waits for the next start
+                finish(complete=complete)
+                return
+            sent.add_done_callback(lambda _: finish(complete=complete))
+
+        self._tenants[tenant.name] = whole
+        running.add_done_callback(ran)
+
+    def _deliver(self, tenant: TenantConfig) -> None:
+        """Send the mail a tenant's batches wrote (or, alone, all waiting mail)."""
+        journal = self.runtime.journal()
+        try:
+            mailer.deliver(
+                self.config, journal, self.state, self.log, self._mail_of(tenant), stop=self.stop
+            )
+        except Exception as exc:  # noqa: BLE001 - mail failing must not stop the service
+            self.log.error("mail.failed", error=type(exc).__name__, where=where(exc))
+        finally:
+            journal.close()
 
     def checking(self, tenant: str) -> bool:
         """Whether a check of ``tenant``'s check folder is running."""
@@ -233,6 +257,7 @@ class Workers:
     def join(self) -> None:
         """Wait for every worker (after the stop event is set, they end soon)."""
         concurrent.futures.wait(list(self._tenants.values()))
+        self._mailing.shutdown(wait=True)
         for worker in (*self._checks.values(), *self._notices):
             worker.join()
         if self._mail is not None:
