@@ -7,8 +7,11 @@ imported exactly once, one failure report sent, and each file archived once.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from email import policy
 from email.parser import BytesParser
@@ -120,3 +123,30 @@ def test_a_file_that_kills_validation_twice_is_set_aside_and_the_batch_ends(
     later = site.process("b.csv")
     assert later.returncode == EXIT_OK, later.stderr
     assert len(site.users()) == 10
+
+
+@pytest.mark.parametrize("step", ["answered", "imported-some"])
+def test_the_service_killed_mid_import_resends_each_row_once_at_most(
+    tmp_path: Path, step: str
+) -> None:
+    """The running service (a run in turns, its push on the loop) killed mid-push, restarted."""
+    with ApiServer() as api:
+        site = Site(tmp_path, api_url=api.url, service='batch_window = "1s"\nsettle_time = 0.5')
+        site.drop_file("a.csv", FILE_A)
+        killed = subprocess.run(
+            [sys.executable, "-m", "watcher", "run", "--config", str(site.config)],
+            capture_output=True, text=True, check=False, timeout=120,
+            env={**os.environ, "WATCHER_KILL_AT": step},
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        again = subprocess.run(
+            [sys.executable, "-m", "watcher", "run", "--once", "--config", str(site.config)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert again.returncode == EXIT_OK, again.stderr
+    ids = api.ids()
+    expected = sorted(i for i in VALID if int(i[2:]) < 1300)
+    assert sorted(set(ids)) == expected
+    assert max(Counter(ids).values()) <= 2  # each row once more at most
+    assert len(ids) - len(expected) < 500  # what was answered and not yet recorded
+    assert not (site.drop / "a.csv").exists()
