@@ -29,6 +29,7 @@ FULL = f"""
 state_dir = "state"
 batch_window = "1m"
 max_file_size = "20MB"
+gnupg_home = "gnupg"
 
 [email]
 host = "127.0.0.1"
@@ -44,6 +45,7 @@ drop_dir = "drop/jcu"
 schema = "{OPSCOM_SCHEMA}"
 failed_import_email = "registrar@jcu.example"
 reply_to = "Import Admin <admin@jcu.example>"
+require_encryption = true
 
 [tenant.api]
 url = "https://controller.example/api/OC_TOMA/v1/profiles/push"
@@ -92,6 +94,8 @@ def test_a_full_configuration_loads_with_paths_resolved(tmp_path: Path) -> None:
         rate_limit=50.0,
     )
     assert config.tenant("uofx").api is None
+    assert config.service.gnupg_home == tmp_path / "gnupg"
+    assert (jcu.require_encryption, config.tenant("uofx").require_encryption) == (True, False)
     assert StateDir(config.service.state_dir).outbox == tmp_path / "state" / "outbox"
 
 
@@ -162,6 +166,13 @@ def test_sizes(text: object, size: int) -> None:
         (
             '[service]\nstate_dir = "s"\nmax_file_size = "big"\n',
             "service.max_file_size: must be a size such as '100MB' (got 'big')",
+        ),
+        (
+            (
+                '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "s"\n'
+                'failed_import_email = "a@b.c"\nreply_to = "a@b.c"\nrequire_encryption = "yes"\n'
+            ),
+            "tenant[0] \"a\".require_encryption: must be true or false (got 'yes')",
         ),
         (
             '[service]\nstate_dir = "s"\nobserver = "inotify"\n',

@@ -49,7 +49,7 @@ _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
     | {"ftps_user"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
-    | {"notify", "notify_to", "retention"}
+    | {"notify", "notify_to", "retention", "require_encryption"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
@@ -161,7 +161,12 @@ def _service(v: Values, table: dict[str, object]) -> ServiceConfig | None:
             v.problem("service.max_rows", f"must be a whole number of rows (got {rows!r})")
             rows = None
         values["max_rows"] = rows
-    _optional(values, "service", table, {"http_listen": v.listen, "ftps_log": v.path})
+    _optional(
+        values,
+        "service",
+        table,
+        {"http_listen": v.listen, "ftps_log": v.path, "gnupg_home": v.path},
+    )
     _database(v, table, values)
     if "observer" in table:
         observer = table["observer"]
@@ -285,6 +290,7 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
             "notify": lambda at, x: v.choice(at, x, ("failures", "always")),
             "notify_to": v.addresses,
             "retention": v.duration,
+            "require_encryption": v.flag,
         },
     )
     if "api" in table:

@@ -148,6 +148,8 @@ class TenantConfig:
     # Archives, checks, sent messages and per-row detail older than this are
     # deleted; None keeps them.
     retention: float | None = None
+    # Plain uploads refused: only files encrypted to the service's key (OpenPGP).
+    require_encryption: bool = False
 
     @property
     def recipients(self) -> str:
@@ -185,6 +187,8 @@ class ServiceConfig:
     http_listen: str | None = None
     # vsftpd's transfer log (vsftpd_log_file), read for FTPS tenants' uploads.
     ftps_log: Path | None = None
+    # The service's own GnuPG home (its key pair): encrypted uploads are decrypted with it.
+    gnupg_home: Path | None = None
     # PostgreSQL shared by several instances (a libpq URL without password);
     # None keeps the journal in the state folder's SQLite file.
     database: str | None = None

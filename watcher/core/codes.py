@@ -34,6 +34,7 @@ class Code(enum.StrEnum):
     FILE_INTERRUPTED = "file_interrupted"
     FILE_UNPROCESSABLE = "file_unprocessable"
     FILE_DISCARDED = "file_discarded"
+    FILE_ENCRYPTION = "file_encryption"
     CSV_MALFORMED = "csv_malformed"
     HEADER_MISSING_ROW = "header_missing_row"
     HEADER_UNKNOWN = "header_unknown"
@@ -79,6 +80,7 @@ _FILE_CODES = frozenset(
         Code.FILE_INTERRUPTED,
         Code.FILE_UNPROCESSABLE,
         Code.FILE_DISCARDED,
+        Code.FILE_ENCRYPTION,
         Code.CSV_MALFORMED,
         Code.HEADER_MISSING_ROW,
         Code.HEADER_UNKNOWN,

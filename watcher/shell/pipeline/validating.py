@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from watcher.core.codes import Code
-from watcher.core.reading import read_table
+from watcher.core.reading import Unreadable, read_table
 from watcher.core.states import STEP_ATTEMPTS, FileState
 from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
 from watcher.shell import faults
+from watcher.shell.pipeline.decrypting import readable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -59,11 +60,16 @@ def validate_claimed(
 
 
 def validate_file(ctx: BatchContext, record: FileRecord, schema: Schema) -> ValidationReport:
-    """Validate a claimed file's spool copy with the schema it was claimed under."""
-    table = read_table(
-        ctx.state.spool(record.tenant, record.id), max_rows=ctx.config.service.max_rows
-    )
-    return validate(table, schema)
+    """Validate a claimed file's spool copy (decrypted, if it is encrypted) with its schema."""
+    spool = ctx.state.spool(record.tenant, record.id)
+    tenant = ctx.config.tenant(record.tenant)
+    with readable(ctx.config, tenant, spool, record.name) as source:
+        table = (
+            source
+            if isinstance(source, Unreadable)
+            else read_table(source, max_rows=ctx.config.service.max_rows)
+        )
+        return validate(table, schema)
 
 
 def _validate_once_more(

@@ -1,0 +1,143 @@
+"""Encrypted uploads: an OpenPGP file decrypted with the service's key, into the spool only.
+
+A file named ``*.pgp``, ``*.gpg`` or ``*.asc``, or whose first bytes are an
+OpenPGP message (armoured, or a binary packet that opens an encrypted
+message), is decrypted by GnuPG (``gpg``) with the service's own keyring,
+``[service] gnupg_home``, into a file beside its spool copy that lives as
+long as the reading: plaintext is never written to the drop folder or
+``.bak/``, which keeps the encrypted original. The decrypted stream is bound
+by the service's ``max_file_size`` (GnuPG's ``--max-output``): a small file
+that inflates to gigabytes is a file error, not a full disk. A tenant with
+``require_encryption = true`` has its plain uploads refused.
+
+A file that cannot be decrypted is answered with a reason the customer can
+act on (``file_encryption``): encrypted to another key, damaged or cut off,
+too large once decrypted, or sent to a service with no key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from typing import TYPE_CHECKING
+
+from watcher.core.codes import Code
+from watcher.core.reading import Unreadable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from watcher.config import Config, TenantConfig
+
+__all__ = ["SUFFIXES", "encrypted", "readable"]
+
+SUFFIXES = (".pgp", ".gpg", ".asc")
+_ARMOUR = b"-----BEGIN PGP MESSAGE-----"
+# Packet tags that open an encrypted message: a session key for a public key
+# (1) or for a passphrase (3).
+_OPENING_TAGS = frozenset({1, 3})
+_DECRYPT_WITHIN = 600.0  # seconds: a 100 MB file takes a few
+
+
+def encrypted(name: str, head: bytes) -> bool:
+    """Whether a file is an OpenPGP message: by its name, or by its first bytes."""
+    if name.lower().endswith(SUFFIXES):
+        return True
+    if head.lstrip().startswith(_ARMOUR):
+        return True
+    if not head or not head[0] & 0x80:
+        return False
+    first = head[0]
+    tag = first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
+    return tag in _OPENING_TAGS
+
+
+@contextlib.contextmanager
+def readable(
+    config: Config, tenant: TenantConfig, spool: Path, name: str
+) -> Iterator[Path | Unreadable]:
+    """The spool copy to read: itself, its decryption (removed after), or why neither.
+
+    ``name`` is the upload's name in the drop folder.
+    """
+    with spool.open("rb") as handle:
+        head = handle.read(64)
+    if not encrypted(name, head):
+        if tenant.require_encryption:
+            yield Unreadable(
+                code=Code.FILE_ENCRYPTION,
+                message=(
+                    "This file is not encrypted, and files for this account must be: "
+                    "encrypt it to the import service's public key (gpg --encrypt "
+                    "--recipient ...) and upload the .pgp file."
+                ),
+            )
+        else:
+            yield spool
+        return
+    home = config.service.gnupg_home
+    if home is None:
+        yield Unreadable(
+            code=Code.FILE_ENCRYPTION,
+            message=(
+                "This file is encrypted, and this import service has no key to decrypt it: "
+                "upload it unencrypted, or ask your administrator for the service's key."
+            ),
+        )
+        return
+    plain = spool.with_name(spool.name + ".plain")
+    try:
+        yield _decrypt(home, spool, plain, limit=config.service.max_file_size)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def _decrypt(home: Path, source: Path, plain: Path, *, limit: int) -> Path | Unreadable:
+    """Decrypt ``source`` into ``plain`` with the keyring at ``home``; or why it could not."""
+    plain.unlink(missing_ok=True)
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        return _cannot("GnuPG (gpg) is not installed on the import host; tell your administrator")
+    try:
+        done = subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
+            [
+                gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home),
+                "--status-fd", "1", "--max-output", str(limit),
+                "--output", str(plain), "--decrypt", str(source),
+            ],
+            capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _cannot(f"the service could not run GnuPG ({type(exc).__name__})")
+    status = done.stdout.decode("utf-8", "replace")
+    if done.returncode == 0 and "DECRYPTION_OKAY" in status and plain.is_file():
+        return plain
+    return _cannot(_why(status, done.stderr.decode("utf-8", "replace"), limit))
+
+
+def _why(status: str, errors: str, limit: int) -> str:
+    """What GnuPG's status lines and messages say went wrong, for the customer."""
+    said = errors.lower()
+    if "NO_SECKEY" in status or "no secret key" in said:
+        return (
+            "it is encrypted to a key this service does not hold. Encrypt it to the import "
+            "service's public key (ask your administrator for it) and upload it again"
+        )
+    if "max-output" in said:
+        return (
+            f"once decrypted it is larger than the limit of {limit / 1024**2:,.0f} MiB; split "
+            "it into smaller files, encrypt each and upload them one by one"
+        )
+    # Anything else (no data, a bad checksum, a packet cut short) is a damaged file.
+    return (
+        "it is damaged or incomplete (an upload cut off, or changed on the way). "
+        "Encrypt the file again and upload it again"
+    )
+
+
+def _cannot(reason: str) -> Unreadable:
+    return Unreadable(
+        code=Code.FILE_ENCRYPTION, message=f"This file could not be decrypted: {reason}."
+    )
