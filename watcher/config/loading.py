@@ -49,7 +49,7 @@ _TENANT_KEYS = frozenset(
     {"name", "drop_dir", "schema", "failed_import_email", "reply_to", "api", "sftp_log_socket"}
     | {"ftps_user"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
-    | {"notify", "notify_to", "retention", "require_encryption"}
+    | {"notify", "notify_to", "retention", "require_encryption", "signed_by"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
@@ -291,6 +291,7 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
             "notify_to": v.addresses,
             "retention": v.duration,
             "require_encryption": v.flag,
+            "signed_by": v.path,
         },
     )
     if "api" in table:

@@ -150,6 +150,8 @@ class TenantConfig:
     retention: float | None = None
     # Plain uploads refused: only files encrypted to the service's key (OpenPGP).
     require_encryption: bool = False
+    # The customer's public key: encrypted files must carry its good signature.
+    signed_by: Path | None = None
 
     @property
     def recipients(self) -> str:

@@ -163,3 +163,67 @@ def test_the_check_lane_answers_an_encrypted_file(tmp_path: Path, keyring: Path)
     assert (answer["rows"]["total"], answer["rows"]["failed"]) == (4, 2), answer
     assert here.users() == {}
     assert not list((here.state / "spool").rglob("*.plain"))
+
+
+@pytest.fixture
+def customer(keyring: Path) -> Iterator[tuple[Path, Path]]:
+    """A customer's GnuPG home with a key pair, and its public key as the service is given it."""
+    home = Path(tempfile.mkdtemp(prefix="gpg"))
+    home.chmod(0o700)
+    gpg(home, "--passphrase", "", "--quick-gen-key", "Registrar <registrar@jcu.example>",
+        "default", "default", "never")  # fmt: skip
+    public = home / "registrar.asc"
+    public.write_bytes(gpg(home, "--armor", "--export", "registrar@jcu.example"))
+    service = home / "service.asc"
+    service.write_bytes(gpg(keyring, "--armor", "--export", SERVICE_KEY))
+    yield home, public
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("signed", None),
+        ("unsigned", "This file is not signed, and files for this account must be signed"),
+        ("signed by another key", "signed, but not with the key registered for this account"),
+        ("plain", "This file is not encrypted"),
+    ],
+)
+def test_a_tenant_with_a_signing_key_takes_only_files_it_signed(
+    tmp_path: Path, keyring: Path, customer: tuple[Path, Path], how: str, reason: str | None
+) -> None:
+    """signed_by: the customer's good signature imports; none, or another's, is refused."""
+    home, public = customer
+    data = users_csv(3).encode()
+    to_service = ["--trust-model", "always", "--recipient-file", str(home / "service.asc")]
+    if how == "signed":
+        upload = gpg(home, *to_service, "--sign", "--encrypt", data=data)
+    elif how == "unsigned":
+        upload = gpg(home, *to_service, "--encrypt", data=data)
+    elif how == "signed by another key":  # the service's own key signs: not the customer's
+        upload = gpg(keyring, "--trust-model", "always", "--recipient", SERVICE_KEY, "--sign",
+                     "--encrypt", data=data)  # fmt: skip
+    else:
+        upload = data
+    here = site(tmp_path, keyring, tenant=f'signed_by = "{public}"')
+    name = "users.csv" if how == "plain" else "users.csv.pgp"
+    here.drop_file(name, upload)
+    assert here.process(name).returncode == EXIT_OK
+    if reason is None:
+        assert len(here.users()) == 3
+        return
+    assert here.users() == {}
+    found = file_error(here, name)
+    assert (found["code"], reason in found["message"]) == ("file_encryption", True), found
+
+
+def test_a_signing_key_the_host_cannot_read_is_said_and_nothing_imported(
+    tmp_path: Path, keyring: Path
+) -> None:
+    """signed_by naming a missing file: the customer is told it is the administrator's to fix."""
+    here = site(tmp_path, keyring, tenant=f'signed_by = "{tmp_path / "missing.asc"}"')
+    here.drop_file("users.csv.pgp", encrypt(keyring, users_csv(2).encode()))
+    assert here.process("users.csv.pgp").returncode == EXIT_OK
+    assert here.users() == {}
+    assert "tell your administrator" in file_error(here, "users.csv.pgp")["message"]

@@ -65,7 +65,7 @@ def readable(
     with spool.open("rb") as handle:
         head = handle.read(64)
     if not encrypted(name, head):
-        if tenant.require_encryption:
+        if tenant.require_encryption or tenant.signed_by is not None:
             yield Unreadable(
                 code=Code.FILE_ENCRYPTION,
                 message=(
@@ -88,33 +88,107 @@ def readable(
         )
         return
     plain = spool.with_name(spool.name + ".plain")
+    signers = spool.with_name(spool.name + ".signers")
     try:
-        yield _decrypt(home, spool, plain, limit=config.service.max_file_size)
+        yield _decrypt(
+            home,
+            spool,
+            plain,
+            limit=config.service.max_file_size,
+            signer=None if tenant.signed_by is None else (tenant.signed_by, signers),
+        )
     finally:
         plain.unlink(missing_ok=True)
+        signers.unlink(missing_ok=True)
 
 
-def _decrypt(home: Path, source: Path, plain: Path, *, limit: int) -> Path | Unreadable:
-    """Decrypt ``source`` into ``plain`` with the keyring at ``home``; or why it could not."""
+def _decrypt(
+    home: Path, source: Path, plain: Path, *, limit: int, signer: tuple[Path, Path] | None
+) -> Path | Unreadable:
+    """Decrypt ``source`` into ``plain`` with the keyring at ``home``; or why it could not.
+
+    With ``signer`` (the customer's key file, and where its keyring may be
+    written), the file must carry a good signature by that key.
+    """
     plain.unlink(missing_ok=True)
     gpg = shutil.which("gpg")
     if gpg is None:
         return _cannot("GnuPG (gpg) is not installed on the import host; tell your administrator")
+    verify: list[str] = []
+    fingerprints: set[str] = set()
+    if signer is not None:
+        fingerprints = _keyring(gpg, home, *signer)
+        if not fingerprints:
+            return _cannot(
+                "the key files for this account must be signed with cannot be read on the "
+                "import host; tell your administrator"
+            )
+        verify = ["--keyring", str(signer[1]), "--trust-model", "always"]
+    done = _gpg(
+        gpg, home, *verify, "--max-output", str(limit), "--output", str(plain),
+        "--decrypt", str(source),
+    )  # fmt: skip
+    if done is None:
+        return _cannot("the service could not run GnuPG")
+    status = done.stdout.decode("utf-8", "replace")
+    if not (done.returncode == 0 and "DECRYPTION_OKAY" in status and plain.is_file()):
+        return _cannot(_why(status, done.stderr.decode("utf-8", "replace"), limit))
+    if signer is not None and (refused := _unsigned(status, fingerprints)) is not None:
+        return Unreadable(code=Code.FILE_ENCRYPTION, message=refused)
+    return plain
+
+
+def _gpg(gpg: str, home: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
+    """Run gpg on the service's keyring, its status lines on stdout; None if it did not run."""
     try:
-        done = subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
-            [
-                gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home),
-                "--status-fd", "1", "--max-output", str(limit),
-                "--output", str(plain), "--decrypt", str(source),
-            ],
+        return subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
+            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home), "--status-fd", "1",
+             *args],
             capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
         )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return _cannot(f"the service could not run GnuPG ({type(exc).__name__})")
-    status = done.stdout.decode("utf-8", "replace")
-    if done.returncode == 0 and "DECRYPTION_OKAY" in status and plain.is_file():
-        return plain
-    return _cannot(_why(status, done.stderr.decode("utf-8", "replace"), limit))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _keyring(gpg: str, home: Path, key_file: Path, keyring: Path) -> set[str]:
+    """The customer's key file as a keyring gpg can search; its keys' fingerprints."""
+    try:
+        key = key_file.read_bytes()
+    except OSError:
+        return set()
+    if key.lstrip().startswith(b"-----BEGIN PGP"):
+        dearmored = _gpg(gpg, home, "--dearmor", "--output", str(keyring), str(key_file))
+        if dearmored is None or dearmored.returncode != 0:
+            return set()
+    else:
+        keyring.write_bytes(key)
+    shown = _gpg(gpg, home, "--with-colons", "--show-keys", str(key_file))
+    if shown is None or shown.returncode != 0:
+        return set()
+    lines = shown.stdout.decode("utf-8", "replace").splitlines()
+    return {line.split(":")[9] for line in lines if line.startswith("fpr:")}
+
+
+def _unsigned(status: str, fingerprints: set[str]) -> str | None:
+    """Why a decrypted file's signature is not the customer's; None when it is."""
+    valid = [line.split() for line in status.splitlines() if line.startswith("[GNUPG:] VALIDSIG")]
+    if any(fields[-1] in fingerprints or fields[2] in fingerprints for fields in valid):
+        return None
+    if "BADSIG" in status:
+        return (
+            "This file's signature does not match its content: it was changed after it was "
+            "signed. Sign and encrypt the file again and upload it again."
+        )
+    if valid or "ERRSIG" in status:
+        return (
+            "This file is signed, but not with the key registered for this account: sign it "
+            "with that key (gpg --sign --encrypt --local-user ...) and upload it again."
+        )
+    return (
+        "This file is not signed, and files for this account must be signed with its "
+        "registered key: sign and encrypt it (gpg --sign --encrypt --recipient ...) and "
+        "upload it again."
+    )
 
 
 def _why(status: str, errors: str, limit: int) -> str:
