@@ -175,6 +175,14 @@ def test_sizes(text: object, size: int) -> None:
             "tenant[0] \"a\".require_encryption: must be true or false (got 'yes')",
         ),
         (
+            (
+                '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\n'
+                'schema = "s"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n'
+                "encrypt_reports = true\n"
+            ),
+            'tenant[0] "a".encrypt_reports: needs signed_by: the customer\'s key to encrypt to',
+        ),
+        (
             '[service]\nstate_dir = "s"\nobserver = "inotify"\n',
             "service.observer: must be 'native' or 'polling' (got 'inotify')",
         ),

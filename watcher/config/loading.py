@@ -50,6 +50,7 @@ _TENANT_KEYS = frozenset(
     | {"ftps_user"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
     | {"notify", "notify_to", "retention", "require_encryption", "signed_by"}
+    | {"encrypt_reports"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
@@ -292,8 +293,11 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
             "retention": v.duration,
             "require_encryption": v.flag,
             "signed_by": v.path,
+            "encrypt_reports": v.flag,
         },
     )
+    if values.get("encrypt_reports") and values.get("signed_by") is None:
+        v.problem(f"{where}.encrypt_reports", "needs signed_by: the customer's key to encrypt to")
     if "api" in table:
         api_table = v.table(f"{where}.api", table["api"])
         values["api"] = _api(v, f"{where}.api", api_table) if api_table is not None else None

@@ -152,6 +152,8 @@ class TenantConfig:
     require_encryption: bool = False
     # The customer's public key: encrypted files must carry its good signature.
     signed_by: Path | None = None
+    # The list of rows not imported attached encrypted to that same key.
+    encrypt_reports: bool = False
 
     @property
     def recipients(self) -> str:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTACHMENT_LIMIT",
     "CELL_LIMIT",
+    "ENCRYPTED",
     "FAILURES_BYTES",
     "FORMULA_START",
     "LISTED_ROWS",
@@ -59,6 +60,9 @@ __all__ = [
     "subject",
     "without_attachments",
 ]
+
+# The suffix of a list of rows not imported encrypted to the customer's key.
+ENCRYPTED = ".gpg"
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A message's whole size, and its attachments' (base64 makes 4 bytes of 3).
@@ -253,22 +257,7 @@ def body(
                         "one other reason" if len(others) == 1 else f"{len(others)} other reasons"
                     )
                     lines.append(f"    and {sum(r.count for r in others):,} more for {kinds}")
-            if f.listed is not None and f.failures_name is not None:
-                lines.append(
-                    f"  The list of rows not imported holds the first {f.listed:,} of "
-                    f"{c.failed:,}; fix those and upload the file again to see the rest."
-                )
-            if f.failures_name in attached:
-                lines.append(f"  The rows not imported are attached as {f.failures_name}.")
-            elif f.failures_name is not None:
-                kept = (
-                    f".bak/{shown(f.archive_name)}.failures.csv"
-                    if f.archive_name is not None
-                    else "the .bak folder, beside the file"
-                )
-                lines.append(
-                    f"  The list of rows not imported is too large to attach: it is in {kept}."
-                )
+            lines += _list_lines(f, attached)
         if f.identical_to is not None:
             earlier, received = f.identical_to
             stamp = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(received))
@@ -285,6 +274,31 @@ def body(
         f"This report was sent by the user import service; replies go to {parseaddr(reply_to)[1]}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _list_lines(f: FileSummary, attached: Sequence[str]) -> list[str]:
+    """Where a file's list of rows not imported is: attached (and how to open it), or kept."""
+    lines: list[str] = []
+    c = f.counts
+    if f.listed is not None and f.failures_name is not None:
+        lines.append(
+            f"  The list of rows not imported holds the first {f.listed:,} of "
+            f"{c.failed:,}; fix those and upload the file again to see the rest."
+        )
+    name = f.failures_name
+    if name is not None and name in attached:
+        lines.append(f"  The rows not imported are attached as {name}.")
+        if name.endswith(ENCRYPTED):
+            plain = name.removesuffix(ENCRYPTED)
+            lines.append(f"  It is encrypted to your key: gpg --decrypt {name} > {plain}")
+    elif name is not None:
+        kept = (
+            f".bak/{shown(f.archive_name)}.failures.csv"
+            if f.archive_name is not None
+            else "the .bak folder, beside the file"
+        )
+        lines.append(f"  The list of rows not imported is too large to attach: it is in {kept}.")
+    return lines
 
 
 def _how_to_fix(files: Sequence[FileSummary], attached: Sequence[str]) -> list[str]:
@@ -342,7 +356,12 @@ def report_message(
     )
     message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
     for name, data in attached.items():
-        message.add_attachment(data, maintype="text", subtype="csv", filename=name)
+        if name.endswith(ENCRYPTED):
+            message.add_attachment(
+                data, maintype="application", subtype="octet-stream", filename=name
+            )
+        else:
+            message.add_attachment(data, maintype="text", subtype="csv", filename=name)
     return message
 
 

@@ -42,7 +42,7 @@ from watcher.shell.files import replace_file
 from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.journal import Check, new_id
 from watcher.shell.mail import checkmail
-from watcher.shell.pipeline.decrypting import readable
+from watcher.shell.pipeline.openpgp import readable
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:

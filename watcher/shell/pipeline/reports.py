@@ -16,6 +16,7 @@ from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, strays_id, strays_message, summary_message
 from watcher.core.reading import Table, read_table
 from watcher.core.reporting import (
+    ENCRYPTED,
     FailureList,
     FileSummary,
     needs_report,
@@ -24,6 +25,7 @@ from watcher.core.reporting import (
 from watcher.core.states import Safeguard
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
+from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -70,10 +72,11 @@ def write_report(
                     error=type(exc).__name__,
                 )
             else:
-                failures_name = attachment_name(record.name)
                 spool = ctx.state.failures(record.tenant, record.id)
                 replace_file(spool.parent, spool.name, failure_list.data, mode=0o600)
-                attachments[failures_name] = failure_list.data
+                failures_name, data = _attachment(ctx, tenant, record, failure_list.data)
+                if failures_name is not None:
+                    attachments[failures_name] = data
                 rows_listed = failure_list.rows
         summaries.append(
             FileSummary(
@@ -118,6 +121,25 @@ def write_report(
     else:
         return
     queue_message(ctx, message, message_id=view.id, batch_id=view.id, tenant=tenant.name)
+
+
+def _attachment(
+    ctx: BatchContext, tenant: TenantConfig, record: FileRecord, data: bytes
+) -> tuple[str | None, bytes]:
+    """A file's list of rows not imported as attached: plain, or encrypted to the customer."""
+    upload = record.name
+    if upload.lower().endswith(SUFFIXES):  # users.csv.pgp: failed-users.csv, not .csv.csv
+        upload = upload[: upload.rindex(".")]
+    name = attachment_name(upload)
+    home = ctx.config.service.gnupg_home
+    if not tenant.encrypt_reports or tenant.signed_by is None:
+        return name, data
+    sealed = encrypt_to(home, tenant.signed_by, data) if home is not None else None
+    if sealed is None:
+        # Never in plain when the customer asked otherwise: the list stays in .bak.
+        ctx.log.error("report.not_encrypted", file=record.name, key=str(tenant.signed_by))
+        return None, b""
+    return f"{name}{ENCRYPTED}", sealed
 
 
 def write_hold_notice(

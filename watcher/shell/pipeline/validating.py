@@ -17,7 +17,7 @@ from watcher.core.reading import Unreadable, read_table
 from watcher.core.states import STEP_ATTEMPTS, FileState
 from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
 from watcher.shell import faults
-from watcher.shell.pipeline.decrypting import readable
+from watcher.shell.pipeline.openpgp import readable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support import Site, require, users_csv
+from tests.support.smtpserver import SmtpServer
 from watcher.cli import EXIT_OK
-from watcher.shell.pipeline.decrypting import encrypted
+from watcher.shell.pipeline.openpgp import encrypted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -227,3 +228,33 @@ def test_a_signing_key_the_host_cannot_read_is_said_and_nothing_imported(
     assert here.process("users.csv.pgp").returncode == EXIT_OK
     assert here.users() == {}
     assert "tell your administrator" in file_error(here, "users.csv.pgp")["message"]
+
+
+def test_a_report_is_encrypted_to_the_customers_key_when_asked(
+    tmp_path: Path, keyring: Path, customer: tuple[Path, Path]
+) -> None:
+    """encrypt_reports: the list of rows not imported goes out readable by the customer alone."""
+    home, public = customer
+    data = users_csv(6, bad_every=2).encode()
+    upload = gpg(home, "--trust-model", "always", "--recipient-file", str(home / "service.asc"),
+                 "--sign", "--encrypt", data=data)  # fmt: skip
+    with SmtpServer() as smtp:
+        here = Site(
+            tmp_path,
+            smtp_port=smtp.port,
+            service=f'gnupg_home = "{keyring}"',
+            tenant=f'signed_by = "{public}"\nencrypt_reports = true',
+        )
+        here.drop_file("users.csv.pgp", upload)
+        assert here.process("users.csv.pgp").returncode == EXIT_OK
+        (message,) = smtp.messages
+    (attachment,) = message.iter_attachments()
+    name = attachment.get_filename()
+    assert name == "failed-users.csv.gpg"
+    sealed = attachment.get_content()
+    assert b"not-an-email" not in sealed
+    opened = gpg(home, "--decrypt", data=sealed).decode()
+    assert opened.count("not-an-email") == 3
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"It is encrypted to your key: gpg --decrypt {name}" in text
+    assert "not-an-email" not in text

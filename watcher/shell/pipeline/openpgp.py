@@ -1,4 +1,4 @@
-"""Encrypted uploads: an OpenPGP file decrypted with the service's key, into the spool only.
+"""OpenPGP: encrypted uploads decrypted with the service's key, into the spool only.
 
 A file named ``*.pgp``, ``*.gpg`` or ``*.asc``, or whose first bytes are an
 OpenPGP message (armoured, or a binary packet that opens an encrypted
@@ -12,7 +12,10 @@ that inflates to gigabytes is a file error, not a full disk. A tenant with
 
 A file that cannot be decrypted is answered with a reason the customer can
 act on (``file_encryption``): encrypted to another key, damaged or cut off,
-too large once decrypted, or sent to a service with no key.
+too large once decrypted, or sent to a service with no key. With
+``signed_by`` it must also carry the customer's good signature; with
+``encrypt_reports`` the list of rows not imported is encrypted to that key
+before it is attached (:func:`encrypt_to`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config, TenantConfig
 
-__all__ = ["SUFFIXES", "encrypted", "readable"]
+__all__ = ["SUFFIXES", "encrypt_to", "encrypted", "readable"]
 
 SUFFIXES = (".pgp", ".gpg", ".asc")
 _ARMOUR = b"-----BEGIN PGP MESSAGE-----"
@@ -215,3 +218,19 @@ def _cannot(reason: str) -> Unreadable:
     return Unreadable(
         code=Code.FILE_ENCRYPTION, message=f"This file could not be decrypted: {reason}."
     )
+
+
+def encrypt_to(home: Path, key_file: Path, data: bytes) -> bytes | None:
+    """``data`` encrypted to the key in ``key_file`` (the customer's); None if it could not be."""
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
+            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home), "--trust-model",
+             "always", "--recipient-file", str(key_file), "--encrypt"],
+            input=data, capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 and done.stdout else None
