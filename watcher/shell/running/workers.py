@@ -40,10 +40,10 @@ if TYPE_CHECKING:
     from watcher.shell.running.runtime import Runtime
     from watcher.shell.running.schemas import InForce
 
-__all__ = ["Done", "Workers"]
+__all__ = ["MAIL_THREADS", "Done", "Workers"]
 
 _LONGEST_RETRY_DELAY = 3600.0
-_MAIL_THREADS = 2
+MAIL_THREADS = 2
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,7 +70,7 @@ class Workers:
         self._mail: threading.Thread | None = None
         # Each run's mail, after its batches: SMTP's waits never hold the steps' threads.
         self._mailing = concurrent.futures.ThreadPoolExecutor(
-            max_workers=_MAIL_THREADS, thread_name_prefix="mail"
+            max_workers=MAIL_THREADS, thread_name_prefix="mail"
         )
         self._notices: list[threading.Thread] = []
         # Per tenant: how often each file in check/ failed to be answered (by name and identity).
