@@ -24,6 +24,7 @@ from tests.support.apiserver import ApiServer, Reply
 from tests.support.smtpserver import SmtpServer
 from watcher.cli import EXIT_OK
 from watcher.shell.faults import STEPS
+from watcher.shell.pipeline.turns import MOST_UNRECORDED
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -148,5 +149,8 @@ def test_the_service_killed_mid_import_resends_each_row_once_at_most(
     expected = sorted(i for i in VALID if int(i[2:]) < 1300)
     assert sorted(set(ids)) == expected
     assert max(Counter(ids).values()) <= 2  # each row once more at most
-    assert len(ids) - len(expected) < 500  # what was answered and not yet recorded
+    # Sent again: what was answered and not yet recorded. The push waits while
+    # MOST_UNRECORDED answers wait for the journal; a chunk being recorded and
+    # the requests in flight (4 at most here) come on top.
+    assert len(ids) - len(expected) <= 2 * (MOST_UNRECORDED + 4) + 4
     assert not (site.drop / "a.csv").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,7 +15,7 @@ from tests.support.fakeapi import FakeApi, reply
 from watcher.config import ApiConfig, Secret
 from watcher.errors import SinkUnavailableError
 from watcher.shell import logs
-from watcher.shell.pipeline.turns import Pushing, here, on_the_loop
+from watcher.shell.pipeline.turns import MOST_UNRECORDED, Pushing, here, on_the_loop
 from watcher.shell.targets.api import ApiSink
 from watcher.shell.targets.engine import Answer, Engine
 
@@ -146,3 +147,24 @@ def test_a_closed_engine_ends_a_waiting_run_through_its_own_finally(engine: Engi
     with pytest.raises(concurrent.futures.CancelledError):
         running.result(10)
     assert len(seen["steps"]) == 2  # the finally ran
+
+
+def test_a_push_waits_while_its_answers_wait_for_the_journal(engine: Engine) -> None:
+    """Answers faster than they are recorded: the push is held back, the gap stays bounded."""
+    api = FakeApi(lambda _: reply(200))
+    quick = sink(lambda _: reply(200))
+    quick.transport = api
+    recorded: list[int] = []
+    widest = [0]
+
+    def record(outcome: Outcome) -> None:
+        time.sleep(0.0003)  # a journal slower than the API
+        recorded.append(outcome.row)
+        widest[0] = max(widest[0], len(api.seen) - len(recorded))
+
+    def slow_run() -> Turns[None]:
+        yield Pushing(engine=engine, tenant="jcu", sink=quick, payloads=rows(3000), record=record)
+
+    engine.submit(on_the_loop(slow_run(), engine.pool)).result(60)
+    assert len(recorded) == 3000
+    assert widest[0] <= MOST_UNRECORDED + 2 * 4  # the push's 4 workers, each a row ahead

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
     from watcher.shell.targets.engine import Engine
     from watcher.shell.targets.sinks import Outcome
 
-__all__ = ["Pushing", "Turns", "here", "on_the_loop"]
+__all__ = ["MOST_UNRECORDED", "Pushing", "Turns", "here", "on_the_loop"]
 
 _T = TypeVar("_T")
 _LOOK_EVERY = 0.1  # seconds between looks at a push's outcomes, to record them
+MOST_UNRECORDED = 500  # answers waiting to be recorded before a push waits for the journal
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,17 +145,26 @@ async def _push(
 ) -> Exception | None:
     """The push as a task of this loop; its outcomes recorded on ``pool`` while it runs."""
     arrived: list[Outcome] = []
+    recorded = asyncio.Event()
 
     async def record() -> None:
         while arrived:
             chunk = arrived[:]
             arrived.clear()
             await loop.run_in_executor(pool, context.run, _record_all, pushing.record, chunk)
+            recorded.set()
+
+    async def room() -> None:
+        # Answers come faster than the journal takes them (a loaded host): the
+        # push waits, so a crash never has more than this to send again.
+        while len(arrived) >= MOST_UNRECORDED:
+            recorded.clear()
+            await recorded.wait()
 
     with pushing.engine.importing(pushing.tenant, pushing.sink.gate):
         # A copy: the task runs while turns of recording use the run's own context.
         task = loop.create_task(
-            pushing.sink.push(pushing.payloads, _first_answer(arrived.append)),
+            pushing.sink.push(pushing.payloads, _first_answer(arrived.append), room=room),
             context=context.copy(),
         )
         try:

@@ -124,8 +124,14 @@ class ApiSink:
         self,
         rows: Iterable[Mapping[str, str | int | None]],
         report: Callable[[Outcome], None],
+        *,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Send every row, as many at a time as the API takes; see the module docstring."""
+        """Send every row, as many at a time as the API takes; see the module docstring.
+
+        ``room``, when given, is awaited before each row is sent: whoever records
+        the outcomes holds the push back while it is behind.
+        """
         try:
             token = self.config.token.reveal()
         except SecretUnavailableError as exc:
@@ -135,10 +141,10 @@ class ApiSink:
         halted: list[SinkUnavailableError] = []
         try:
             if self.transport is not None:  # the engine's pool, or a test's stand-in
-                await self._workers(self.transport, token, source, report, halted)
+                await self._workers(self.transport, token, source, (report, room), halted)
             else:
                 async with own_transport() as transport:
-                    await self._workers(transport, token, source, report, halted)
+                    await self._workers(transport, token, source, (report, room), halted)
         finally:
             self.gate.finish()
         if halted:
@@ -158,13 +164,16 @@ class ApiSink:
         transport: Transport,
         token: str,
         source: Iterator[Mapping[str, str | int | None]],
-        report: Callable[[Outcome], None],
+        told: tuple[Callable[[Outcome], None], Callable[[], Awaitable[None]] | None],
         halted: list[SinkUnavailableError],
     ) -> None:
         """As many workers as the most requests in flight, each sending row after row."""
+        report, room = told
 
         async def worker() -> None:
             for row in source:
+                if room is not None:
+                    await room()
                 if halted or self._stopping():
                     return
                 try:
