@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,17 @@ class _WaitRetryAfter(tenacity.wait.wait_base):
         return wait
 
 
+async def _stoppable_sleep(stop: threading.Event | None, seconds: float) -> None:
+    """The default sleep: ``asyncio.sleep`` that returns early when the service stops."""
+    loop = asyncio.get_running_loop()  # the clock asyncio.sleep keeps
+    end = loop.time() + seconds
+    while stop is None or not stop.is_set():
+        left = end - loop.time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
+
+
 class ApiSink:
     """Pushes users to one tenant's User Import API endpoint."""
 
@@ -98,7 +110,7 @@ class ApiSink:
         self.config = config
         self.log = log
         self.transport = transport
-        self.sleep = sleep or self._stoppable_sleep
+        self.sleep = sleep or functools.partial(_stoppable_sleep, stop)
         self.clock = clock
         # A Retry-After may be an HTTP date: read against the wall clock.
         self._now = lambda: dt.datetime.fromtimestamp(wall_clock(), dt.UTC)
@@ -259,16 +271,6 @@ class ApiSink:
         await self.sleep(seconds)
         if self._stopping():
             raise _StoppingError
-
-    async def _stoppable_sleep(self, seconds: float) -> None:
-        """The default sleep: ``asyncio.sleep`` that returns early when the service stops."""
-        loop = asyncio.get_running_loop()  # the clock asyncio.sleep keeps
-        end = loop.time() + seconds
-        while not self._stopping():
-            left = end - loop.time()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
 
     def concurrency(self) -> tuple[int, int]:
         """The lowest and highest number of requests the limit let in flight at once."""
