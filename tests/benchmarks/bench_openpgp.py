@@ -59,7 +59,7 @@ def main() -> int:
         home.chmod(0o700)
         gpg(home, "--passphrase", "", "--quick-gen-key", KEY, "default", "default", "never")
         plain = work / "users.csv"
-        rows = int(args.mib * 1024**2 / 70)
+        rows = int(args.mib * 1024**2 / 55)  # about 55 bytes a row
         with plain.open("w") as users:
             users.write("unique_id,first_name,last_name,email,user_type_id\n")
             for i in range(rows):
@@ -71,7 +71,7 @@ def main() -> int:
             "--encrypt", str(plain))  # fmt: skip
         config = Config(
             source=work / "watcher.toml",
-            service=ServiceConfig(state_dir=work, gnupg_home=home),
+            service=ServiceConfig(state_dir=work, gnupg_home=home, max_file_size=1024**3),
             email=None,
             tenants=(),
         )
