@@ -352,6 +352,46 @@ token_file = "no-token"
     ]
 
 
+def test_preflight_finds_what_would_refuse_every_encrypted_upload(tmp_path: Path) -> None:
+    """A keyring that is not there, a tenant needing one without it, a customer key unread."""
+    (tmp_path / "drop").mkdir()
+    tenant = (
+        f'drop_dir = "drop"\nschema = "{OPSCOM_SCHEMA}"\nfailed_import_email = "a@b.c"\n'
+        'reply_to = "a@b.c"\n'
+    )
+    keyless = load_config(
+        write(
+            tmp_path,
+            f'[service]\nstate_dir = "state"\n[[tenant]]\nname = "a"\n{tenant}'
+            "require_encryption = true\n",
+        )
+    )
+    assert preflight(keyless) == [
+        (
+            'tenant "a": takes only encrypted files, and service.gnupg_home is not set: every '
+            "upload would be refused"
+        )
+    ]
+    missing = load_config(
+        write(
+            tmp_path,
+            f'[service]\nstate_dir = "state"\ngnupg_home = "no-gnupg"\n[[tenant]]\nname = "a"\n'
+            f'{tenant}signed_by = "no-key.asc"\n',
+        )
+    )
+    found = [p for p in preflight(missing) if "gpg is not installed" not in p]
+    assert found == [
+        (
+            f"service.gnupg_home: {tmp_path / 'no-gnupg'} is not a folder this account can read: "
+            "encrypted uploads could not be decrypted"
+        ),
+        (
+            f'tenant "a".signed_by: {tmp_path / "no-key.asc"} cannot be read by this account: '
+            "every upload would be refused"
+        ),
+    ]
+
+
 def test_tenants_can_live_in_included_files(tmp_path: Path) -> None:
     """Include gathers one file per tenant; their problems name the file."""
     (tmp_path / "tenants.d").mkdir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ def preflight(config: Config) -> list[str]:
             f"service.ftps_log: {log} cannot be read by this account: FTPS uploads could not "
             "be told from interrupted ones (make it root:<service group> 0640)"
         )
+    problems += _openpgp_problems(config)
     for tenant in config.tenants:
         where = f'tenant "{tenant.name}"'
         if not tenant.drop_dir.is_dir():
@@ -53,6 +55,36 @@ def preflight(config: Config) -> list[str]:
             problems.append(f"email: the password is unavailable: {exc}")
     if config.service.database is not None:
         problems += _database_problems(config.service.database, config.service.database_password)
+    return problems
+
+
+def _openpgp_problems(config: Config) -> list[str]:
+    """Encrypted uploads: the service's keyring, GnuPG itself, each customer's key file."""
+    problems = []
+    home = config.service.gnupg_home
+    if home is not None:
+        if not home.is_dir() or not os.access(home, os.R_OK | os.X_OK):
+            problems.append(
+                f"service.gnupg_home: {home} is not a folder this account can read: encrypted "
+                "uploads could not be decrypted"
+            )
+        if shutil.which("gpg") is None:
+            problems.append(
+                "service.gnupg_home: gpg is not installed: encrypted uploads could not be "
+                "decrypted (install Debian's gnupg)"
+            )
+    for tenant in config.tenants:
+        where = f'tenant "{tenant.name}"'
+        if (tenant.require_encryption or tenant.signed_by is not None) and home is None:
+            problems.append(
+                f"{where}: takes only encrypted files, and service.gnupg_home is not set: "
+                "every upload would be refused"
+            )
+        if tenant.signed_by is not None and not os.access(tenant.signed_by, os.R_OK):
+            problems.append(
+                f"{where}.signed_by: {tenant.signed_by} cannot be read by this account: every "
+                "upload would be refused"
+            )
     return problems
 
 
