@@ -54,11 +54,31 @@ def tenant(args: argparse.Namespace) -> int:
         print(f"  {step}")
     if made is not None:
         print(f"FTPS password for {args.name} (shown once, kept only as a hash): {made}")
+    if args.action == "add":
+        _print_encryption_key(layout.config)
     print(
         f"The running service applies it within {_rescan(layout.config):.0f} seconds (its next "
         "rescan), or at once after: systemctl reload user-import-watcher"
     )
     return EXIT_OK
+
+
+def _print_encryption_key(config: Path) -> None:
+    """The service's public key, for a customer who encrypts uploads (with a keyring)."""
+    from watcher.config import load_config  # noqa: PLC0415 - keeps start-up lean
+    from watcher.shell.pipeline.openpgp import public_key  # noqa: PLC0415
+
+    try:
+        home = load_config(config).service.gnupg_home
+    except WatcherError:
+        return
+    key = public_key(home) if home is not None else None
+    if key is not None:
+        print(
+            "For the customer, to encrypt uploads to (gpg --import this, then "
+            "gpg --encrypt --recipient <its address> users.csv):"
+        )
+        print(key, end="")
 
 
 def _rescan(config: Path) -> float:

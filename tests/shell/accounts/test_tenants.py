@@ -302,9 +302,21 @@ def _check_lane(
 def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) -> None:
     """Remove without --purge: nothing under the chroot keeps the old uid or access for others."""
     base = host["base"]
-    watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
-            "--failed-import-email", "registrar@uiw.example", "--reply-to", "admin@uiw.example",
-            *layout(host))  # fmt: skip
+    # The service keeps a key pair for encrypted uploads: adding a tenant prints its public half.
+    keyring = base / "gnupg"
+    keyring.mkdir(mode=0o700)
+    _run(require("gpg"), "--batch", "--quiet", "--homedir", str(keyring), "--passphrase", "",
+         "--quick-gen-key", "Import <import@uiw.example>", "default", "default", "never")  # fmt: skip
+    config = base / "etc" / "watcher.toml"
+    config.write_text(config.read_text() + f'gnupg_home = "{keyring}"\n')
+    try:
+        added = watcher(host, "tenant", "add", TENANT, "--key", str(base / "client.pub"),
+                        "--failed-import-email", "registrar@uiw.example",
+                        "--reply-to", "admin@uiw.example", *layout(host))  # fmt: skip
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "gpg-agent"], check=False)
+    assert "For the customer, to encrypt uploads to" in added.stdout
+    assert "-----BEGIN PGP PUBLIC KEY BLOCK-----" in added.stdout
     uid = pwd.getpwnam(TENANT).pw_uid
     chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
     (upload / ".bak").mkdir()

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config, TenantConfig
 
-__all__ = ["SUFFIXES", "encrypt_to", "encrypted", "readable"]
+__all__ = ["SUFFIXES", "encrypt_to", "encrypted", "public_key", "readable"]
 
 SUFFIXES = (".pgp", ".gpg", ".asc")
 _ARMOUR = b"-----BEGIN PGP MESSAGE-----"
@@ -234,3 +234,15 @@ def encrypt_to(home: Path, key_file: Path, data: bytes) -> bytes | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 and done.stdout else None
+
+
+def public_key(home: Path) -> str | None:
+    """The service's public key from its keyring, armoured, for customers; None if there is none."""
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        return None
+    done = _gpg(gpg, home, "--armor", "--export")
+    if done is None or done.returncode != 0:
+        return None
+    text = done.stdout.decode("ascii", "replace")
+    return text if "BEGIN PGP PUBLIC KEY BLOCK" in text else None
