@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -158,12 +159,13 @@ Match User {USER}
 class Watcher:
     """`watcher run` on the account's upload folder, its log lines collected."""
 
-    def __init__(self, sshd: Sshd, state: Path) -> None:
+    def __init__(self, sshd: Sshd, state: Path, service: str = "") -> None:
         self.state = state
         self.config = state.parent / "watcher.toml"
         self.config.write_text(f"""
 [service]
 state_dir = "{state}"
+{service}
 batch_window = "1s"
 settle_time = "1s"
 rescan_interval = "5s"
@@ -232,6 +234,37 @@ def watcher(sshd: Sshd, tmp_path: Path) -> Iterator[Watcher]:
         yield running
     finally:
         running.stop()
+        for entry in sshd.upload.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def test_an_encrypted_put_is_decrypted_in_the_spool_and_imported(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    """users.csv.pgp over sftp: imported; the folder and .bak hold only ciphertext."""
+    gpg = require("gpg")
+    keyring = Path(tempfile.mkdtemp(prefix="gpg"))
+    keyring.chmod(0o700)
+    base = [gpg, "--batch", "--quiet", "--homedir", str(keyring)]
+    subprocess.run([*base, "--passphrase", "", "--quick-gen-key", "Import <i@host.example>",
+                    "default", "default", "never"], check=True)  # fmt: skip
+    local = tmp_path / "users.csv.pgp"
+    subprocess.run([*base, "--trust-model", "always", "--recipient", "i@host.example",
+                    "--output", str(local), "--encrypt"], input=users_csv(4).encode(),
+                   check=True)  # fmt: skip
+    running = Watcher(sshd, tmp_path / "state", service=f'gnupg_home = "{keyring}"')
+    try:
+        sshd.run_sftp(f"put {local} upload/users.csv.pgp")
+        running.wait(lambda: running.completed("users.csv.pgp"))
+        assert running.users() == dict.fromkeys(ids(4, 0), 1)
+        kept = [p for p in (sshd.upload / ".bak").iterdir() if p.name.startswith("users.")]
+        assert local.read_bytes() in [p.read_bytes() for p in kept]
+        for path in sshd.upload.rglob("*"):
+            assert not path.is_file() or b"@jcu.example" not in path.read_bytes(), path
+    finally:
+        running.stop()
+        subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(keyring, ignore_errors=True)
         for entry in sshd.upload.iterdir():
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
