@@ -317,6 +317,7 @@ def test_a_removed_tenants_kept_folders_are_nobody_elses(host: dict[str, Path]) 
         subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "gpg-agent"], check=False)
     assert "For the customer, to encrypt uploads to" in added.stdout
     assert "-----BEGIN PGP PUBLIC KEY BLOCK-----" in added.stdout
+    assert "[GNUPG:]" not in added.stdout  # the key alone, no status lines
     uid = pwd.getpwnam(TENANT).pw_uid
     chroot, upload = base / "sftp" / TENANT, base / "sftp" / TENANT / "upload"
     (upload / ".bak").mkdir()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -258,3 +261,19 @@ def test_a_report_is_encrypted_to_the_customers_key_when_asked(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert f"It is encrypted to your key: gpg --decrypt {name}" in text
     assert "not-an-email" not in text
+
+
+def test_a_report_written_by_a_later_run_reads_the_encrypted_upload_again(
+    tmp_path: Path, keyring: Path
+) -> None:
+    """Killed after the import: the next run's list of rows not imported is decrypted anew."""
+    here = site(tmp_path, keyring)
+    here.drop_file("users.csv.pgp", encrypt(keyring, users_csv(6, bad_every=2).encode()))
+    killed = here.process("users.csv.pgp", env={"WATCHER_KILL_AT": "imported"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert here.process("users.csv.pgp").returncode == EXIT_OK
+    (report,) = here.outbox()
+    message = BytesParser(policy=policy.default).parsebytes(report.read_bytes())
+    (attachment,) = message.iter_attachments()
+    assert attachment.get_filename() == "failed-users.csv"
+    assert attachment.get_content().count("not-an-email") == 3

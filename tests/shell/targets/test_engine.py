@@ -133,6 +133,30 @@ def _threads(pid: int) -> int:
     return sum(1 for task in tasks if (task / "comm").read_text().startswith("python"))
 
 
+@contextlib.contextmanager
+def _running(root: Path, sections: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``watcher run`` on a quick-paced configuration with ``sections`` (its tenants, ...).
+
+    Given a few seconds to start watching; stopped by SIGTERM at the end.
+    """
+    config = root / "watcher.toml"
+    config.write_text(
+        f'[service]\nstate_dir = "{root / "state"}"\nbatch_window = "1s"\n'
+        "settle_time = 0.5\nrescan_interval = 2\n" + sections
+    )
+    service = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3)
+        yield service
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(60)
+
+
 def _tenant(name: str, root: Path, url: str | None) -> str:
     """A tenant's section, its drop folder made; with an API at ``url``, else the embedded store."""
     drop = root / name
@@ -170,33 +194,19 @@ def test_fifty_tenants_import_at_once_and_a_refusing_and_a_hanging_api_hold_up_n
             )
             for name in names
         }
-        config = tmp_path / "watcher.toml"
-        config.write_text(
-            f'[service]\nstate_dir = "{tmp_path / "state"}"\nbatch_window = "1s"\n'
-            "settle_time = 0.5\nrescan_interval = 2\n"
-            + "".join(_tenant(n, tmp_path, apis[n].url) for n in names)
-        )
-        service = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(3)
-            idle = _threads(service.pid)  # watching the folders: a few for each tenant
-            most = idle
-            for n, name in enumerate(names):
-                (tmp_path / name / "users.csv").write_text(users_csv(40, start=n * 100))
-            quick = [n for n in names if n not in ("t00", "t01")]
-            deadline = time.monotonic() + 90
-            while not all(len(apis[n].ids()) >= 40 for n in quick):
-                assert time.monotonic() < deadline, [n for n in quick if len(apis[n].ids()) < 40]
-                most = max(most, _threads(service.pid))
-                time.sleep(0.2)
-            still_pending = [n for n in ("t00", "t01") if (tmp_path / n / "users.csv").exists()]
-        finally:
-            service.send_signal(signal.SIGTERM)
-            service.wait(60)
+        tenants = "".join(_tenant(n, tmp_path, apis[n].url) for n in names)
+        service = stack.enter_context(_running(tmp_path, tenants))
+        idle = _threads(service.pid)  # watching the folders: a few for each tenant
+        most = idle
+        for n, name in enumerate(names):
+            (tmp_path / name / "users.csv").write_text(users_csv(40, start=n * 100))
+        quick = [n for n in names if n not in ("t00", "t01")]
+        deadline = time.monotonic() + 90
+        while not all(len(apis[n].ids()) >= 40 for n in quick):
+            assert time.monotonic() < deadline, [n for n in quick if len(apis[n].ids()) < 40]
+            most = max(most, _threads(service.pid))
+            time.sleep(0.2)
+        still_pending = [n for n in ("t00", "t01") if (tmp_path / n / "users.csv").exists()]
     assert all(len(set(apis[n].ids())) == 40 for n in quick)
     assert still_pending == ["t00", "t01"]  # their rows wait; nobody else's did
     # Fifty tenants importing at once are fifty tasks: the threads they add are
@@ -214,37 +224,22 @@ def test_mail_waiting_on_a_slow_relay_holds_up_no_other_tenants_batch(tmp_path: 
     names = [f"t{n:02d}" for n in range(STEP_THREADS + 2)]
     smtp = SmtpServer()
     smtp.recorder.delay = 60.0  # DATA answered after a minute
+    mail = f'[email]\nhost = "127.0.0.1"\nport = {smtp.port}\ntimeout = 120\n'
+    tenants = "".join(_tenant(n, tmp_path, None) for n in [*names, "late"])
     with contextlib.ExitStack() as stack:
         smtp.controller.start()
-        stack.callback(smtp.controller.stop)  # the relay goes: the waiting mail is kept
-        config = tmp_path / "watcher.toml"
-        config.write_text(
-            f'[service]\nstate_dir = "{tmp_path / "state"}"\nbatch_window = "1s"\n'
-            "settle_time = 0.5\nrescan_interval = 2\n"
-            f'[email]\nhost = "127.0.0.1"\nport = {smtp.port}\ntimeout = 120\n'
-            + "".join(_tenant(n, tmp_path, None) for n in [*names, "late"])
-        )
-        service = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(3)
-            for name in names:  # every file has failing rows: a report each
-                (tmp_path / name / "users.csv").write_text(users_csv(6, bad_every=2))
-            deadline = time.monotonic() + 60
-            while any((tmp_path / n / "users.csv").exists() for n in names):
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            (tmp_path / "late" / "users.csv").write_text(users_csv(3, start=500))
-            while (tmp_path / "late" / "users.csv").exists():
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            relayed = len(smtp.messages)
-        finally:
-            stack.close()
-            service.send_signal(signal.SIGTERM)
-            service.wait(60)
+        stack.enter_context(_running(tmp_path, mail + tenants))
+        stack.callback(smtp.controller.stop)  # first: the waiting mail fails and is kept
+        for name in names:  # every file has failing rows: a report each
+            (tmp_path / name / "users.csv").write_text(users_csv(6, bad_every=2))
+        deadline = time.monotonic() + 60
+        while any((tmp_path / n / "users.csv").exists() for n in names):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        (tmp_path / "late" / "users.csv").write_text(users_csv(3, start=500))
+        while (tmp_path / "late" / "users.csv").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        relayed = len(smtp.messages)
     assert relayed == 0  # the late batch finished while every report still waited
     assert sorted(p.name for p in (tmp_path / "late" / ".bak").iterdir() if "result" in p.name)

@@ -33,7 +33,6 @@ from watcher.core.codes import Code
 from watcher.core.failures import failure_list
 from watcher.core.names import answer_name, archive_name, attachment_name, shown
 from watcher.core.notices import CheckAnswer
-from watcher.core.reading import Unreadable, read_table
 from watcher.core.reporting import LISTED_ROWS, common_reasons
 from watcher.core.states import STEP_ATTEMPTS
 from watcher.core.validation import validate
@@ -42,7 +41,7 @@ from watcher.shell.files import replace_file
 from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.journal import Check, new_id
 from watcher.shell.mail import checkmail
-from watcher.shell.pipeline.openpgp import readable
+from watcher.shell.pipeline.openpgp import read_upload
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
@@ -165,13 +164,7 @@ def _answer(
 ) -> None:
     started = ctx.timer()
     name = claimed.name
-    with readable(ctx.config, tenant, spool, name) as source:
-        table = (
-            source
-            if isinstance(source, Unreadable)
-            else read_table(source, max_rows=ctx.config.service.max_rows)
-        )
-        report = validate(table, schema.schema)
+    report = validate(read_upload(ctx.config, tenant, spool, name), schema.schema)
     # The same file (inode, time, bytes) checked again after a crash: the same id.
     check_id = f"{claimed.sha256[:16]}{claimed.identity.ino:x}{claimed.identity.mtime_ns:x}"
     listed = report.failures.filter(

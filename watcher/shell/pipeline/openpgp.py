@@ -26,7 +26,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from watcher.core.codes import Code
-from watcher.core.reading import Unreadable
+from watcher.core.reading import Table, Unreadable, read_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config, TenantConfig
 
-__all__ = ["SUFFIXES", "encrypt_to", "encrypted", "public_key", "readable"]
+__all__ = ["SUFFIXES", "encrypt_to", "encrypted", "public_key", "read_upload", "readable"]
 
 SUFFIXES = (".pgp", ".gpg", ".asc")
 _ARMOUR = b"-----BEGIN PGP MESSAGE-----"
@@ -105,6 +105,17 @@ def readable(
         signers.unlink(missing_ok=True)
 
 
+def read_upload(config: Config, tenant: TenantConfig, spool: Path, name: str) -> Table | Unreadable:
+    """A claimed upload's spool copy read as a table, decrypted first if it is encrypted.
+
+    The plaintext is gone when this returns: the table is read whole.
+    """
+    with readable(config, tenant, spool, name) as source:
+        if isinstance(source, Unreadable):
+            return source
+        return read_table(source, max_rows=config.service.max_rows)
+
+
 def _decrypt(
     home: Path, source: Path, plain: Path, *, limit: int, signer: tuple[Path, Path] | None
 ) -> Path | Unreadable:
@@ -114,13 +125,12 @@ def _decrypt(
     written), the file must carry a good signature by that key.
     """
     plain.unlink(missing_ok=True)
-    gpg = shutil.which("gpg")
-    if gpg is None:
+    if shutil.which("gpg") is None:
         return _cannot("GnuPG (gpg) is not installed on the import host; tell your administrator")
     verify: list[str] = []
     fingerprints: set[str] = set()
     if signer is not None:
-        fingerprints = _keyring(gpg, home, *signer)
+        fingerprints = _keyring(home, *signer)
         if not fingerprints:
             return _cannot(
                 "the key files for this account must be signed with cannot be read on the "
@@ -128,8 +138,8 @@ def _decrypt(
             )
         verify = ["--keyring", str(signer[1]), "--trust-model", "always"]
     done = _gpg(
-        gpg, home, *verify, "--max-output", str(limit), "--output", str(plain),
-        "--decrypt", str(source),
+        home, *verify, "--max-output", str(limit), "--output", str(plain), "--decrypt",
+        str(source), status=True,
     )  # fmt: skip
     if done is None:
         return _cannot("the service could not run GnuPG")
@@ -141,31 +151,39 @@ def _decrypt(
     return plain
 
 
-def _gpg(gpg: str, home: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
-    """Run gpg on the service's keyring, its status lines on stdout; None if it did not run."""
+def _gpg(
+    home: Path, *args: str, status: bool = False, data: bytes | None = None
+) -> subprocess.CompletedProcess[bytes] | None:
+    """Run gpg on the service's keyring; None if it is not installed or did not run.
+
+    With ``status``, GnuPG's status lines come on stdout (so nothing else may).
+    """
+    gpg = shutil.which("gpg")
+    if gpg is None:
+        return None
+    lines = ["--status-fd", "1"] if status else []
     try:
         return subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
-            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home), "--status-fd", "1",
-             *args],
-            capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
+            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home), *lines, *args],
+            input=data, capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
 
 
-def _keyring(gpg: str, home: Path, key_file: Path, keyring: Path) -> set[str]:
+def _keyring(home: Path, key_file: Path, keyring: Path) -> set[str]:
     """The customer's key file as a keyring gpg can search; its keys' fingerprints."""
     try:
         key = key_file.read_bytes()
     except OSError:
         return set()
     if key.lstrip().startswith(b"-----BEGIN PGP"):
-        dearmored = _gpg(gpg, home, "--dearmor", "--output", str(keyring), str(key_file))
+        dearmored = _gpg(home, "--dearmor", "--output", str(keyring), str(key_file))
         if dearmored is None or dearmored.returncode != 0:
             return set()
     else:
         keyring.write_bytes(key)
-    shown = _gpg(gpg, home, "--with-colons", "--show-keys", str(key_file))
+    shown = _gpg(home, "--with-colons", "--show-keys", str(key_file))
     if shown is None or shown.returncode != 0:
         return set()
     lines = shown.stdout.decode("utf-8", "replace").splitlines()
@@ -222,27 +240,16 @@ def _cannot(reason: str) -> Unreadable:
 
 def encrypt_to(home: Path, key_file: Path, data: bytes) -> bytes | None:
     """``data`` encrypted to the key in ``key_file`` (the customer's); None if it could not be."""
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        return None
-    try:
-        done = subprocess.run(  # noqa: S603 - a fixed command; the paths are the service's own
-            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", str(home), "--trust-model",
-             "always", "--recipient-file", str(key_file), "--encrypt"],
-            input=data, capture_output=True, check=False, timeout=_DECRYPT_WITHIN,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 and done.stdout else None
+    done = _gpg(
+        home, "--trust-model", "always", "--recipient-file", str(key_file), "--encrypt", data=data
+    )
+    return done.stdout if done is not None and done.returncode == 0 and done.stdout else None
 
 
 def public_key(home: Path) -> str | None:
     """The service's public key from its keyring, armoured, for customers; None if there is none."""
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        return None
-    done = _gpg(gpg, home, "--armor", "--export")
+    done = _gpg(home, "--armor", "--export")
     if done is None or done.returncode != 0:
         return None
     text = done.stdout.decode("ascii", "replace")
-    return text if "BEGIN PGP PUBLIC KEY BLOCK" in text else None
+    return text if text.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----") else None

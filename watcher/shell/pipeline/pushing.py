@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.core.changes import user_key
 from watcher.errors import SinkUnavailableError
 from watcher.shell import faults, logs
-from watcher.shell.pipeline.turns import Pushing
+from watcher.shell.pipeline.turns import Pushing, first_answer
 from watcher.shell.targets.api import ApiSink
 from watcher.shell.targets.userstore import UserStore
 
@@ -90,8 +90,6 @@ def push(
                 faults.checkpoint("imported-some")
 
     def on_outcome(outcome: Outcome) -> None:
-        if not imported and not refused and not flushed[0]:
-            faults.checkpoint("answered")  # an answer is in, not yet journaled
         if outcome.imported:
             imported.append(outcome.row)
         else:
@@ -148,4 +146,4 @@ def _sending(
             record=on_outcome,
         )
     else:
-        asyncio.run(sink.push(payloads, on_outcome))
+        asyncio.run(sink.push(payloads, first_answer(on_outcome)))

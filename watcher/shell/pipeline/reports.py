@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from watcher.core.failures import failure_list
 from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, strays_id, strays_message, summary_message
-from watcher.core.reading import Table, read_table
+from watcher.core.reading import Table
 from watcher.core.reporting import (
     ENCRYPTED,
     FailureList,
@@ -25,7 +25,7 @@ from watcher.core.reporting import (
 from watcher.core.states import Safeguard
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
-from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to
+from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to, read_upload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -183,8 +183,9 @@ def _failure_csv(
     table: Table | None,
     listed: Callable[[str], list[Failure]],
 ) -> FailureList:
-    if table is None:
-        read = read_table(ctx.state.spool(record.tenant, record.id))
+    if table is None:  # validated by an earlier run: read again (decrypted, if it was)
+        spool = ctx.state.spool(record.tenant, record.id)
+        read = read_upload(ctx.config, ctx.config.tenant(record.tenant), spool, record.name)
         assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
         table = read
     return failure_list(table, listed(record.id))

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from watcher.shell.targets.engine import Engine
     from watcher.shell.targets.sinks import Outcome
 
-__all__ = ["MOST_UNRECORDED", "Pushing", "Turns", "here", "on_the_loop"]
+__all__ = ["MOST_UNRECORDED", "Pushing", "Turns", "first_answer", "here", "on_the_loop"]
 
 _T = TypeVar("_T")
 _LOOK_EVERY = 0.1  # seconds between looks at a push's outcomes, to record them
@@ -68,12 +68,9 @@ Turns = Generator[Pushing, None, _T]
 def here(turns: Generator[Pushing, None, _T]) -> _T:
     """Take every turn on this thread; wait for each push here."""
     error: Exception | None = None
-    while True:
-        try:
-            pushing = turns.send(None) if error is None else turns.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        error = _wait_here(pushing)
+    while not isinstance(step := _advance(turns, error), _Finished):
+        error = _wait_here(step)
+    return step.value
 
 
 def _wait_here(pushing: Pushing) -> Exception | None:
@@ -81,7 +78,7 @@ def _wait_here(pushing: Pushing) -> Exception | None:
     outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
     with pushing.engine.importing(pushing.tenant, pushing.sink.gate):
         pushed = pushing.engine.submit(
-            pushing.sink.push(pushing.payloads, _first_answer(outcomes.put))
+            pushing.sink.push(pushing.payloads, first_answer(outcomes.put))
         )
         while True:
             try:
@@ -164,7 +161,7 @@ async def _push(
     with pushing.engine.importing(pushing.tenant, pushing.sink.gate):
         # A copy: the task runs while turns of recording use the run's own context.
         task = loop.create_task(
-            pushing.sink.push(pushing.payloads, _first_answer(arrived.append), room=room),
+            pushing.sink.push(pushing.payloads, first_answer(arrived.append), room=room),
             context=context.copy(),
         )
         try:
@@ -181,7 +178,7 @@ async def _push(
     raise error  # not a fault of the push (an interrupt): nothing to hand back
 
 
-def _first_answer(put: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
+def first_answer(put: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
     """``put``, after a crash point at the first answer (an answer in, not yet journaled)."""
     first = [True]
 

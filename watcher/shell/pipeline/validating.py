@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from watcher.core.codes import Code
-from watcher.core.reading import Unreadable, read_table
 from watcher.core.states import STEP_ATTEMPTS, FileState
 from watcher.core.validation import FIRST_DATA_ROW, ValidationReport, validate
 from watcher.shell import faults
-from watcher.shell.pipeline.openpgp import readable
+from watcher.shell.pipeline.openpgp import read_upload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -63,13 +62,7 @@ def validate_file(ctx: BatchContext, record: FileRecord, schema: Schema) -> Vali
     """Validate a claimed file's spool copy (decrypted, if it is encrypted) with its schema."""
     spool = ctx.state.spool(record.tenant, record.id)
     tenant = ctx.config.tenant(record.tenant)
-    with readable(ctx.config, tenant, spool, record.name) as source:
-        table = (
-            source
-            if isinstance(source, Unreadable)
-            else read_table(source, max_rows=ctx.config.service.max_rows)
-        )
-        return validate(table, schema)
+    return validate(read_upload(ctx.config, tenant, spool, record.name), schema)
 
 
 def _validate_once_more(
