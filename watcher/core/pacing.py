@@ -157,7 +157,7 @@ class Pace:
         return "shrank"
 
     def rate(self) -> float:
-        """Answers accepted per second, over the second before the last one."""
+        """Answers accepted per second, over the second before the latest answer."""
         return len(self.accepted) / _RATE_WINDOW
 
     def _loaded(self, now: float) -> bool:

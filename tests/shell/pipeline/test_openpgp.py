@@ -166,6 +166,9 @@ def test_the_check_lane_answers_an_encrypted_file(tmp_path: Path, keyring: Path)
     answer = json.loads((check / "users.csv.pgp.check.json").read_text())
     assert (answer["rows"]["total"], answer["rows"]["failed"]) == (4, 2), answer
     assert here.users() == {}
+    # The rows that would fail go by mail only: never in plain beside the file.
+    for path in here.drop.rglob("*"):
+        assert not path.is_file() or b"not-an-email" not in path.read_bytes(), path
     assert not list((here.state / "spool").rglob("*.plain"))
 
 
@@ -277,3 +280,28 @@ def test_a_report_written_by_a_later_run_reads_the_encrypted_upload_again(
     (attachment,) = message.iter_attachments()
     assert attachment.get_filename() == "failed-users.csv"
     assert attachment.get_content().count("not-an-email") == 3
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_an_encrypted_uploads_failed_rows_are_never_kept_in_plain(
+    tmp_path: Path, keyring: Path, customer: tuple[Path, Path], with_key: bool
+) -> None:
+    """.bak keeps the list of rows not imported encrypted to the customer's key, or not at all."""
+    home, public = customer
+    data = users_csv(6, bad_every=2).encode()
+    upload = gpg(home, "--trust-model", "always", "--recipient-file", str(home / "service.asc"),
+                 "--sign", "--encrypt", data=data)  # fmt: skip
+    here = site(tmp_path, keyring, tenant=f'signed_by = "{public}"' if with_key else "")
+    here.drop_file("users.csv.pgp", upload)
+    assert here.process("users.csv.pgp").returncode == EXIT_OK
+    assert len(here.users()) == 3
+    for path in here.drop.rglob("*"):
+        assert not path.is_file() or b"not-an-email" not in path.read_bytes(), path
+    kept = sorted(p.name for p in here.bak.glob("*.failures.csv*"))
+    if not with_key:
+        assert kept == []
+        return
+    (name,) = kept
+    assert name.endswith(".failures.csv.gpg"), name
+    opened = gpg(home, "--decrypt", data=(here.bak / name).read_bytes()).decode()
+    assert opened.count("not-an-email") == 3

@@ -18,6 +18,7 @@ from watcher.core.names import archive_name, shown
 from watcher.core.states import STEP_ATTEMPTS, FileState
 from watcher.shell import faults
 from watcher.shell.intake.dropfolder import DropFolder
+from watcher.shell.pipeline.openpgp import kept_list
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -118,7 +119,10 @@ def _archive_one(ctx: BatchContext, folder: DropFolder, file: FileView, document
         folder.archive(record.name, record.identity, record.archive_name, spool)
     folder.write_bak(f"{record.archive_name}.result.json", document)
     if failures.exists():
-        folder.write_bak(f"{record.archive_name}.failures.csv", failures.read_bytes())
+        tenant = ctx.config.tenant(record.tenant)
+        kept = kept_list(ctx.config, tenant, spool, record.name, failures.read_bytes())
+        if kept is not None:  # an encrypted upload's list: never in plain
+            folder.write_bak(f"{record.archive_name}.failures.csv{kept[0]}", kept[1])
     ctx.journal.files.mark_archived(record.id, ctx.clock())
     spool.unlink(missing_ok=True)
     failures.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from watcher.shell.files import replace_file
 from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.journal import Check, new_id
 from watcher.shell.mail import checkmail
-from watcher.shell.pipeline.openpgp import read_upload
+from watcher.shell.pipeline.openpgp import read_upload, upload_encrypted
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
@@ -175,6 +175,8 @@ def _answer(
         if report.rows_failed and report.table
         else None
     )
+    # Beside an encrypted file the list is never written in plain: the mail has it.
+    beside = rows is not None and not upload_encrypted(spool, name)
     answer, answer_csv = answer_name(name, ANSWERS[0]), answer_name(name, ANSWERS[1])
     folder_fd = folder.fd
     document = check_document(
@@ -186,7 +188,7 @@ def _answer(
         in_list=rows.rows if rows else 0,
     )
     replace_file(folder_fd, answer, document)
-    if rows is not None:
+    if rows is not None and beside:
         replace_file(folder_fd, answer_csv, rows.data)
     else:
         with contextlib.suppress(FileNotFoundError):
@@ -203,7 +205,7 @@ def _answer(
             file_error=" ".join(p.message for p in report.file_errors) or None,
             reasons=tuple(common_reasons(found)),
             answer=answer,
-            answer_csv=answer_csv if rows is not None else None,
+            answer_csv=answer_csv if rows is not None and beside else None,
             attachment=attachment_name(name) if rows is not None else None,
         ),
         rows.data if rows is not None else None,
