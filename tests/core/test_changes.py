@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import polars as pl
 import pytest
 
@@ -10,7 +11,11 @@ from watcher.core.changes import (
     ChangeSummary,
     compare,
     fingerprints,
-    holds,
+    hold_reason,
+    join_key,
+    missing_users,
+    preview,
+    split_key,
     summarise,
     user_key,
 )
@@ -148,13 +153,116 @@ def test_the_safeguard_holds_more_than_the_share_of_enough_known_users(
 ) -> None:
     """20% of at least 100 known users: 21 of 100 is held, 20 is not, 99 of 99 too few known."""
     summary = ChangeSummary(rows=known, new=0, unchanged=0, changed=changed, known=known)
-    assert holds(summary, changed_share=0.2, min_known=100) is held
+    expected = "changes" if held else None
+    assert hold_reason(summary, changed_share=0.2, min_known=100) == expected
 
 
 def test_a_share_of_one_never_holds() -> None:
     """safeguard_changed = 1.0 turns the safeguard off: every known user changing passes."""
     summary = ChangeSummary(rows=500, new=0, unchanged=0, changed=500, known=500)
-    assert not holds(summary, changed_share=1.0, min_known=100)
+    assert hold_reason(summary, changed_share=1.0, min_known=100) is None
+
+
+def test_missing_users_are_the_known_keys_no_row_names() -> None:
+    """Known users absent from the snapshot, by key; present keys of failed rows count as present."""
+    known = pl.DataFrame({"key": ["U3", "U1", "U2", "U4"], "ident": ["c", "a", "b", "d"]})
+    present = pl.Series(["U1", "U4", "U4", "U9"])
+    assert missing_users(known, present).rows() == [("U2", "b"), ("U3", "c")]
+
+
+def test_nothing_is_missing_when_every_known_user_is_named() -> None:
+    """A snapshot naming everyone known, and more, leaves nobody missing."""
+    known = pl.DataFrame(
+        {"key": ["U1"], "ident": [None]}, schema={"key": pl.String, "ident": pl.String}
+    )
+    assert missing_users(known, pl.Series(["U1", "U2"])).is_empty()
+
+
+def test_a_key_of_several_fields_splits_back_into_its_values() -> None:
+    """The journal's key of a two-field primary key gives both values back, in order."""
+    assert split_key(join_key(["S-1", "OPSCOM"])) == ["S-1", "OPSCOM"]
+
+
+def full(  # noqa: PLR0913 - a summary's counts, each with its default
+    *,
+    rows: int = 1000,
+    new: int = 0,
+    changed: int = 0,
+    known: int = 1000,
+    missing: int = 0,
+    deactivate: int = 0,
+) -> ChangeSummary:
+    """A full snapshot's summary: 1,000 known users unless said otherwise."""
+    return ChangeSummary(
+        rows=rows,
+        new=new,
+        unchanged=rows - new - changed,
+        changed=changed,
+        known=known,
+        snapshot=rows,
+        missing=missing,
+        deactivate=deactivate,
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "reason"),
+    [
+        (full(rows=970, missing=30, deactivate=30), None),
+        (full(rows=700, missing=300, deactivate=300), "changes"),
+        (full(rows=800, missing=100, deactivate=100, changed=101), "changes"),
+        (full(rows=700, missing=300), None),
+        (full(rows=40, missing=960), "small_snapshot"),
+        (full(rows=499, missing=501), "small_snapshot"),
+        (full(rows=500, missing=500), None),
+    ],
+)
+def test_the_safeguard_counts_deactivations_and_holds_a_small_snapshot(
+    summary: ChangeSummary, reason: str | None
+) -> None:
+    """Changes and deactivations count together; under half the known users holds whatever."""
+    assert hold_reason(summary, changed_share=0.2, min_known=100) == reason
+
+
+def test_safeguard_min_rows_holds_a_snapshot_shorter_than_it() -> None:
+    """A full snapshot under safeguard_min_rows is held when it leaves users missing, only then."""
+    short = full(rows=900, missing=1, known=901)
+    assert hold_reason(short, changed_share=0.2, min_known=100, min_rows=950) == "small_snapshot"
+    whole = full(rows=900, missing=0, known=900)
+    assert hold_reason(whole, changed_share=0.2, min_known=100, min_rows=950) is None
+    few_known = full(rows=10, missing=20, known=30)
+    assert hold_reason(few_known, changed_share=0.2, min_known=100) is None
+    assert hold_reason(few_known, changed_share=0.2, min_known=100, min_rows=25) == "small_snapshot"
+
+
+def test_a_partial_batch_is_never_held_for_its_size() -> None:
+    """Without a snapshot count (a partial tenant) a batch of 10 rows among 1,000 known passes."""
+    summary = ChangeSummary(rows=10, new=0, unchanged=10, changed=0, known=1000)
+    assert hold_reason(summary, changed_share=0.2, min_known=100, min_rows=500) is None
+
+
+def test_the_preview_gives_counts_and_column_names() -> None:
+    """New, changed by column, unchanged (stale rows too), missing, and why it would be held."""
+    summary = dataclasses.replace(
+        full(rows=1000, new=12, changed=340, missing=3, deactivate=3),
+        columns=(("email", 300), ("last_name", 40)),
+        hold="changes",
+    )
+    assert preview(summary) == {
+        "new": 12,
+        "changed": {"total": 340, "columns": {"email": 300, "last_name": 40}},
+        "unchanged": 648,
+        "missing": 3,
+        "deactivate": 3,
+        "would_hold": "changes",
+    }
+    partial = ChangeSummary(rows=5, new=5, unchanged=0, changed=0, known=0)
+    assert preview(partial) == {
+        "new": 5,
+        "changed": {"total": 0, "columns": {}},
+        "unchanged": 0,
+        "would_hold": None,
+    }
 
 
 def test_known_frames_have_the_columns_compare_needs() -> None:

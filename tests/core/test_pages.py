@@ -23,7 +23,7 @@ def tenant_status(**changes: object) -> TenantStatus:
         "schema_on_disk": None,
         "last_batch": {
             "id": "b1", "finished_at": 0.0, "files": 1, "rows": 1200, "imported": 1100,
-            "unchanged": 50, "failed": 50,
+            "unchanged": 50, "failed": 50, "missing": 0, "deactivated": 0,
         },
         "unfinished_batches": 0,
         "pending_rows": 0,
@@ -117,6 +117,8 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
                     "unchanged": 50,
                     "failed": 50,
                     "pending": 0,
+                    "missing": 0,
+                    "deactivated": 0,
                     "codes": [("invalid_email", 40), ("required", 10)],
                 },
             ],

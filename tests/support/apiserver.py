@@ -64,6 +64,8 @@ class ApiServer:
         """
         self.respond = respond
         self.requests: list[dict[str, Any]] = []
+        # Each request's method and path, in the order of ``requests``.
+        self.calls: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         server = self
 
@@ -93,6 +95,7 @@ class ApiServer:
                     document = {"_unparsed": raw.decode(errors="replace")}
                 with server.lock:
                     server.requests.append(document)
+                    server.calls.append((self.command, self.path))
                     count = sum(
                         1
                         for r in server.requests
@@ -117,6 +120,8 @@ class ApiServer:
                     self.send_header(key, value)
                 self.end_headers()
                 _write_body(self.wfile, payload, reply.drip)
+
+            do_DELETE = do_POST  # noqa: N815 - http.server's name for the method
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -32,9 +32,11 @@ class FakeApi:
     def __init__(self, handler: Callable[[dict[str, Any]], Answer]) -> None:
         self.handler = handler
         self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.methods: list[str] = []
 
-    async def post(self, url: yarl.URL, body: bytes) -> Answer:
+    async def post(self, url: yarl.URL, body: bytes, *, method: str = "POST") -> Answer:
         """The handler's answer to the request (or what it raises)."""
         document = json.loads(body)
         self.seen.append((str(url), document))
+        self.methods.append(method)
         return self.handler(document)

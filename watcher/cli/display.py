@@ -136,6 +136,7 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
                 f"{last['imported']:,} imported, "
                 + (f"{last['unchanged']:,} unchanged, " if last["unchanged"] else "")
                 + f"{last['failed']:,} failed"
+                + _missing(last["missing"], last["deactivated"])
             )
         else:
             lines.append("  last batch: none yet")
@@ -198,6 +199,7 @@ def recent_summary(detail: TenantDetail) -> str:
             f"    {when}  {b['state']:<9} {wording.counted(len(b['files']), 'file')}, "
             f"{wording.counted(b['rows'], 'row')}: {b['imported']:,} imported, "
             f"{b['unchanged']:,} unchanged, {b['failed']:,} failed"
+            + _missing(b["missing"], b["deactivated"])
             + (f" ({codes})" if codes else "")
         )
     if detail["checks"]:
@@ -206,6 +208,13 @@ def recent_summary(detail: TenantDetail) -> str:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(c["checked_at"]))
         lines.append(f"    {when}  {printable(c['name'])}: {_answered(c)}")
     return "\n".join(lines)
+
+
+def _missing(missing: int, deactivated: int) -> str:
+    """A full snapshot's missing users, for a line of counts; nothing when there are none."""
+    if not missing:
+        return ""
+    return f"; {missing:,} missing" + (f", {deactivated:,} deactivated" if deactivated else "")
 
 
 def _answered(check: PastCheck) -> str:
@@ -229,6 +238,7 @@ def process_summary(results: Sequence[BatchResult], *, waiting: int) -> str:
             f"{wording.counted(c.total, 'row')}: {c.imported:,} imported, "
             + (f"{c.unchanged:,} unchanged, " if c.unchanged else "")
             + f"{c.failed:,} failed"
+            + _missing(c.missing, c.deactivated)
         )
         if r.complete:
             lines.append(line + ".")

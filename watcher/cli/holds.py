@@ -54,10 +54,22 @@ def hold_list(args: argparse.Namespace) -> int:
             for file in view.files:
                 print(f"  {file.record.name}: {file.counts.total:,} rows")
             if changes is not None:
+                deactivate = f" and deactivate {changes.deactivate:,}" if changes.deactivate else ""
                 print(
-                    f"  would change {changes.changed:,} of {changes.known:,} known users "
-                    f"({changes.share:.0%}); {changes.new:,} new, {changes.unchanged:,} unchanged"
+                    f"  would change {changes.changed:,}{deactivate} of {changes.known:,} known "
+                    f"users ({changes.share:.0%}); {changes.new:,} new, "
+                    f"{changes.unchanged:,} unchanged"
                 )
+                if changes.snapshot is not None:
+                    print(
+                        f"  full snapshot: names {changes.snapshot:,} users, "
+                        f"{changes.missing:,} known users missing"
+                        + (
+                            " (held: under half the known users, or under safeguard_min_rows)"
+                            if changes.hold == "small_snapshot"
+                            else ""
+                        )
+                    )
                 for name, count in changes.columns:
                     print(f"    {name}: {count:,} users")
     finally:

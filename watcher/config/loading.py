@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,13 +51,15 @@ _TENANT_KEYS = frozenset(
     | {"ftps_user"}
     | {"skip_unchanged", "resend_unchanged_after", "safeguard_changed", "safeguard_min_known"}
     | {"notify", "notify_to", "retention", "require_encryption", "signed_by"}
-    | {"encrypt_reports"}
+    | {"encrypt_reports", "snapshot", "missing", "safeguard_min_rows"}
 )
 _TENANT_REQUIRED = ("drop_dir", "schema", "failed_import_email", "reply_to")
 _API_KEYS = frozenset(
     {"url", "token_file", "token_env", "max_concurrency", "concurrency", "rate_limit", "timeout"}
     | {"max_attempts", "max_retry_time"}
+    | {"deactivate_fields", "deactivate_url", "deactivate_method", "identify"}
 )
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 def load_config(path: Path) -> Config:
@@ -294,13 +297,25 @@ def _tenant(v: Values, index: int, value: object) -> TenantConfig | None:
             "require_encryption": v.flag,
             "signed_by": v.path,
             "encrypt_reports": v.flag,
+            "snapshot": lambda at, x: v.choice(at, x, ("partial", "full")),
+            "missing": lambda at, x: v.choice(at, x, ("report", "deactivate")),
+            "safeguard_min_rows": lambda at, x: v.integer(at, x, 0, 1_000_000_000),
         },
     )
     if values.get("encrypt_reports") and values.get("signed_by") is None:
         v.problem(f"{where}.encrypt_reports", "needs signed_by: the customer's key to encrypt to")
+    if "missing" in table and values.get("snapshot") != "full":
+        v.problem(
+            f"{where}.missing", 'needs snapshot = "full": only a full snapshot leaves users missing'
+        )
     if "api" in table:
         api_table = v.table(f"{where}.api", table["api"])
         values["api"] = _api(v, f"{where}.api", api_table) if api_table is not None else None
+    elif values.get("missing") == "deactivate":
+        v.problem(
+            f"{where}.missing",
+            '"deactivate" needs [tenant.api]: the embedded store has no deactivation',
+        )
     if len(v.problems) > before:
         return None
     return made(TenantConfig, values)
@@ -331,9 +346,63 @@ def _api(v: Values, where: str, table: dict[str, object]) -> ApiConfig | None:
             "timeout": v.duration,
             "max_attempts": lambda at, x: v.integer(at, x, 1, 100),
             "max_retry_time": v.duration,
+            "deactivate_method": lambda at, x: v.choice(at, x, ("POST", "DELETE")),
         },
     )
+    _deactivation(v, where, table, values)
     return made(ApiConfig, values)
+
+
+def _deactivation(
+    v: Values, where: str, table: Mapping[str, object], values: dict[str, object]
+) -> None:
+    """How missing users are deactivated: the fields sent, the URL and the fields naming a user."""
+    if "deactivate_fields" in table:
+        fields = v.table(f"{where}.deactivate_fields", table["deactivate_fields"])
+        found: list[tuple[str, str | int | float | bool]] = []
+        for name, value in (fields or {}).items():
+            at = f"{where}.deactivate_fields.{name}"
+            if not _FIELD_NAME.match(name) or name == "apiToken":
+                v.problem(at, "must be an API field's name (letters, digits, '_', '.', '-')")
+            elif not isinstance(value, str | int | float | bool):
+                v.problem(at, f"must be text, a number or true/false (got {value!r})")
+            else:
+                found.append((name, value))
+        values["deactivate_fields"] = tuple(found)
+    if "deactivate_url" in table:
+        url = v.text(f"{where}.deactivate_url", table["deactivate_url"])
+        parts = urlsplit(url or "")
+        if url is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
+            v.problem(f"{where}.deactivate_url", f"must be an http or https URL (got {url!r})")
+            url = None
+        elif url is not None and not _placeholders_named(url):
+            v.problem(
+                f"{where}.deactivate_url",
+                "may hold {field} placeholders naming a key or identify field, nothing else "
+                f"(got {url!r})",
+            )
+            url = None
+        values["deactivate_url"] = url
+    if "identify" in table:
+        names = table["identify"]
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and _FIELD_NAME.match(n) for n in names
+        ):
+            v.problem(f"{where}.identify", "must be a list of API field names")
+        else:
+            values["identify"] = tuple(names)
+
+
+def _placeholders_named(url: str) -> bool:
+    """Whether every ``{...}`` of ``url`` names a field, without conversion or format."""
+    try:
+        parsed = list(string.Formatter().parse(url))
+    except ValueError:
+        return False
+    return all(
+        name is None or (_FIELD_NAME.match(name) and not spec and not conversion)
+        for _, name, spec, conversion in parsed
+    )
 
 
 def _optional(

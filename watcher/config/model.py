@@ -21,16 +21,22 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiConfig",
     "Config",
+    "DeactivateMethod",
     "EmailConfig",
+    "Missing",
     "Notify",
     "Observer",
     "Secret",
     "ServiceConfig",
+    "Snapshot",
     "TenantConfig",
 ]
 
 Observer = Literal["native", "polling"]
 Notify = Literal["failures", "always"]
+Snapshot = Literal["partial", "full"]
+Missing = Literal["report", "deactivate"]
+DeactivateMethod = Literal["POST", "DELETE"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +101,14 @@ class ApiConfig:
     timeout: float = 30.0
     max_attempts: int = 6
     max_retry_time: float = 120.0
+    # A full snapshot's missing users, deactivated: sent to ``deactivate_url``
+    # (None: ``url``) by ``deactivate_method``, each with its key, the
+    # ``identify`` fields kept for it, and ``deactivate_fields``.
+    deactivate_fields: tuple[tuple[str, str | int | float | bool], ...] = ()
+    deactivate_url: str | None = None
+    deactivate_method: DeactivateMethod = "POST"
+    # Fields besides the key the API needs to name a user (the Push API's login_source).
+    identify: tuple[str, ...] = ("login_source",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +154,13 @@ class TenantConfig:
     # known users is held for an operator; 1.0 turns the safeguard off.
     safeguard_changed: float = 0.2
     safeguard_min_known: int = 100
+    # "full": every batch is the whole population, and known users it lacks are
+    # missing: reported, or (``missing = "deactivate"``) deactivated through the
+    # API. A full snapshot naming fewer than ``safeguard_min_rows`` users, or
+    # under half the known ones, is held when it leaves users missing.
+    snapshot: Snapshot = "partial"
+    missing: Missing = "report"
+    safeguard_min_rows: int = 0
     # "failures": a message only when something failed (or was held); "always":
     # a short summary after every batch too. ``notify_to`` gets every message
     # the failed-import address gets.

@@ -18,8 +18,15 @@ Against it, each row of a batch is:
   differs from the one confirmed (an empty cell sends nothing and changes
   nothing).
 
-The safeguard holds a batch whose changed users are more than a share of
-the users known for the tenant (:func:`holds`). Pure: frames and values in,
+A *full snapshot* (a tenant's ``snapshot = "full"``) is the whole
+population: the users known for the tenant and target whose keys no row of
+the batch holds are *missing* (:func:`missing_users`); they are reported,
+or deactivated.
+
+The safeguard holds a batch whose changed and deactivated users are more
+than a share of the users known for the tenant, and a full snapshot so much
+smaller than the known population that it is likelier a cut export than a
+roster (:func:`hold_reason`). Pure: frames and values in,
 frames and values out; the digests are computed here, not by polars, so they
 stay the same across polars versions.
 """
@@ -44,15 +51,24 @@ __all__ = [
     "FINGERPRINTS",
     "KNOWN",
     "ChangeSummary",
+    "HoldReason",
     "Status",
     "compare",
     "fingerprints",
-    "holds",
+    "hold_reason",
+    "join_key",
+    "missing_users",
+    "preview",
+    "split_key",
     "summarise",
     "user_key",
+    "user_keys",
 ]
 
 Status = Literal["new", "unchanged", "stale", "changed"]
+# Why the safeguard holds a batch: too many users changed or deactivated, or a
+# full snapshot far smaller than the users known (a cut or filtered export).
+HoldReason = Literal["changes", "small_snapshot"]
 
 # The frames of this module: a batch's fingerprints, and what is known of its users.
 FINGERPRINTS = {"row": pl.Int64, "key": pl.String, "digest": pl.String, "fields": pl.String}
@@ -69,6 +85,23 @@ _FIELDS = "\x1e"  # between a row's field checksums, and between changed field n
 def user_key(schema: Schema) -> tuple[str, ...]:
     """The fields that name a user: the schema's primary key, else its first field."""
     return schema.primary_key or (schema.fields[0].name,)
+
+
+def join_key(values: Sequence[str]) -> str:
+    """The journal's key of a user from the values of its key fields."""
+    return _KEY_SEPARATOR.join(values)
+
+
+def split_key(key: str) -> list[str]:
+    """The values of a user's key fields, from the journal's key."""
+    return key.split(_KEY_SEPARATOR)
+
+
+def user_keys(rows: pl.DataFrame, key: Sequence[str]) -> pl.Series:
+    """The journal's key of each row's user (an empty key field counts as empty text)."""
+    return rows.select(
+        pl.concat_str([pl.col(k).fill_null("") for k in key], separator=_KEY_SEPARATOR)
+    ).to_series()
 
 
 def fingerprints(rows: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
@@ -115,9 +148,7 @@ def fingerprints(rows: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
             ignore_nulls=True,
         ).fill_null("")
     )
-    users = rows.select(
-        pl.concat_str([pl.col(k).fill_null("") for k in key], separator=_KEY_SEPARATOR)
-    ).to_series()
+    users = user_keys(rows, key)
     return pl.DataFrame(
         {"row": rows["row"], "key": users, "digest": digests, "fields": checksums.to_series()},
         schema=FINGERPRINTS,
@@ -130,7 +161,11 @@ class ChangeSummary:
 
     ``known`` counts the users confirmed for the tenant and target before the
     batch; ``changed`` those of them the batch would change; ``columns`` the
-    fields that change most, with how many users each changes.
+    fields that change most, with how many users each changes. For a full
+    snapshot, ``snapshot`` counts the users its rows name (valid or not) and
+    ``missing`` the known users it lacks; ``deactivate`` those of them the
+    batch would deactivate (all, or none when they are only reported).
+    ``hold`` is why the safeguard held the batch, when it did.
     """
 
     rows: int
@@ -139,11 +174,15 @@ class ChangeSummary:
     changed: int
     known: int
     columns: tuple[tuple[str, int], ...] = ()
+    snapshot: int | None = None
+    missing: int = 0
+    deactivate: int = 0
+    hold: HoldReason | None = None
 
     @property
     def share(self) -> float:
-        """The part of the known users the batch would change."""
-        return self.changed / self.known if self.known else 0.0
+        """The part of the known users the batch would change or deactivate."""
+        return (self.changed + self.deactivate) / self.known if self.known else 0.0
 
     def to_json(self) -> str:
         """The summary as the journal keeps it."""
@@ -201,8 +240,11 @@ def _pairs(checksums: str) -> list[tuple[str, str]]:
     return found
 
 
-def summarise(compared: pl.DataFrame, *, known: int, shown: int = 5) -> ChangeSummary:
-    """The counts of a batch's compared rows, and the fields that change most users."""
+def summarise(compared: pl.DataFrame, *, known: int, shown: int | None = 5) -> ChangeSummary:
+    """The counts of a batch's compared rows, and the fields that change most users.
+
+    ``shown`` bounds the fields listed (None: every field that changes a user).
+    """
     states = Counter(compared["status"].to_list())
     by_field: Counter[str] = Counter()
     changed = 0
@@ -220,11 +262,52 @@ def summarise(compared: pl.DataFrame, *, known: int, shown: int = 5) -> ChangeSu
     )
 
 
-def holds(summary: ChangeSummary, *, changed_share: float, min_known: int) -> bool:
-    """Whether the safeguard holds the batch.
+def missing_users(known: pl.DataFrame, present: pl.Series) -> pl.DataFrame:
+    """The rows of ``known`` (a ``key`` column first) whose key is not ``present``, by key.
 
-    It does when the batch changes more than ``changed_share`` of the known
-    users, and at least ``min_known`` are known; ``changed_share = 1.0``
-    never holds.
+    ``present`` holds the keys a full snapshot's rows name: valid rows and
+    failed ones alike (a user whose row has a bad email is not gone).
     """
-    return summary.known >= min_known and summary.changed > changed_share * summary.known
+    named = pl.DataFrame({"key": present}).unique()
+    return known.join(named, on="key", how="anti").sort("key")
+
+
+def hold_reason(
+    summary: ChangeSummary, *, changed_share: float, min_known: int, min_rows: int = 0
+) -> HoldReason | None:
+    """Why the safeguard holds the batch; None when it does not.
+
+    ``changes``: with at least ``min_known`` users known, the batch changes
+    or deactivates more than ``changed_share`` of them (1.0 never holds).
+    ``small_snapshot``: a full snapshot that leaves users missing and names
+    fewer than ``min_rows`` users, or (with ``min_known`` known) fewer than
+    half of the known ones: whatever it changes, a cut or filtered export is
+    likelier than half the population leaving at once.
+    """
+    affected = summary.changed + summary.deactivate
+    if summary.known >= min_known and affected > changed_share * summary.known:
+        return "changes"
+    if summary.snapshot is not None and summary.missing:
+        if summary.snapshot < min_rows:
+            return "small_snapshot"
+        if summary.known >= min_known and summary.snapshot < summary.known / 2:
+            return "small_snapshot"
+    return None
+
+
+def preview(summary: ChangeSummary) -> dict[str, object]:
+    """What a file would do, as the check lane's ``changes`` says it: counts and column names.
+
+    ``unchanged`` counts the rows that would change no user's value (sent or
+    not); ``missing`` is there for a full snapshot only.
+    """
+    answer: dict[str, object] = {
+        "new": summary.new,
+        "changed": {"total": summary.changed, "columns": dict(summary.columns)},
+        "unchanged": summary.rows - summary.new - summary.changed,
+    }
+    if summary.snapshot is not None:
+        answer["missing"] = summary.missing
+        answer["deactivate"] = summary.deactivate
+    answer["would_hold"] = summary.hold
+    return answer

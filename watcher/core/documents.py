@@ -78,7 +78,7 @@ class LiveStatus(TypedDict):
 
 
 class LastBatch(TypedDict):
-    """A tenant's most recent finished batch."""
+    """A tenant's most recent finished batch; ``missing`` users a full snapshot lacked."""
 
     id: str
     finished_at: float | None
@@ -87,10 +87,12 @@ class LastBatch(TypedDict):
     imported: int
     unchanged: int
     failed: int
+    missing: int
+    deactivated: int
 
 
 class HeldBatch(TypedDict):
-    """A batch the safeguard holds for an operator, and why."""
+    """A batch the safeguard holds for an operator, and why (``changes`` or ``small_snapshot``)."""
 
     id: str
     since: float
@@ -99,6 +101,9 @@ class HeldBatch(TypedDict):
     changed: int
     known: int
     columns: list[str]
+    reason: str | None
+    deactivate: int
+    missing: int
 
 
 class PendingReason(TypedDict):
@@ -179,6 +184,8 @@ class PastBatch(TypedDict):
     unchanged: int
     failed: int
     pending: int
+    missing: int
+    deactivated: int
     codes: list[tuple[str, int]]
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "FileView",
     "Identity",
     "MessageRecord",
+    "MissingCounts",
     "Reason",
 ]
 
@@ -47,6 +48,8 @@ class Counts:
     """Row counts of a file or a batch: total = imported + unchanged + failed + pending.
 
     Blank rows are counted apart (a file's ``rows_blank``): they are no users.
+    A full snapshot's batch counts beside its rows the known users it lacks
+    (``missing``) and those of them deactivated: they are no rows of a file.
     """
 
     total: int = 0
@@ -54,6 +57,8 @@ class Counts:
     unchanged: int = 0
     failed: int = 0
     pending: int = 0
+    missing: int = 0
+    deactivated: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -62,7 +67,22 @@ class Counts:
             unchanged=self.unchanged + other.unchanged,
             failed=self.failed + other.failed,
             pending=self.pending + other.pending,
+            missing=self.missing + other.missing,
+            deactivated=self.deactivated + other.deactivated,
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MissingCounts:
+    """A full snapshot's missing users: how many, deactivated, refused by the API, waiting.
+
+    Users only reported are counted in ``total`` alone.
+    """
+
+    total: int = 0
+    deactivated: int = 0
+    refused: int = 0
+    pending: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +163,7 @@ class BatchView:
 
     batch: BatchRecord
     files: tuple[FileView, ...]
+    missing: MissingCounts = MissingCounts()
 
     @property
     def id(self) -> str:
@@ -151,8 +172,9 @@ class BatchView:
 
     @property
     def counts(self) -> Counts:
-        """The batch's row counts: the sum of its files'."""
-        return sum((f.counts for f in self.files), Counts())
+        """The batch's row counts (the sum of its files'), and its missing users."""
+        missing = Counts(missing=self.missing.total, deactivated=self.missing.deactivated)
+        return sum((f.counts for f in self.files), missing)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

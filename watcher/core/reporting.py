@@ -34,7 +34,7 @@ from watcher.core.wording import counted
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from watcher.core.records import Counts, Reason
+    from watcher.core.records import Counts, MissingCounts, Reason
 
 __all__ = [
     "ATTACHMENT_LIMIT",
@@ -44,9 +44,11 @@ __all__ = [
     "FORMULA_START",
     "LISTED_ROWS",
     "MESSAGE_LIMIT",
+    "MISSING_STATES",
     "Failure",
     "FailureList",
     "FileSummary",
+    "SnapshotReport",
     "body",
     "common_reasons",
     "cut",
@@ -57,6 +59,7 @@ __all__ = [
     "reason_lines",
     "report_message",
     "restore",
+    "snapshot_lines",
     "subject",
     "without_attachments",
 ]
@@ -82,6 +85,52 @@ _SAID_PER_ROW = frozenset(
 )
 
 Failure = tuple[str | None, str, str]  # field, code, message
+
+
+# What became of a missing user, as its list says it.
+MISSING_STATES = {
+    "reported": "missing (not changed)",
+    "pending": "missing (deactivation waiting)",
+    "deactivated": "deactivated",
+    "failed": "missing (not deactivated)",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotReport:
+    """A batch's missing users, for the report: counts, what was done, the list's name."""
+
+    counts: MissingCounts
+    deactivate: bool
+    listed: int
+    list_name: str | None = None  # attached under this name; None when not attached
+
+
+def snapshot_lines(report: SnapshotReport) -> list[str]:
+    """The report's paragraph on the users the snapshot lacked."""
+    c = report.counts
+    lines = [
+        "Users missing from this snapshot",
+        (
+            f"  {counted(c.total, 'user')} imported before {'is' if c.total == 1 else 'are'} "
+            "not in the file(s) of this import."
+        ),
+    ]
+    if not report.deactivate:
+        lines.append("  They were not changed: they stay active until you or we remove them.")
+    else:
+        done = [f"{c.deactivated:,} deactivated"]
+        if c.refused:
+            done.append(f"{c.refused:,} not deactivated (the reason is in the list)")
+        if c.pending:
+            done.append(f"{c.pending:,} still waiting")
+        lines.append(f"  {', '.join(done)}.")
+        lines.append("  A user who is back in a later file is imported again as new.")
+    if report.list_name is not None:
+        lines.append(f"  Their IDs are listed in the attached {report.list_name}.")
+        if report.listed < c.total:
+            lines.append(f"  The list holds the first {report.listed:,}.")
+    return [*lines, ""]
 
 
 def neutralise(cell: str) -> str:
@@ -180,8 +229,13 @@ class FileSummary:
     identical_to: tuple[str, float] | None = None
 
 
-def needs_report(files: Sequence[FileSummary]) -> bool:
-    """Whether a batch has anything to tell the customer about."""
+def needs_report(files: Sequence[FileSummary], snapshot: SnapshotReport | None = None) -> bool:
+    """Whether a batch has anything to tell the customer about: failures, or missing users."""
+    missing = snapshot is not None and snapshot.counts.total > 0
+    return missing or any(f.file_error is not None or f.counts.failed for f in files)
+
+
+def _failed(files: Sequence[FileSummary]) -> bool:
     return any(f.file_error is not None or f.counts.failed for f in files)
 
 
@@ -208,7 +262,7 @@ def reason_lines(reasons: Sequence[tuple[int, str]]) -> list[str]:
     return [f"    {counted(n, 'row')}: {reason}" for n, reason in reasons]
 
 
-def subject(files: Sequence[FileSummary]) -> str:
+def subject(files: Sequence[FileSummary], snapshot: SnapshotReport | None = None) -> str:
     """The report's subject line."""
     parts: list[str] = []
     unreadable = sum(1 for f in files if f.file_error is not None)
@@ -220,21 +274,40 @@ def subject(files: Sequence[FileSummary]) -> str:
     if failed:
         total = sum(f.counts.total for f in files)
         parts.append(f"{failed:,} of {counted(total, 'user')} not imported")
+    if snapshot is not None and snapshot.counts.total:
+        c = snapshot.counts
+        if not parts:
+            total = sum(f.counts.total for f in files)
+            parts.append(f"{counted(total, 'user')} up to date")
+        if snapshot.deactivate:
+            parts.append(f"{counted(c.deactivated, 'missing user')} deactivated")
+        else:
+            parts.append(f"{counted(c.total, 'user')} missing")
     return "User import: " + "; ".join(parts)
 
 
 def body(
-    files: Sequence[FileSummary], *, reply_to: str, attached: Sequence[str], now: float
+    files: Sequence[FileSummary],
+    *,
+    reply_to: str,
+    attached: Sequence[str],
+    now: float,
+    snapshot: SnapshotReport | None = None,
 ) -> str:
-    """The report's text: per file, counts and reasons; then how to fix."""
+    """The report's text: per file, counts and reasons; the missing users; then how to fix."""
     when = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(now))
-    lines = [
-        "Hello,",
-        "",
-        f"The user import that finished on {when} could not import everything.",
-        "Below, for each file: how many users were imported, and why the others were not.",
-        "",
-    ]
+    opening = (
+        [
+            f"The user import that finished on {when} could not import everything.",
+            "Below, for each file: how many users were imported, and why the others were not.",
+        ]
+        if _failed(files)
+        else [
+            f"The user import that finished on {when} imported every row of its files,",
+            "but users imported before are missing from it: see below.",
+        ]
+    )
+    lines = ["Hello,", "", *opening, ""]
     for f in files:
         lines.append(shown(f.name))
         if f.file_error is not None:
@@ -267,6 +340,8 @@ def body(
         if f.archive_name is not None:
             lines.append(f"  The file you uploaded is kept as .bak/{shown(f.archive_name)}.")
         lines.append("")
+    if snapshot is not None and snapshot.counts.total:
+        lines += snapshot_lines(snapshot)
     lines += _how_to_fix(files, attached)
     lines += [
         "Each processed file has a .result.json beside it in .bak for scripts.",
@@ -334,6 +409,7 @@ def report_message(
     attachments: Mapping[str, bytes],
     now: float,
     service_address: str | None = None,
+    snapshot: SnapshotReport | None = None,
 ) -> EmailMessage:
     """The whole failure report as an email, attachments within the size limit.
 
@@ -349,12 +425,15 @@ def report_message(
     message = envelope(
         sender=sender,
         recipient=recipient,
-        subject=subject(files),
+        subject=subject(files, snapshot),
         now=now,
         message_id=f"{batch_id}.{tenant}",
         service_address=service_address,
     )
-    message.set_content(body(files, reply_to=sender, attached=list(attached), now=now))
+    if snapshot is not None and snapshot.list_name not in attached:
+        snapshot = dataclasses.replace(snapshot, list_name=None)
+    text = body(files, reply_to=sender, attached=list(attached), now=now, snapshot=snapshot)
+    message.set_content(text)
     for name, data in attached.items():
         if name.endswith(ENCRYPTED):
             message.add_attachment(

@@ -32,6 +32,7 @@ __all__ = [
     "BatchState",
     "FileState",
     "MessageState",
+    "MissingState",
     "RowState",
     "Safeguard",
     "next_step",
@@ -73,6 +74,15 @@ class Safeguard(enum.StrEnum):
     HELD = "held"
     APPROVED = "approved"
     DISCARDED = "discarded"
+
+
+class MissingState(enum.StrEnum):
+    """What became of a user a full snapshot lacks: reported, or deactivated (or refused)."""
+
+    REPORTED = "reported"
+    PENDING = "pending"
+    DEACTIVATED = "deactivated"
+    FAILED = "failed"
 
 
 class MessageState(enum.StrEnum):

@@ -85,16 +85,19 @@ class ValidationReport:
         for row, field, code, message in self.failures.iter_rows():
             yield RowFailure(row=row, field=field, code=code, message=message)
 
-    def api_rows(self) -> pl.DataFrame:
-        """The valid rows as the API receives them.
+    def api_rows(self, *, failed: bool = False) -> pl.DataFrame:
+        """The valid rows as the API receives them; with ``failed``, the failed rows too.
 
         One row per valid record: ``row`` (the spreadsheet row number), then
         one String column per field the file or a default supplies, named by
         API attribute, holding the clean value in normal form; null means the
         cell was empty, and the user's current value should be left alone.
+        A failed row's value that has no normal form is null. Blank rows are
+        never among them.
         """
         if self.table is None or self.valid is None:
             return pl.DataFrame(schema={"row": pl.Int64})
+        rows = ~self.table.blank if failed else self.valid
         missing = self.schema.missing_values
         present = {c.field: c for c in self.columns if c.field is not None}
         exprs: list[pl.Expr] = []
@@ -114,7 +117,7 @@ class ValidationReport:
             exprs.append(value.alias(field.name))
         return (
             self.table.frame.with_row_index("record")
-            .filter(self.valid)
+            .filter(rows)
             .select((pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW).alias("row"), *exprs)
         )
 

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.support import ROOT
+from watcher.core.records import MissingCounts
 from watcher.errors import StateError
 from watcher.shell.journal import Journal
 from watcher.shell.journal._database import SqliteDatabase
@@ -103,6 +104,8 @@ def test_the_releases_journal_is_upgraded_with_everything_in_it(journal_at: Jour
         held = journal.batches.unfinished("jcu")
         known = journal.users.count("jcu", "embedded")
         checks = journal.checks.recent("jcu")  # migration 2's table, empty
+        every = journal.users.every("jcu", "embedded")  # migration 3's column, empty
+        missing = [journal.missing.counts(b) for b in done]  # and its table
     finally:
         journal.close()
     after = read_back(journal_at)
@@ -111,6 +114,9 @@ def test_the_releases_journal_is_upgraded_with_everything_in_it(journal_at: Jour
     assert [b.safeguard.value for b in held if b.safeguard] == ["held"]
     assert known == 22
     assert checks == []
+    assert every.height == 22
+    assert every["ident"].null_count() == 22
+    assert missing == [MissingCounts()] * len(done)
 
 
 @pytest.fixture

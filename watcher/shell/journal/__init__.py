@@ -10,6 +10,7 @@ tables are reached through its parts, each small and with one job::
     journal.files      claimed or refused, named for .bak, archived
     journal.rows       pending, imported, unchanged or failed, with the reasons
     journal.users      each user's fingerprint last confirmed, per target
+    journal.missing    users a full snapshot lacked: reported, or deactivated
     journal.messages   the outbox: queued, claimed, sent or rejected
     journal.history    past batches read for people: the page, status, metrics
     journal.checks     what the check lane answered, file by file
@@ -34,6 +35,7 @@ from watcher.shell.journal.files import Files
 from watcher.shell.journal.history import History
 from watcher.shell.journal.leases import Lease, Leases
 from watcher.shell.journal.messages import Messages
+from watcher.shell.journal.missing import Missing, MissingSet
 from watcher.shell.journal.rows import Failure, Rows
 from watcher.shell.journal.users import Confirmed, Users
 
@@ -47,6 +49,7 @@ __all__ = [
     "Journal",
     "JournalAt",
     "Lease",
+    "MissingSet",
     "PostgresTarget",
     "new_id",
 ]
@@ -91,6 +94,7 @@ class Journal:
         self.files = Files(self.db)
         self.rows = Rows(self.db)
         self.users = Users(self.db)
+        self.missing = Missing(self.db)
         self.messages = Messages(self.db)
         self.history = History(self.db)
         self.checks = Checks(self.db)

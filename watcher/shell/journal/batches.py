@@ -10,10 +10,12 @@ from watcher.core.records import BatchRecord, BatchView, Counts, FileView, Reaso
 from watcher.core.states import BatchState, RowState, Safeguard, next_step
 from watcher.shell.journal._database import UNFINISHED
 from watcher.shell.journal.files import FILE_COLUMNS, file_record
+from watcher.shell.journal.missing import Missing
 
 if TYPE_CHECKING:
     from watcher.shell.journal._database import Database
     from watcher.shell.journal.dialects import Dialect
+    from watcher.shell.journal.missing import MissingSet
 
 __all__ = ["Batches"]
 
@@ -111,7 +113,7 @@ class Batches:
                     record=file_record(tuple(record)), counts=counts, reasons=_reasons(reasons)
                 )
             )
-        return BatchView(batch=batch, files=tuple(files))
+        return BatchView(batch=batch, files=tuple(files), missing=Missing(self.db).counts(batch_id))
 
     def unfinished(self, tenant: str | None = None) -> list[BatchRecord]:
         """Batches not yet done (of one tenant, or all), oldest first."""
@@ -154,12 +156,24 @@ class Batches:
             (reason, now, batch_id),
         )
 
-    def check(self, batch_id: str, verdict: Safeguard, changes: ChangeSummary) -> None:
-        """Record the safeguard's verdict on a batch (passed or held) and what it found."""
-        self.db.execute(
-            "UPDATE batches SET safeguard = ?, changes = ? WHERE id = ?",
-            (verdict, changes.to_json(), batch_id),
-        )
+    def check(
+        self,
+        batch_id: str,
+        verdict: Safeguard,
+        changes: ChangeSummary,
+        missing: MissingSet | None = None,
+    ) -> None:
+        """Record the safeguard's verdict (passed or held), what it found, and who is missing.
+
+        One transaction: a batch checked has its missing users recorded.
+        """
+        with self.db.transaction():
+            if missing is not None:
+                Missing(self.db).replace(batch_id, missing)
+            self.db.execute(
+                "UPDATE batches SET safeguard = ?, changes = ? WHERE id = ?",
+                (verdict, changes.to_json(), batch_id),
+            )
 
     def decide(self, batch_id: str, decision: Safeguard) -> bool:
         """An operator approves or discards a held batch; False when it is not held."""

@@ -170,9 +170,28 @@ def _checks(d: Dialect) -> list[str]:
     ]
 
 
+def _snapshots(d: Dialect) -> list[str]:
+    """Full snapshots: the fields naming each known user, and each batch's missing users."""
+    return [
+        "ALTER TABLE row_state ADD COLUMN ident TEXT",
+        f"""CREATE TABLE missing (
+            batch_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            target TEXT NOT NULL,
+            state TEXT NOT NULL,
+            ident TEXT,
+            code TEXT,
+            message TEXT,
+            PRIMARY KEY (batch_id, key)
+        ){d.without_rowid}""",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the journal of the release of 2026-12-05", lambda d: [*_tables(d), *_INDEXES]),
     Migration(2, "the check lane's answers", _checks),
+    Migration(3, "full snapshots: missing users, and the fields that name a user", _snapshots),
 )
 
 

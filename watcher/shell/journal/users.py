@@ -28,11 +28,12 @@ _KNOWN = (
     "SELECT key, digest, fields, confirmed_at FROM row_state"
     " WHERE tenant = ? AND target = ? AND key IN ({places})"
 )
+_EVERY = {"key": pl.String, "ident": pl.String}
 
 
 _UPSERT = (
     "ON CONFLICT (tenant, target, key) DO UPDATE SET digest = excluded.digest,"
-    " fields = excluded.fields, confirmed_at = excluded.confirmed_at"
+    " fields = excluded.fields, confirmed_at = excluded.confirmed_at, ident = excluded.ident"
 )
 
 
@@ -45,6 +46,8 @@ class Confirmed:
     now: float
     # Row number to (user key, digest, field checksums).
     prints: dict[int, tuple[str, str, str]]
+    # Row number to the JSON of the fields naming the user to the API (full snapshots).
+    idents: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 class Users:
@@ -63,6 +66,13 @@ class Users:
             found.extend(self.db.execute(query, (tenant, target, *chunk)))
         return pl.DataFrame(found, schema=KNOWN, orient="row")
 
+    def every(self, tenant: str, target: str) -> pl.DataFrame:
+        """Every user known for ``tenant`` and ``target``: key and identifying fields (JSON)."""
+        found = self.db.execute(
+            "SELECT key, ident FROM row_state WHERE tenant = ? AND target = ?", (tenant, target)
+        ).fetchall()
+        return pl.DataFrame(found, schema=_EVERY, orient="row")
+
     def count(self, tenant: str, target: str) -> int:
         """How many users of ``tenant`` have a fingerprint confirmed for ``target``."""
         row = self.db.execute(
@@ -73,16 +83,17 @@ class Users:
 
 def confirm(db: Database, confirmed: Confirmed, rows: Iterable[int]) -> None:
     """Record the fingerprints of ``rows``, imported; call inside the outcome's transaction."""
-    prints = [confirmed.prints[row] for row in rows if row in confirmed.prints]
+    idents = confirmed.idents
+    prints = [(*confirmed.prints[row], idents.get(row)) for row in rows if row in confirmed.prints]
     # A user twice in the rows keeps its later fingerprint, as one upsert per row
     # would (and one statement may not change a row twice).
-    latest = {key: (key, digest, fields) for key, digest, fields in prints}
+    latest = {found[0]: found for found in prints}
     db.dialect.insert_many(
         db,
         "row_state",
-        columns=("tenant", "target", "confirmed_at", "key", "digest", "fields"),
+        columns=("tenant", "target", "confirmed_at", "key", "digest", "fields", "ident"),
         fixed=(confirmed.tenant, confirmed.target, confirmed.now),
         rows=list(latest.values()),
-        types=("text", "text", "text"),
+        types=("text", "text", "text", "text"),
         tail=_UPSERT,
     )

@@ -4,7 +4,9 @@ Every file gets its archive name once, before the report mentions it; then
 the file moves into ``.bak`` (or, when the customer replaced it meanwhile,
 the spool copy that was processed is written there), with its
 ``.result.json`` (counts and codes, no values) and its failure list beside
-it. The spool copies go once the file is archived.
+it. A full snapshot's missing users (their keys, what became of each) are in
+every file's ``.result.json`` and, as a list, beside the batch's first file.
+The spool copies go once the file is archived.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+from watcher.core.changes import split_key
 from watcher.core.names import archive_name, shown
+from watcher.core.reporting import LISTED_ROWS
 from watcher.core.states import STEP_ATTEMPTS, FileState
 from watcher.shell import faults
 from watcher.shell.intake.dropfolder import DropFolder
 from watcher.shell.pipeline.openpgp import kept_list
+from watcher.shell.pipeline.reports import missing_list
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -57,11 +62,14 @@ def archive_batch(
 ) -> None:
     """Archive every file of the batch not yet archived; safe to repeat after a crash."""
     view = name_archives(ctx, view)
+    snapshot = _snapshot_document(ctx, view) if tenant.snapshot == "full" else None
     with DropFolder(tenant.drop_dir) as folder:
-        for file in view.files:
+        for index, file in enumerate(view.files):
             record = file.record
             if record.state is FileState.ARCHIVED:
                 continue
+            if index == 0 and record.state is not FileState.REFUSED:
+                _keep_missing_list(ctx, tenant, folder, view)
             identical = (
                 ctx.journal.files.identical(
                     record, record.received_at - tenant.resend_unchanged_after
@@ -74,9 +82,41 @@ def archive_batch(
                 file.counts,
                 listed(record.id) if file.counts.failed else (),
                 identical=identical,
+                snapshot=snapshot,
             )
             _archive_guarded(ctx, folder, file, document)
             faults.checkpoint("archived-one")
+
+
+def _snapshot_document(ctx: BatchContext, view: BatchView) -> dict[str, object]:
+    """The batch's missing users as each file's ``.result.json`` gives them: keys, no values."""
+    c = view.missing
+    users = [
+        {"key": split_key(key), "state": state, **({"code": code} if code else {})}
+        for key, state, code, _ in ctx.journal.missing.listed(view.id, LISTED_ROWS)
+    ]
+    return {
+        "missing": c.total,
+        "deactivated": c.deactivated,
+        "refused": c.refused,
+        "pending": c.pending,
+        "users": users,
+        "users_complete": len(users) == c.total,
+    }
+
+
+def _keep_missing_list(
+    ctx: BatchContext, tenant: TenantConfig, folder: DropFolder, view: BatchView
+) -> None:
+    """The batch's list of missing users beside its first file (encrypted, for an encrypted one)."""
+    data = missing_list(ctx, view)
+    first = view.files[0].record
+    if data is None or first.archive_name is None:
+        return
+    spool = ctx.state.spool(first.tenant, first.id)
+    kept = kept_list(ctx.config, tenant, spool, first.name, data)
+    if kept is not None:
+        folder.write_bak(f"{first.archive_name}.missing.csv{kept[0]}", kept[1])
 
 
 def _archive_guarded(
@@ -147,12 +187,14 @@ def _result_document(
     failures: Sequence[Failure],
     *,
     identical: tuple[str, float] | None,
+    snapshot: dict[str, object] | None = None,
 ) -> bytes:
     """The machine-readable outcome of a file: counts and codes, no values.
 
     ``failures`` are the first ones (at most ``LISTED_ROWS`` rows), as the
     failure list holds them (``LISTED_ROWS`` of :mod:`watcher.core.reporting`);
-    ``identical`` the earlier file with the same bytes, and when it came.
+    ``identical`` the earlier file with the same bytes, and when it came;
+    ``snapshot`` the batch's missing users, for a full-snapshot tenant.
     """
     failed: dict[int, dict[str, list[str | None]]] = {}
     for row, field, code, _ in failures:
@@ -169,7 +211,7 @@ def _result_document(
         status = "unchanged"
     else:
         status = "imported"
-    document = {
+    document: dict[str, object] = {
         "file": shown(record.name),
         "archived_as": None if record.archive_name is None else shown(record.archive_name),
         "batch": record.batch_id,
@@ -195,6 +237,8 @@ def _result_document(
         # Like the failure list, at most LISTED_ROWS rows; true when that is all of them.
         "failed_rows_complete": len(failed) == counts.failed or record.code is not None,
     }
+    if snapshot is not None:
+        document["snapshot"] = snapshot
     return (json.dumps(document, indent=2) + "\n").encode()
 
 

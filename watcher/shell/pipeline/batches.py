@@ -178,6 +178,8 @@ class BatchRun:
                 unchanged=result.counts.unchanged,
                 failed=result.counts.failed,
                 pending=result.counts.pending,
+                missing=result.counts.missing,
+                deactivated=result.counts.deactivated,
                 # From the batch's start, as a file's duration is from its arrival;
                 # a batch resumed after a stop or a hold took longer than this run.
                 duration=round(self.ctx.clock() - view.batch.created_at, 3),
@@ -219,6 +221,8 @@ class BatchRun:
             unchanged=result.counts.unchanged,
             failed=result.counts.failed,
             pending=result.counts.pending,
+            missing=result.counts.missing,
+            deactivated=result.counts.deactivated,
         )
         return result
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from watcher.shell.pipeline.turns import Turns
     from watcher.shell.targets.sinks import Outcome, Sink
 
-__all__ = ["push", "sink_for"]
+__all__ = ["api_sink", "push", "sending", "sink_for"]
 
 _FLUSH_EVERY = 500
 
@@ -41,22 +41,34 @@ _FLUSH_EVERY = 500
 def sink_for(ctx: BatchContext, tenant: TenantConfig, record: FileRecord, schema: Schema) -> Sink:
     """Where the tenant's users go: its API, or the embedded store."""
     if tenant.api is not None:
-        metrics = ctx.metrics
-        return ApiSink(
-            tenant.api,
-            log=ctx.log,
-            transport=ctx.engine.transport(tenant.api.url) if ctx.engine is not None else None,
-            stop=ctx.stop,
-            on_answer=(lambda status: metrics.request(tenant.name, status)) if metrics else None,
-            on_retry=(lambda: metrics.retry(tenant.name)) if metrics else None,
-            on_flight=(
-                (lambda n, limit, rate: metrics.flight(tenant.name, n, limit, rate))
-                if metrics
-                else None
-            ),
-        )
+        return api_sink(ctx, tenant)
     return UserStore(
         ctx.state.users, tenant.name, key=user_key(schema), source=record.id, clock=ctx.clock
+    )
+
+
+def api_sink(
+    ctx: BatchContext, tenant: TenantConfig, *, url: str | None = None, method: str = "POST"
+) -> ApiSink:
+    """The tenant's API as a sink, counted in the metrics: its URL, or ``url`` by ``method``."""
+    api = tenant.api
+    assert api is not None  # noqa: S101 - only for tenants with an API
+    metrics = ctx.metrics
+    address = url or api.url
+    return ApiSink(
+        api,
+        log=ctx.log,
+        transport=ctx.engine.transport(address) if ctx.engine is not None else None,
+        stop=ctx.stop,
+        on_answer=(lambda status: metrics.request(tenant.name, status)) if metrics else None,
+        on_retry=(lambda: metrics.retry(tenant.name)) if metrics else None,
+        on_flight=(
+            (lambda n, limit, rate: metrics.flight(tenant.name, n, limit, rate))
+            if metrics
+            else None
+        ),
+        url=url,
+        method=method,
     )
 
 
@@ -106,7 +118,7 @@ def push(
     # The sink's events (import.rejected, retries) name the file they concern.
     logs.bind(file=record.name)
     try:
-        yield from _sending(ctx, sink, record, payloads, on_outcome)
+        yield from sending(ctx, sink, record.tenant, payloads, on_outcome)
     except SinkUnavailableError as exc:
         if ctx.stop is not None and ctx.stop.is_set():
             # Not the API's doing: the rows wait for the service's next start.
@@ -129,10 +141,10 @@ def push(
     return None
 
 
-def _sending(
+def sending(
     ctx: BatchContext,
     sink: Sink,
-    record: FileRecord,
+    tenant: str,
     payloads: Iterator[dict[str, Any]],
     on_outcome: Callable[[Outcome], None],
 ) -> Turns[None]:
@@ -140,7 +152,7 @@ def _sending(
     if ctx.engine is not None and isinstance(sink, ApiSink):
         yield Pushing(
             engine=ctx.engine,
-            tenant=record.tenant,
+            tenant=tenant,
             sink=sink,
             payloads=payloads,
             record=on_outcome,

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from watcher.core.changes import user_key
 from watcher.core.failures import failure_list
+from watcher.core.missing import LIST_NAME, missing_csv
 from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, strays_id, strays_message, summary_message
 from watcher.core.reading import Table
 from watcher.core.reporting import (
     ENCRYPTED,
+    LISTED_ROWS,
     FailureList,
     FileSummary,
+    SnapshotReport,
     needs_report,
     report_message,
 )
+from watcher.core.schema_parser import parse_schema
 from watcher.core.states import Safeguard
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
     from watcher.shell.journal import Failure
     from watcher.shell.pipeline.context import BatchContext
 
-__all__ = ["write_hold_notice", "write_report", "write_strays_notice"]
+__all__ = ["missing_list", "write_hold_notice", "write_report", "write_strays_notice"]
 
 
 def write_report(
@@ -96,7 +101,8 @@ def write_report(
             )
         )
     service_address = ctx.config.email.sender if ctx.config.email else None
-    if needs_report(summaries):
+    snapshot = _snapshot(ctx, tenant, view, attachments)
+    if needs_report(summaries, snapshot):
         message = report_message(
             tenant=tenant.name,
             batch_id=view.id,
@@ -106,6 +112,7 @@ def write_report(
             attachments=attachments,
             now=ctx.clock(),
             service_address=service_address,
+            snapshot=snapshot,
         )
     elif summaries and (tenant.notify == "always" or view.batch.safeguard == Safeguard.APPROVED):
         # A held batch's notice promised a report either way: once approved, it gets one.
@@ -121,6 +128,42 @@ def write_report(
     else:
         return
     queue_message(ctx, message, message_id=view.id, batch_id=view.id, tenant=tenant.name)
+
+
+def missing_list(ctx: BatchContext, view: BatchView) -> bytes | None:
+    """The batch's missing users as CSV (the first ``LISTED_ROWS``); None when none is missing."""
+    if not view.missing.total:
+        return None
+    readable = [f.record for f in view.files if f.record.schema_digest is not None]
+    if not readable:
+        return None
+    digest = readable[0].schema_digest
+    assert digest is not None  # noqa: S101 - filtered above
+    key = user_key(parse_schema(ctx.journal.batches.schema_text(digest)))
+    return missing_csv(key, ctx.journal.missing.listed(view.id, LISTED_ROWS))
+
+
+def _snapshot(
+    ctx: BatchContext, tenant: TenantConfig, view: BatchView, attachments: dict[str, bytes]
+) -> SnapshotReport | None:
+    """The report's account of the missing users; their list joins ``attachments``."""
+    data = missing_list(ctx, view)
+    if data is None:
+        return None
+    name: str | None = LIST_NAME
+    if tenant.encrypt_reports and tenant.signed_by is not None:
+        home = ctx.config.service.gnupg_home
+        sealed = encrypt_to(home, tenant.signed_by, data) if home is not None else None
+        name, data = (None, b"") if sealed is None else (f"{LIST_NAME}{ENCRYPTED}", sealed)
+    if name is not None:
+        attachments[name] = data
+    return SnapshotReport(
+        counts=view.missing,
+        # Reported users are in none of these states: they were never to be deactivated.
+        deactivate=bool(view.missing.deactivated + view.missing.refused + view.missing.pending),
+        listed=min(view.missing.total, LISTED_ROWS),
+        list_name=name,
+    )
 
 
 def _attachment(

@@ -13,6 +13,11 @@ whose body says it failed, refuses that one user with the API's own message
 
 A row whose outcome was not yet journaled when the service died is sent again
 on restart; the API's upsert by ``unique_id`` makes that the same effect.
+
+The same sink deactivates a full snapshot's missing users: to another URL
+(whose ``{field}`` placeholders take each user's values) and by another
+method when the tenant says so; a DELETE answered 404 or 410 finds the
+user already gone, which is what it asked for.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import asyncio
 import datetime as dt
 import functools
 import json
+import string
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import tenacity
@@ -32,6 +39,7 @@ from watcher.core.responses import Verdict, classify
 from watcher.errors import NoAnswerError, SecretUnavailableError, SinkUnavailableError
 from watcher.shell.targets.engine import own_transport
 from watcher.shell.targets.gate import Gate
+from watcher.shell.targets.retries import Trouble, WaitRetryAfter, stoppable_sleep
 from watcher.shell.targets.sinks import Outcome
 
 if TYPE_CHECKING:
@@ -45,7 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ApiSink"]
 
-_STOP_CHECK_EVERY = 0.2
+# A deletion the API answers with these finds nothing to delete: done.
+_GONE = frozenset({404, 410})
 
 
 class _TransientError(Exception):
@@ -59,32 +68,6 @@ class _TransientError(Exception):
 
 class _StoppingError(Exception):
     """The service was asked to stop during a wait between retries."""
-
-
-class _WaitRetryAfter(tenacity.wait.wait_base):
-    """Exponential backoff with jitter, or the server's Retry-After if longer."""
-
-    def __init__(self, backoff: tenacity.wait.wait_base) -> None:
-        self.backoff = backoff
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        wait = self.backoff(retry_state)
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, _TransientError) and error.retry_after is not None:
-            return max(wait, error.retry_after)
-        return wait
-
-
-async def _stoppable_sleep(stop: threading.Event | None, seconds: float) -> None:
-    """The default sleep: ``asyncio.sleep`` that returns early when the service stops."""
-    loop = asyncio.get_running_loop()  # the clock asyncio.sleep keeps
-    end = loop.time() + seconds
-    while stop is None or not stop.is_set():
-        left = end - loop.time()
-        if left <= 0:
-            return
-        await asyncio.sleep(min(left, _STOP_CHECK_EVERY))
 
 
 class ApiSink:
@@ -106,23 +89,32 @@ class ApiSink:
         on_answer: Callable[[int | None], None] | None = None,
         on_retry: Callable[[], None] | None = None,
         on_flight: Callable[[int, float, float], None] | None = None,
+        url: str | None = None,
+        method: str = "POST",
     ) -> None:
+        """Push to ``config.url`` by POST, or to ``url`` (``{field}`` filled in) by ``method``."""
         self.config = config
+        self.method = method
         self.log = log
         self.transport = transport
-        self.sleep = sleep or functools.partial(_stoppable_sleep, stop)
+        self.sleep = sleep or functools.partial(stoppable_sleep, stop)
         self.clock = clock
         # A Retry-After may be an HTTP date: read against the wall clock.
         self._now = lambda: dt.datetime.fromtimestamp(wall_clock(), dt.UTC)
         self.stop = stop
         self.backoff = backoff or tenacity.wait_exponential_jitter(initial=1, max=30, jitter=1)
-        self._url = yarl.URL(config.url)  # parsed once, not per request
+        address = url or config.url
+        self._url = yarl.URL(address)  # parsed once, not per request
+        # A URL naming a field ("/users/{unique_id}") is made per row.
+        self._pieces = (
+            [(text, name) for text, name, _, _ in string.Formatter().parse(address)]
+            if "{" in address
+            else None
+        )
         # Told each answer's status (None: no answer in time) and each retry: the metrics.
         self.on_answer = on_answer or (lambda _: None)
         self.on_retry = on_retry or (lambda: None)
-        # Since when requests are being retried (None: they are not), and how often.
-        self._troubled_since: float | None = None
-        self._retries = 0
+        self.trouble = Trouble(log, clock, self.on_retry)
         self.gate = Gate(
             max_concurrency=config.max_concurrency,
             rate_limit=config.rate_limit,
@@ -165,7 +157,7 @@ class ApiSink:
                 self.log.critical("import.auth_failed", detail=halted[0].detail)
             elif not self._stopping():
                 self.log.error(
-                    "import.api_unavailable", reason=halted[0].detail, retries=self._retries
+                    "import.api_unavailable", reason=halted[0].detail, retries=self.trouble.retries
                 )
             raise halted[0]
         if self.stop is not None and self.stop.is_set():
@@ -204,16 +196,19 @@ class ApiSink:
         document: dict[str, Any] = {"apiToken": token}
         document.update((k, v) for k, v in row.items() if k != "row" and v is not None)
         body = json.dumps(document, ensure_ascii=False).encode()
+        url = self._url if self._pieces is None else _filled(self._pieces, row)
         try:
             # Most requests succeed at once; the retry machinery starts only
             # when one does not.
-            verdict = await self._attempt(client, body)
+            verdict = await self._attempt(client, url, body)
         except _TransientError as first:
-            verdict = await self._retry(client, body, number, first)
-        self._answered()
+            verdict = await self._retry(client, url, body, number, first)
+        self.trouble.answered()
         if verdict.kind == "auth":
             said = (verdict.message or "").replace(token, "[token]")
             raise SinkUnavailableError("auth", f"the API answered {verdict.status}: {said}")
+        if verdict.kind == "rejected" and self.method == "DELETE" and verdict.status in _GONE:
+            return Outcome(row=number, imported=True)
         if verdict.kind == "rejected":
             self.log.info("import.rejected", row=number, status=verdict.status)
             return Outcome(
@@ -224,6 +219,7 @@ class ApiSink:
     async def _retry(
         self,
         client: Transport,
+        url: yarl.URL,
         body: bytes,
         number: int,
         first: _TransientError,
@@ -239,10 +235,10 @@ class ApiSink:
             stop = stop | tenacity.stop_when_event_set(self.stop)
         retrying = tenacity.AsyncRetrying(
             stop=stop,
-            wait=_WaitRetryAfter(self.backoff),
+            wait=WaitRetryAfter(self.backoff),
             retry=tenacity.retry_if_exception_type(_TransientError),
             sleep=self._sleep_unless_stopped,
-            before_sleep=self._log_retry(number),
+            before_sleep=self.trouble.before_sleep(number),
             reraise=True,
         )
         failures = [first]
@@ -252,7 +248,7 @@ class ApiSink:
             # so its stop, wait and logging count it like any other.
             if failures:
                 raise failures.pop()
-            return await self._attempt(client, body, retry=True)
+            return await self._attempt(client, url, body, retry=True)
 
         try:
             return await retrying(attempt)
@@ -276,7 +272,9 @@ class ApiSink:
         """The lowest and highest number of requests the limit let in flight at once."""
         return self.gate.concurrency()
 
-    async def _attempt(self, client: Transport, body: bytes, *, retry: bool = False) -> Verdict:
+    async def _attempt(
+        self, client: Transport, url: yarl.URL, body: bytes, *, retry: bool = False
+    ) -> Verdict:
         try:
             await self.gate.enter(retry=retry)
         except _StoppingError as exc:
@@ -286,7 +284,7 @@ class ApiSink:
             # The transport bounds the whole exchange; so does this, whatever
             # the transport: a server that drips a byte a second ends in time.
             async with asyncio.timeout(self.config.timeout):
-                answer = await client.post(self._url, body)
+                answer = await client.post(url, body, method=self.method)
         except NoAnswerError as exc:
             self.gate.leave(None, 0.0)
             self.on_answer(None)
@@ -305,34 +303,12 @@ class ApiSink:
             raise _TransientError(f"HTTP {verdict.status}", verdict.retry_after)
         return verdict
 
-    def _log_retry(self, row: int) -> Callable[[tenacity.RetryCallState], None]:
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            self.on_retry()
-            error = state.outcome.exception() if state.outcome is not None else None
-            reason = getattr(error, "reason", type(error).__name__)
-            # Each row's retry is detail; the change of state is the news: an
-            # outage of a minute is one warning, not one per row and attempt.
-            self.log.debug(
-                "import.retry_scheduled",
-                row=row,
-                attempt=state.attempt_number,
-                wait=round(state.upcoming_sleep, 3),
-                reason=reason,
-            )
-            self._retries += 1
-            if self._troubled_since is None:
-                self._troubled_since = self.clock()
-                self.log.warning("import.retrying", reason=reason)
 
-        return before_sleep
-
-    def _answered(self) -> None:
-        """An answer came: if requests were being retried, say how many, once."""
-        if self._troubled_since is not None:
-            self.log.info(
-                "import.recovered",
-                retries=self._retries,
-                seconds=round(self.clock() - self._troubled_since, 3),
-            )
-            self._troubled_since = None
-            self._retries = 0
+def _filled(pieces: list[tuple[str, str | None]], row: Mapping[str, str | int | None]) -> yarl.URL:
+    """A URL's pieces with each placeholder replaced by the row's value, percent-encoded."""
+    parts = []
+    for text, name in pieces:
+        parts.append(text)
+        if name is not None:
+            parts.append(urllib.parse.quote(str(row.get(name) or ""), safe=""))
+    return yarl.URL("".join(parts), encoded=True)

@@ -68,10 +68,10 @@ class Answer(NamedTuple):
 
 
 class Transport(Protocol):
-    """Where a sink's requests go: POST a body, get an answer or a NoAnswerError."""
+    """Where a sink's requests go: send a JSON body, get an answer or a NoAnswerError."""
 
-    async def post(self, url: yarl.URL, body: bytes) -> Answer:
-        """Send ``body`` as JSON; the answer (the caller bounds the time it may take)."""
+    async def post(self, url: yarl.URL, body: bytes, *, method: str = "POST") -> Answer:
+        """Send ``body`` as JSON by POST (or ``method``); the answer (the caller bounds time)."""
         ...
 
 
@@ -84,14 +84,16 @@ class HttpTransport:
         self.session = session
         self._broken = (aiohttp.ClientError, OSError)
 
-    async def post(self, url: yarl.URL, body: bytes) -> Answer:
-        """POST ``body`` as JSON; the whole answer, read (the caller bounds the time).
+    async def post(self, url: yarl.URL, body: bytes, *, method: str = "POST") -> Answer:
+        """POST ``body`` as JSON (or send it by ``method``); the whole answer, read.
+
+        The caller bounds the time it may take.
 
         Raises:
             NoAnswerError: the connection could not be made, or broke.
         """
         try:
-            async with self.session.post(url, data=body, headers=_HEADERS) as response:
+            async with self.session.request(method, url, data=body, headers=_HEADERS) as response:
                 text = (await response.read()).decode("utf-8", "replace")
                 return Answer(response.status, response.headers, text)
         except self._broken as exc:

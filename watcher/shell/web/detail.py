@@ -57,7 +57,8 @@ def tenant_detail(
                 "received_at": past.received_at or past.created_at,
                 "finished_at": past.finished_at, "files": list(past.files), "rows": c.total,
                 "imported": c.imported, "unchanged": c.unchanged, "failed": c.failed,
-                "pending": c.pending, "codes": list(past.codes),
+                "pending": c.pending, "missing": c.missing, "deactivated": c.deactivated,
+                "codes": list(past.codes),
             })  # fmt: skip
         detail["checks"] = [
             {"name": c.name, "checked_at": c.checked_at, "rows": c.rows, "failed": c.failed,

@@ -296,6 +296,7 @@ def _last(journal: Journal, past: Past) -> LastBatch:
     return {
         "id": past.id, "finished_at": past.finished_at, "files": files, "rows": counts.total,
         "imported": counts.imported, "unchanged": counts.unchanged, "failed": counts.failed,
+        "missing": counts.missing, "deactivated": counts.deactivated,
     }  # fmt: skip
 
 
@@ -310,4 +311,7 @@ def _held(journal: Journal, batch: BatchRecord) -> HeldBatch:
         "changed": changes.changed if changes else 0,
         "known": changes.known if changes else 0,
         "columns": [name for name, _ in changes.columns] if changes else [],
+        "reason": changes.hold if changes else None,
+        "deactivate": changes.deactivate if changes else 0,
+        "missing": changes.missing if changes else 0,
     }
