@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 import polars as pl
 import pytest
 
@@ -183,7 +184,7 @@ def test_a_key_of_several_fields_splits_back_into_its_values() -> None:
     assert split_key(join_key(["S-1", "OPSCOM"])) == ["S-1", "OPSCOM"]
 
 
-def full(  # noqa: PLR0913 - a summary's counts, each with its default
+def full(
     *,
     rows: int = 1000,
     new: int = 0,

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from watcher.core.changes import preview
 from watcher.core.names import shown
 from watcher.core.records import Reason
 
 if TYPE_CHECKING:
+    from watcher.core.changes import ChangeSummary
     from watcher.core.validation import ValidationReport
 
 __all__ = ["ANSWERS", "check_document", "is_answer", "reasons"]
@@ -54,11 +56,13 @@ def check_document(
     schema_label: str,
     checked_at: float,
     in_list: int,
+    changes: ChangeSummary | None = None,
 ) -> bytes:
     """The check's answer for scripts: counts, codes and fields, no values.
 
     ``listed`` holds the failures of the rows listed (row, field, code,
-    message); ``in_list`` how many rows the ``.check.csv`` beside holds.
+    message); ``in_list`` how many rows the ``.check.csv`` beside holds;
+    ``changes`` what importing it now would do (None: it could not be read).
     """
     failed: dict[int, dict[str, list[str | None]]] = {}
     for row, field, code, _ in listed.iter_rows():
@@ -96,5 +100,7 @@ def check_document(
         "failed_rows_complete": len(failed) == report.rows_failed,
         # How many of the failed rows the .check.csv beside lists (it stops short of 50 MiB).
         "failed_rows_in_csv": in_list,
+        # New, changed (by column), unchanged and missing users: counts and names, no values.
+        "changes": None if changes is None else preview(changes),
     }
     return (json.dumps(document, indent=2) + "\n").encode()

@@ -277,21 +277,22 @@ def hold_reason(
 ) -> HoldReason | None:
     """Why the safeguard holds the batch; None when it does not.
 
-    ``changes``: with at least ``min_known`` users known, the batch changes
-    or deactivates more than ``changed_share`` of them (1.0 never holds).
     ``small_snapshot``: a full snapshot that leaves users missing and names
     fewer than ``min_rows`` users, or (with ``min_known`` known) fewer than
     half of the known ones: whatever it changes, a cut or filtered export is
-    likelier than half the population leaving at once.
+    likelier than half the population leaving at once (said first: it is
+    the likelier story). ``changes``: with at least ``min_known`` users
+    known, the batch changes or deactivates more than ``changed_share`` of
+    them (1.0 never holds).
     """
-    affected = summary.changed + summary.deactivate
-    if summary.known >= min_known and affected > changed_share * summary.known:
-        return "changes"
     if summary.snapshot is not None and summary.missing:
         if summary.snapshot < min_rows:
             return "small_snapshot"
         if summary.known >= min_known and summary.snapshot < summary.known / 2:
             return "small_snapshot"
+    affected = summary.changed + summary.deactivate
+    if summary.known >= min_known and affected > changed_share * summary.known:
+        return "changes"
     return None
 
 

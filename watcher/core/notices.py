@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckAnswer",
+    "changes_line",
     "check_message",
     "check_subject",
     "hold_message",
@@ -42,10 +43,39 @@ __all__ = [
 
 
 def hold_subject(changes: ChangeSummary) -> str:
-    """The subject of a hold notice: how many known users the import would change."""
+    """The subject of a hold notice: how many known users the import would change or miss."""
+    if changes.hold == "small_snapshot":
+        return (
+            f"User import on hold: it names {counted(changes.snapshot or 0, 'user')} "
+            f"of {changes.known:,}"
+        )
+    deactivate = f" and deactivate {changes.deactivate:,}" if changes.deactivate else ""
     return (
-        f"User import on hold: it would change {changes.changed:,} of "
+        f"User import on hold: it would change {changes.changed:,}{deactivate} of "
         f"{counted(changes.known, 'user')}"
+    )
+
+
+def _why_held(changes: ChangeSummary, allowed: float) -> str:
+    """The notice's paragraph on why the import was held."""
+    if changes.hold == "small_snapshot":
+        what = "would be deactivated" if changes.deactivate else "would be reported as missing"
+        return (
+            f"Your files name {counted(changes.snapshot or 0, 'user')}, but "
+            f"{changes.known:,} were imported before: {changes.missing:,} of them are not in "
+            f"the files and {what}. A file this much smaller than your list of users is more "
+            "often a cut or filtered export than that many people leaving at once."
+        )
+    deactivate = (
+        f" and deactivate {changes.deactivate:,} no longer in your files"
+        if changes.deactivate
+        else ""
+    )
+    return (
+        f"It would change {changes.changed:,}{deactivate} of the "
+        f"{counted(changes.known, 'user')} imported before ({changes.share:.0%}), more than "
+        f"the {allowed:.0%} one import may change without a review. This often means columns "
+        "were swapped, an old export was sent, or the file belongs to another organisation."
     )
 
 
@@ -82,12 +112,7 @@ def hold_message(
     lines = [
         f"The user import received on {when} was put on hold: nothing was imported.",
         "",
-        (
-            f"It would change {changes.changed:,} of the {counted(changes.known, 'user')} "
-            f"imported before ({changes.share:.0%}), more than the {allowed:.0%} one import "
-            "may change without a review. This often means columns were swapped, an old "
-            "export was sent, or the file belongs to another organisation."
-        ),
+        _why_held(changes, allowed),
     ]
     if changes.columns:
         lines += ["", "The columns that would change the most users:"]
@@ -228,6 +253,28 @@ class CheckAnswer:
     answer: str | None = None
     answer_csv: str | None = None
     attachment: str | None = None
+    changes: str | None = None  # what importing it would do, in one line (changes_line)
+
+
+def changes_line(changes: ChangeSummary) -> str:
+    """What a file would do, in one line: "would add 12, change 340 (email 300), leave ...".
+
+    Column names and counts only; a hold says why.
+    """
+    parts = [f"would add {changes.new:,}"]
+    columns = ", ".join(f"{name} {count:,}" for name, count in changes.columns[:5])
+    parts.append(f"change {changes.changed:,}" + (f" ({columns})" if columns else ""))
+    parts.append(f"leave {changes.rows - changes.new - changes.changed:,} unchanged")
+    if changes.deactivate:
+        parts.append(f"deactivate {changes.deactivate:,}")
+    elif changes.missing:
+        parts.append(f"report {changes.missing:,} missing")
+    line = ", ".join(parts)
+    if changes.hold == "small_snapshot":
+        line += "; it would be held for review: it names far fewer users than were imported before"
+    elif changes.hold == "changes":
+        line += "; it would be held for review: it changes too many users at once"
+    return line
 
 
 def check_subject(answers: Sequence[CheckAnswer]) -> str:
@@ -261,6 +308,8 @@ def _check_lines(answer: CheckAnswer, attached: Collection[str]) -> list[str]:
         if answer.reasons:
             lines.append("  Most common reasons:")
             lines.extend(reason_lines(answer.reasons))
+        if answer.changes is not None:
+            lines.append(f"  Imported now, it {answer.changes}.")
     if answer.attachment is not None and answer.attachment in attached:
         lines.append(f"  The rows that would fail are attached as {answer.attachment}, with why.")
     elif answer.answer_csv is not None:

@@ -15,7 +15,9 @@ tenant's schema in force, and the answer goes two ways:
 The file then moves into ``check/.bak/``. Nothing is journaled as a batch:
 a check never touches the row state, the safeguard or the API; the answer's
 counts (no values) are kept in the journal's ``checks`` for the page and
-``watcher status``. One file that
+``watcher status``. The answer says what importing the file now would do:
+users new, changed (by column), unchanged and missing, and whether the
+safeguard would hold it (:mod:`watcher.shell.pipeline.preview`). One file that
 cannot be answered never holds up another: it is tried again at the next
 look and, failing twice, set aside in ``check/.bak/`` with its reason.
 """
@@ -32,7 +34,7 @@ from watcher.core.answers import ANSWERS, check_document, reasons
 from watcher.core.codes import Code
 from watcher.core.failures import failure_list
 from watcher.core.names import answer_name, archive_name, attachment_name, shown
-from watcher.core.notices import CheckAnswer
+from watcher.core.notices import CheckAnswer, changes_line
 from watcher.core.reporting import LISTED_ROWS, common_reasons
 from watcher.core.states import STEP_ATTEMPTS
 from watcher.core.validation import validate
@@ -42,6 +44,7 @@ from watcher.shell.intake.dropfolder import Busy, Claimed, DropFolder, Gone
 from watcher.shell.journal import Check, new_id
 from watcher.shell.mail import checkmail
 from watcher.shell.pipeline.openpgp import read_upload, upload_encrypted
+from watcher.shell.pipeline.preview import preview_changes
 from watcher.shell.running.passes import where
 
 if TYPE_CHECKING:
@@ -179,6 +182,7 @@ def _answer(
     beside = rows is not None and not upload_encrypted(spool, name)
     answer, answer_csv = answer_name(name, ANSWERS[0]), answer_name(name, ANSWERS[1])
     folder_fd = folder.fd
+    changes = preview_changes(ctx, tenant, report, schema.schema)
     document = check_document(
         name,
         report,
@@ -186,6 +190,7 @@ def _answer(
         schema_label=schema.schema.label,
         checked_at=ctx.clock(),
         in_list=rows.rows if rows else 0,
+        changes=changes,
     )
     replace_file(folder_fd, answer, document)
     if rows is not None and beside:
@@ -207,6 +212,7 @@ def _answer(
             answer=answer,
             answer_csv=answer_csv if rows is not None and beside else None,
             attachment=attachment_name(name) if rows is not None else None,
+            changes=None if changes is None else changes_line(changes),
         ),
         rows.data if rows is not None else None,
     )

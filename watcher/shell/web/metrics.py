@@ -39,6 +39,7 @@ __all__ = ["FILE_OUTCOMES", "Metrics", "Waiting", "read_waiting", "status_class"
 FILE_OUTCOMES = ("imported", "unchanged", "partly_imported", "not_imported", "refused")
 # A batch is done only when no row waits: rows waiting are the pending_rows gauge.
 _ROW_OUTCOMES = ("imported", "unchanged", "failed")
+_MISSING_OUTCOMES = ("reported", "deactivated", "refused")
 # Few buckets: every one is a series per tenant, and a host may serve hundreds.
 _DURATIONS = (1, 5, 15, 60, 300, 900, 3600)
 _LATENCIES = (60, 300, 600, 900, 1800, 3600, 21600)
@@ -112,6 +113,12 @@ class Metrics:
             ["tenant", "outcome"],
             registry=r,
         )
+        self.missing = Counter(
+            "user_import_missing_users",
+            "Known users a full snapshot lacked, by what became of them",
+            ["tenant", "outcome"],
+            registry=r,
+        )
         self.requests = Counter(
             "user_import_api_requests",
             "Requests to the User Import API, by status class",
@@ -174,6 +181,8 @@ class Metrics:
                 self.files.labels(tenant, outcome)
             for outcome in _ROW_OUTCOMES:
                 self.rows.labels(tenant, outcome)
+            for outcome in _MISSING_OUTCOMES:
+                self.missing.labels(tenant, outcome)
             self.retries.labels(tenant)
             self.batch_duration.labels(tenant)
             self.latency.labels(tenant)
@@ -197,6 +206,15 @@ class Metrics:
         ):
             if value:
                 self.rows.labels(tenant, outcome).inc(value)
+        gone = view.missing
+        reported = gone.total - gone.deactivated - gone.refused - gone.pending
+        for outcome, value in (
+            ("reported", reported),
+            ("deactivated", gone.deactivated),
+            ("refused", gone.refused),
+        ):
+            if value:
+                self.missing.labels(tenant, outcome).inc(value)
         self.batch_duration.labels(tenant).observe(duration)
 
     def flight(self, tenant: str, in_flight: int, limit: float, rate: float) -> None:
