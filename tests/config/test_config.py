@@ -99,6 +99,28 @@ def test_a_full_configuration_loads_with_paths_resolved(tmp_path: Path) -> None:
     assert StateDir(config.service.state_dir).outbox == tmp_path / "state" / "outbox"
 
 
+def test_a_full_snapshot_tenant_reads_how_it_deactivates(tmp_path: Path) -> None:
+    """snapshot, missing, safeguard_min_rows, and the API's deactivation settings load as given."""
+    text = FULL.replace(
+        "require_encryption = true\n",
+        'require_encryption = true\nsnapshot = "full"\nmissing = "deactivate"\n'
+        "safeguard_min_rows = 500\n",
+    ).replace(
+        "rate_limit = 50\n",
+        'rate_limit = 50\ndeactivate_fields = { user_status = "inactive", active = false }\n'
+        'deactivate_url = "https://controller.example/users/{unique_id}"\n'
+        'deactivate_method = "DELETE"\nidentify = ["login_source", "campus"]\n',
+    )
+    jcu = load_config(write(tmp_path, text)).tenant("jcu")
+    assert (jcu.snapshot, jcu.missing, jcu.safeguard_min_rows) == ("full", "deactivate", 500)
+    assert jcu.api is not None
+    assert jcu.api.deactivate_fields == (("user_status", "inactive"), ("active", False))
+    assert jcu.api.deactivate_url == "https://controller.example/users/{unique_id}"
+    assert (jcu.api.deactivate_method, jcu.api.identify) == ("DELETE", ("login_source", "campus"))
+    uofx = load_config(write(tmp_path, FULL)).tenant("uofx")
+    assert (uofx.snapshot, uofx.missing, uofx.safeguard_min_rows) == ("partial", "report", 0)
+
+
 def test_defaults_apply_when_keys_are_left_out(tmp_path: Path) -> None:
     """A minimal file gets a 5 minute window and a 100 MiB limit."""
     config = load_config(write(tmp_path, '[service]\nstate_dir = "/var/lib/x"\n'))
@@ -283,6 +305,41 @@ def test_sizes(text: object, size: int) -> None:
         (
             '[service]\nstate_dir = "s"\ndatabase = "postgresql://db/w"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n',
             "tenant a: needs [tenant.api] with service.database: the embedded store is one host's file, not shared",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\nmissing = "deactivate"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\n',
+            'tenant[0] "a".missing: needs snapshot = "full": only a full snapshot leaves users missing',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\nsnapshot = "full"\nmissing = "deactivate"\n',
+            'tenant[0] "a".missing: "deactivate" needs [tenant.api]: the embedded store has no deactivation',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\nsnapshot = "whole"\n',
+            "tenant[0] \"a\".snapshot: must be 'partial' or 'full' (got 'whole')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\ndeactivate_method = "PATCH"\n',
+            "tenant[0] \"a\".api.deactivate_method: must be 'POST' or 'DELETE' (got 'PATCH')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\ndeactivate_url = "https://api.example/users/{id!r}"\n',
+            (
+                'tenant[0] "a".api.deactivate_url: may hold {field} placeholders naming a key or '
+                "identify field, nothing else (got 'https://api.example/users/{id!r}')"
+            ),
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\ndeactivate_fields = { apiToken = "x" }\n',
+            "tenant[0] \"a\".api.deactivate_fields.apiToken: must be an API field's name (letters, digits, '_', '.', '-')",
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\ndeactivate_fields = { status = [1] }\n',
+            'tenant[0] "a".api.deactivate_fields.status: must be text, a number or true/false (got [1])',
+        ),
+        (
+            '[service]\nstate_dir = "s"\n[[tenant]]\nname = "a"\ndrop_dir = "d"\nschema = "x"\nfailed_import_email = "a@b.c"\nreply_to = "a@b.c"\n[tenant.api]\nurl = "https://api.example/push"\ntoken_env = "T"\nidentify = "login_source"\n',
+            'tenant[0] "a".api.identify: must be a list of API field names',
         ),
     ],
 )

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from watcher.core.changes import ChangeSummary
-from watcher.core.records import Counts, Identity, Reason
+from watcher.core.records import Counts, Identity, MissingCounts, Reason
 from watcher.core.states import BatchState, FileState, MessageState, Safeguard
 from watcher.errors import StateError
-from watcher.shell.journal import Check, Confirmed, Journal
+from watcher.shell.journal import Check, Confirmed, Journal, MissingSet
 from watcher.shell.journal.checks import Lately
 
 if TYPE_CHECKING:
@@ -369,3 +369,52 @@ def test_outcomes_out_of_order_change_only_their_rows(journal: Journal) -> None:
     assert journal.rows.pending("f1") == [3]
     journal.rows.record_outcomes("f1", [], [(3, "api_rejected", "no")])
     assert journal.batches.view("b1").files[0].counts == Counts(total=7, imported=2, failed=5)
+
+
+def test_missing_users_are_recorded_with_the_verdict_and_deactivated_once(
+    journal: Journal,
+) -> None:
+    """Recorded with the check; a deactivation forgets the user, a refusal keeps it known."""
+    prints = {2: ("U-1", "d1", "f"), 3: ("U-2", "d2", "f"), 4: ("U-3", "d3", "f")}
+    idents = {2: '{"login_source":"OPSCOM"}'}
+    confirmed = Confirmed(tenant="jcu", target="api", now=5.0, prints=prints, idents=idents)
+    journal.rows.record_outcomes("f1", [2, 3, 4], [], confirmed)
+    every = journal.users.every("jcu", "api").sort("key")
+    assert every.rows() == [("U-1", '{"login_source":"OPSCOM"}'), ("U-2", None), ("U-3", None)]
+    summary = ChangeSummary(rows=0, new=0, unchanged=0, changed=0, known=3, missing=3)
+    users = [("U-2", None), ("U-1", '{"login_source":"OPSCOM"}'), ("U-3", None)]
+    found = MissingSet(tenant="jcu", target="api", deactivate=True, users=users)
+    journal.batches.check("b1", Safeguard.PASSED, summary, found)
+    journal.batches.check("b1", Safeguard.PASSED, summary, found)  # again after a crash: replaced
+    assert journal.missing.pending("b1") == [
+        ("U-1", '{"login_source":"OPSCOM"}'),
+        ("U-2", None),
+        ("U-3", None),
+    ]
+    journal.missing.record_outcomes("b1", ["U-1"], [("U-2", "api_rejected", "locked")])
+    assert journal.missing.counts("b1") == MissingCounts(
+        total=3, deactivated=1, refused=1, pending=1
+    )
+    assert journal.batches.view("b1").counts.missing == 3
+    assert journal.batches.view("b1").counts.deactivated == 1
+    assert sorted(journal.users.every("jcu", "api")["key"]) == ["U-2", "U-3"]
+    assert journal.missing.listed("b1", 2) == [
+        ("U-1", "deactivated", None, None),
+        ("U-2", "failed", "api_rejected", "locked"),
+    ]
+    journal.missing.fail_pending("b1", "file_discarded", "discarded")
+    assert journal.missing.pending("b1") == []
+    journal.missing.forget(["b1"])
+    assert journal.missing.counts("b1") == MissingCounts()
+
+
+def test_reported_missing_users_stay_known(journal: Journal) -> None:
+    """With missing = "report": recorded as reported, nothing pending, nobody forgotten."""
+    confirmed = Confirmed(tenant="jcu", target="api", now=5.0, prints={2: ("U-1", "d1", "f")})
+    journal.rows.record_outcomes("f1", [2], [], confirmed)
+    summary = ChangeSummary(rows=0, new=0, unchanged=0, changed=0, known=1, missing=1)
+    found = MissingSet(tenant="jcu", target="api", deactivate=False, users=[("U-1", None)])
+    journal.batches.check("b1", Safeguard.PASSED, summary, found)
+    assert journal.missing.pending("b1") == []
+    assert journal.missing.counts("b1") == MissingCounts(total=1)
+    assert journal.users.count("jcu", "api") == 1

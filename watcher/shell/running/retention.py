@@ -70,10 +70,13 @@ def prune(ctx: BatchContext, tenant: TenantConfig, now: float) -> Pruned | None:
             continue
         messages += 1
     batches = 0
-    for batch_id in ctx.journal.batches.finished_before(tenant.name, before):
+    finished = ctx.journal.batches.finished_before(tenant.name, before)
+    for batch_id in finished:
         view = ctx.journal.batches.view(batch_id)
         if ctx.journal.rows.forget([f.record.id for f in view.files]):
             batches += 1
+    # A full snapshot's missing users go with the rows: the batch keeps their counts.
+    ctx.journal.missing.forget(finished)
     pruned = Pruned(archives=archives, messages=messages, batches=batches)
     ctx.log.info(
         "retention.pruned",
