@@ -99,7 +99,7 @@ def test_with_instances_sharing_tenants_the_overview_names_each_owner() -> None:
 
 
 def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
-    """A file name with markup stays text; the recent batch shows its commonest codes."""
+    """A file name with markup stays text; the recent batch shows its codes and missing users."""
     page = tenant_page(
         {
             "name": "jcu",
@@ -117,8 +117,8 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
                     "unchanged": 50,
                     "failed": 50,
                     "pending": 0,
-                    "missing": 0,
-                    "deactivated": 0,
+                    "missing": 30,
+                    "deactivated": 28,
                     "codes": [("invalid_email", 40), ("required", 10)],
                 },
             ],
@@ -134,6 +134,7 @@ def test_a_tenant_page_escapes_file_names_and_lists_recent_batches() -> None:
     assert "next&lt;b&gt;.csv" in page
     assert "invalid_email &times;40, required &times;10" in page
     assert "<script>" not in page
+    assert "<td class=n>30 (28 deactivated)</td>" in page  # a full snapshot's missing users
     assert "Schema in force: 2026-11-22" in page
 
 

@@ -196,16 +196,22 @@ def _recent(detail: TenantDetail) -> str:
             for k in ("rows", "imported", "unchanged", "failed", "pending")
         )
         finished = _when(b["finished_at"]) if b["finished_at"] else "—"
+        # A full snapshot's missing users: how many, and how many of them were deactivated.
+        missing = f"{b['missing']:,}" + (
+            f" ({b['deactivated']:,} deactivated)" if b["deactivated"] else ""
+        )
         rows.append(
             f"<tr><td>{_e(_when(b['received_at']))}</td><td>{_e(finished)}</td>"
             f"<td>{_e(b['state'])}</td>"
-            f"<td>{files}</td>{numbers}<td>{codes}</td></tr>"
+            f"<td>{files}</td>{numbers}<td class=n>{missing}</td><td>{codes}</td></tr>"
         )
     return (
         "<table><tr><th>Arrived</th><th>Finished</th><th>State</th><th>Files</th>"
         "<th class=n>Rows</th>"
         "<th class=n>Imported</th><th class=n>Unchanged</th><th class=n>Failed</th>"
-        "<th class=n>Pending</th><th>Commonest failures</th></tr>\n" + "\n".join(rows) + "</table>"
+        "<th class=n>Pending</th><th class=n>Missing</th><th>Commonest failures</th></tr>\n"
+        + "\n".join(rows)
+        + "</table>"
     )
 
 
