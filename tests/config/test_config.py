@@ -409,6 +409,40 @@ token_file = "no-token"
     ]
 
 
+def test_preflight_finds_a_deactivation_url_naming_no_known_field(tmp_path: Path) -> None:
+    """{unique_id} is the key and {login_source} identifies; {campus} names nothing kept."""
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "token").write_text("t\n")
+    (tmp_path / "token").chmod(0o600)
+    config = load_config(
+        write(
+            tmp_path,
+            f"""
+[service]
+state_dir = "state"
+[[tenant]]
+name = "a"
+drop_dir = "drop"
+schema = "{OPSCOM_SCHEMA}"
+failed_import_email = "a@b.c"
+reply_to = "a@b.c"
+snapshot = "full"
+missing = "deactivate"
+[tenant.api]
+url = "http://127.0.0.1:1/push"
+token_file = "token"
+deactivate_url = "http://127.0.0.1:1/users/{{unique_id}}/{{login_source}}/{{campus}}"
+""",
+        )
+    )
+    assert preflight(config) == [
+        (
+            'tenant "a".api.deactivate_url: {campus} is neither a field of the schema\'s primary '
+            "key (unique_id) nor in identify: every deactivation would be sent without it"
+        )
+    ]
+
+
 def test_preflight_finds_what_would_refuse_every_encrypted_upload(tmp_path: Path) -> None:
     """A keyring that is not there, a tenant needing one without it, a customer key unread."""
     (tmp_path / "drop").mkdir()

@@ -147,10 +147,16 @@ def status_summary(status: Status, *, config: Path | None = None) -> str:
         for held in t["held"]:
             since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(held["since"]))
             columns = ", ".join(held["columns"]) or "no column in particular"
+            deactivate = f" and deactivate {held['deactivate']:,}" if held["deactivate"] else ""
             lines.append(
                 f"  HELD since {since}: batch {held['id'][:8]}, "
-                f"{wording.counted(held['rows'], 'row')}, would change {held['changed']:,} of "
-                f"{wording.counted(held['known'], 'known user')} ({columns})"
+                f"{wording.counted(held['rows'], 'row')}, would change {held['changed']:,}"
+                f"{deactivate} of {wording.counted(held['known'], 'known user')} ({columns})"
+                + (
+                    f"; a full snapshot with {held['missing']:,} known users missing"
+                    if held["reason"] == "small_snapshot"
+                    else ""
+                )
             )
             where = f" --config {shlex.quote(str(config))}" if config is not None else ""
             lines += [

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import stat
+import string
 from typing import TYPE_CHECKING, Any
 
 from watcher.errors import SchemaError, SecretUnavailableError
@@ -17,16 +18,14 @@ from watcher.errors import SchemaError, SecretUnavailableError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from watcher.config.model import Config, Secret
+    from watcher.config.model import Config, Secret, TenantConfig
+    from watcher.core.schema import Schema
 
 __all__ = ["exposed_secrets", "folder_warnings", "preflight"]
 
 
 def preflight(config: Config) -> list[str]:
     """What would stop the service at run time: folders, schemas, secrets."""
-    # The schema parser brings polars: only the checks that need it pay for it.
-    from watcher.core.schema_parser import load_schema  # noqa: PLC0415
-
     problems = _state_problems(config.service.state_dir)
     log = config.service.ftps_log
     if log is not None and not os.access(log, os.R_OK):
@@ -36,18 +35,7 @@ def preflight(config: Config) -> list[str]:
         )
     problems += _openpgp_problems(config)
     for tenant in config.tenants:
-        where = f'tenant "{tenant.name}"'
-        if not tenant.drop_dir.is_dir():
-            problems.append(f"{where}.drop_dir: {tenant.drop_dir} is not a folder")
-        try:
-            load_schema(tenant.schema)
-        except SchemaError as exc:
-            problems.extend(f"{where}.schema: {p}" for p in exc.problems)
-        if tenant.api is not None:
-            try:
-                tenant.api.token.reveal()
-            except SecretUnavailableError as exc:
-                problems.append(f"{where}.api: the token is unavailable: {exc}")
+        problems += _tenant_problems(tenant)
     if config.email is not None and config.email.password is not None:
         try:
             config.email.password.reveal()
@@ -102,6 +90,46 @@ def _database_problems(url: str, password: Secret | None) -> list[str]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [f"service.database: {url} cannot be used ({reason})"]
     return []
+
+
+def _tenant_problems(tenant: TenantConfig) -> list[str]:
+    """A tenant's drop folder, schema, token and deactivation URL, as the service will use them."""
+    from watcher.core.schema_parser import load_schema  # noqa: PLC0415 - brings polars
+
+    where = f'tenant "{tenant.name}"'
+    problems = []
+    if not tenant.drop_dir.is_dir():
+        problems.append(f"{where}.drop_dir: {tenant.drop_dir} is not a folder")
+    try:
+        schema = load_schema(tenant.schema)
+    except SchemaError as exc:
+        problems.extend(f"{where}.schema: {p}" for p in exc.problems)
+    else:
+        problems += _deactivation_problems(tenant, schema)
+    if tenant.api is not None:
+        try:
+            tenant.api.token.reveal()
+        except SecretUnavailableError as exc:
+            problems.append(f"{where}.api: the token is unavailable: {exc}")
+    return problems
+
+
+def _deactivation_problems(tenant: TenantConfig, schema: Schema) -> list[str]:
+    """A deactivation URL whose placeholders name no field a missing user is known by."""
+    api = tenant.api
+    if api is None or api.deactivate_url is None or tenant.missing != "deactivate":
+        return []
+    from watcher.core.changes import user_key  # noqa: PLC0415 - with the schema parser
+
+    known = {*user_key(schema), *api.identify}
+    named = [n for _, n, _, _ in string.Formatter().parse(api.deactivate_url) if n is not None]
+    return [
+        f'tenant "{tenant.name}".api.deactivate_url: {{{name}}} is neither a field of the '
+        f"schema's primary key ({', '.join(user_key(schema))}) nor in identify: "
+        "every deactivation would be sent without it"
+        for name in named
+        if name not in known
+    ]
 
 
 def _state_problems(state: Path) -> list[str]:
