@@ -58,6 +58,9 @@ def test_a_held_batch_comes_with_commands_that_can_be_pasted_as_they_are() -> No
         "changed": 60,
         "known": 120,
         "columns": ["email"],
+        "reason": "changes",
+        "deactivate": 0,
+        "missing": 0,
     }
     text = status_summary(
         {
