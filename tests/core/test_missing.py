@@ -40,7 +40,8 @@ def test_missing_users_alone_make_a_report_and_say_so_in_the_subject() -> None:
     done = MissingCounts(total=30, deactivated=28, refused=2)
     deactivated = SnapshotReport(counts=done, deactivate=True, listed=30)
     assert subject([FILE], deactivated) == (
-        "User import: 970 users up to date; 28 missing users deactivated"
+        "User import: 970 users up to date; 28 missing users deactivated; "
+        "2 missing users not deactivated"
     )
 
 

@@ -280,7 +280,11 @@ def subject(files: Sequence[FileSummary], snapshot: SnapshotReport | None = None
             total = sum(f.counts.total for f in files)
             parts.append(f"{counted(total, 'user')} up to date")
         if snapshot.deactivate:
-            parts.append(f"{counted(c.deactivated, 'missing user')} deactivated")
+            if c.deactivated:
+                parts.append(f"{counted(c.deactivated, 'missing user')} deactivated")
+            if c.refused or c.pending:
+                left = c.refused + c.pending
+                parts.append(f"{counted(left, 'missing user')} not deactivated")
         else:
             parts.append(f"{counted(c.total, 'user')} missing")
     return "User import: " + "; ".join(parts)

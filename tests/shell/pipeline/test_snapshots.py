@@ -292,3 +292,43 @@ def test_the_check_lanes_preview_counts_what_the_import_then_does(tmp_path: Path
         "Imported now, it would add 12, change 40 (email 40), leave 957 unchanged, deactivate 3."
         in text
     )
+
+
+def test_files_of_one_batch_are_one_snapshot_and_a_refusal_is_reported(tmp_path: Path) -> None:
+    """Two halves of the roster miss nobody; a deactivation the API refuses is listed, kept known."""
+
+    def answer(document: dict[str, Any], _: int) -> Reply:
+        locked = document.get("unique_id") == "U-00007" and "user_status" in document
+        return Reply(status=422, body={"error": "user is locked"}) if locked else Reply()
+
+    with ApiServer(answer) as api:
+        site = Site(tmp_path, api_url=api.url, tenant=DEACTIVATE, api=FIELDS)
+        site.drop_file("users.csv", users_csv(200))
+        assert site.process("users.csv").returncode == EXIT_OK
+        site.drop_file("a.csv", users_csv(100))
+        site.drop_file("b.csv", users_csv(100, start=100))
+        halves = site.process("a.csv", "b.csv")
+        assert halves.returncode == EXIT_OK, halves.stderr
+        site.drop_file("users.csv", without(users_csv(200), range(5, 10)))
+        day3 = site.process("users.csv")
+        assert day3.returncode == EXIT_OK, day3.stderr
+        site.drop_file("users.csv", without(users_csv(200), range(5, 10)))
+        day4 = site.process("users.csv")
+        assert day4.returncode == EXIT_OK, day4.stderr
+        tried = [r["unique_id"] for r in deactivations(api)]
+    (two,) = [e for e in site.events(halves) if e["event"] == "batch.completed"]
+    assert (two["rows"], two["missing"]) == (200, 0)
+    (three,) = [e for e in site.events(day3) if e["event"] == "batch.completed"]
+    assert (three["missing"], three["deactivated"]) == (5, 4)
+    (four,) = [e for e in site.events(day4) if e["event"] == "batch.completed"]
+    assert (four["missing"], four["deactivated"]) == (1, 0)  # the refused one, tried again
+    assert sorted(tried) == ["U-00005", "U-00006", "U-00007", "U-00007", "U-00008", "U-00009"]
+    (report,) = [
+        m
+        for m in messages(site)
+        if m["Subject"].endswith("; 4 missing users deactivated; 1 missing user not deactivated")
+    ]
+    (attached,) = list(report.iter_attachments())
+    data = attached.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    assert "U-00007,missing (not deactivated),user is locked" in data.decode("utf-8-sig")
