@@ -45,9 +45,12 @@ _COUNT_CHUNK = 1024 * 1024
 # values, long rows) before the whole file goes to the slow path instead.
 _MOST_TEXT_LINES = 20_000
 # A line of fields, each quoted by the rules (a quote inside written "") or
-# unquoted and not starting with a quote, which the csv module then keeps as
-# text (5'10" stays as written).
-_FIELD = r'(?:"(?:[^"]|"")*"|[^",][^,]*|)'
+# unquoted and holding no quote. The csv module keeps a quote inside an
+# unquoted value as text (5'10" stays as written), and so does polars within
+# the header's width, but when it skips the values past the last column it
+# takes such a quote as opening a quoted value: a line holding one is read by
+# the exact path.
+_FIELD = r'(?:"(?:[^"]|"")*"|[^",][^,"]*|)'
 _WHOLE_LINE = rf"^{_FIELD}(?:,{_FIELD})*$"
 # The first, last and inner lines of a quoted value that spans lines.
 _OPENING_LINE = rf'^(?:{_FIELD},)*"(?:[^"]|"")*$'
