@@ -6,7 +6,8 @@
 Each shape is a file of about ``--mib`` MiB built to make one part of the
 pipeline work hardest for its size: every line a failing row, the smallest
 rows a CSV can have, quoted values spanning lines, rows with many extra
-fields, every value of every row breaking a rule. Each file goes through each
+fields, every value of every row breaking a rule; a workbook of users, and a
+workbook that unpacks to a thousand times its size. Each file goes through each
 path as a separate process: a batch (``watcher process``, embedded store,
 outbox), ``watcher validate --json``, and the check lane (``watcher run
 --once`` with the file in ``check/``); its peak resident set size is read
@@ -46,11 +47,40 @@ SHAPES = {
     "bad": "!,!,!,!\n",  # four rule failures per row
     "wide": ",".join("!" * len(WIDE)) + "\n",  # a failure in every column of the schema
     "huge": "",  # one row whose first_name is one quoted value of the whole size
+    "workbook": "",  # ordinary users in an .xlsx of the size
+    "bomb": "",  # an .xlsx of the size whose sheet unpacks to a thousand times more
 }
+WORKBOOKS = ("workbook", "bomb")
+
+
+def write_workbook(path: Path, shape: str, size: int) -> None:
+    """An .xlsx of about ``size`` bytes: users, or a sheet of padding a thousand times larger."""
+    import zipfile  # noqa: PLC0415 - workbook shapes only
+
+    if shape == "bomb":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+            bomb.writestr("xl/workbook.xml", "<workbook/>")
+            with bomb.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+                chunk = b" " * (1024 * 1024)
+                for _ in range(size // 1024):  # about a thousand times the size
+                    sheet.write(chunk)
+        return
+    import openpyxl  # noqa: PLC0415 - a development dependency
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("Users")
+    sheet.append(HEADER.strip().split(","))
+    # About 23 bytes of zipped sheet per row here: rows for the size asked.
+    for n in range(size // 23):
+        sheet.append([f"U-{n:07d}", f"Name{n}", f"u{n}@bench.example", n % 7])
+    book.save(path)
 
 
 def write(path: Path, shape: str, size: int) -> None:
     """Write a file of about ``size`` bytes in ``shape``."""
+    if shape in WORKBOOKS:
+        write_workbook(path, shape, size)
+        return
     with path.open("w") as out:
         out.write(",".join(WIDE) + "\n" if shape == "wide" else HEADER)
         line = SHAPES[shape]
@@ -152,7 +182,8 @@ def main() -> None:
                 f"{'shape':8} {'input MiB':>9} {'peak MiB':>9} {'per MiB':>8} {'seconds':>8}  status"
             )
             for shape in args.shapes.split(","):
-                data = base / f"{path}-{shape}.csv"
+                suffix = ".xlsx" if shape in WORKBOOKS else ".csv"
+                data = base / f"{path}-{shape}{suffix}"
                 write(data, shape, size)
                 mib = data.stat().st_size / 1024 / 1024
                 peak, seconds, status = run(base / f"{path}-{shape}", data, path)

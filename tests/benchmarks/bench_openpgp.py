@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from watcher.config import Config, ServiceConfig, TenantConfig  # noqa: E402 - after the path is set
-from watcher.core.reading import Table, read_table  # noqa: E402
+from watcher.core.reading import read_table  # noqa: E402
+from watcher.core.tables import Table  # noqa: E402
 from watcher.shell.pipeline.openpgp import readable  # noqa: E402
 
 KEY = "bench@host.example"

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from tests.support import table_of, unreadable
 from watcher.core.codes import Code
-from watcher.core.reading import Table, Unreadable, _count_lines, _Reader, read_table
+from watcher.core.reading import _count_lines, _Reader, read_table
+from watcher.core.tables import Table, Unreadable
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from watcher.core.reading import Table, Unreadable, read_table
+from watcher.core.reading import read_table
 from watcher.core.schema_parser import parse_schema
+from watcher.core.tables import Table, Unreadable
 from watcher.core.validation import ValidationReport, validate
 
 if TYPE_CHECKING:

@@ -52,7 +52,7 @@ def validate(args: argparse.Namespace) -> int:
         print(f"watcher: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
     try:
-        table = read_table(path, max_rows=args.max_rows)
+        table = read_table(path, max_rows=args.max_rows, schema=schema)
     except OSError as exc:
         print(f"watcher: {path}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,7 +8,7 @@ SFTP log lines mean. Nothing here imports from :mod:`watcher.config`,
 can be understood, and tested, with values alone.
 
 Only these modules open files, and only to read the one they are handed
-(each says so): reading, schema_parser. Nothing here writes, lists a folder,
+(each says so): reading, schema_parser, sheets. Nothing here writes, lists a folder,
 reads the clock or starts a thread; ``tests/test_layout.py`` checks every
 sentence of this paragraph against the code.
 """

@@ -81,6 +81,7 @@ def check_document(
         "schema": schema_label,
         "status": status,
         "encoding": report.encoding,
+        "notes": list(report.notes),
         "rows": {
             "total": report.rows_total,
             "valid": report.rows_valid,

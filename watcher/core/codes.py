@@ -35,6 +35,7 @@ class Code(enum.StrEnum):
     FILE_UNPROCESSABLE = "file_unprocessable"
     FILE_DISCARDED = "file_discarded"
     FILE_ENCRYPTION = "file_encryption"
+    FILE_SPREADSHEET = "file_spreadsheet"
     CSV_MALFORMED = "csv_malformed"
     HEADER_MISSING_ROW = "header_missing_row"
     HEADER_UNKNOWN = "header_unknown"
@@ -81,6 +82,7 @@ _FILE_CODES = frozenset(
         Code.FILE_UNPROCESSABLE,
         Code.FILE_DISCARDED,
         Code.FILE_ENCRYPTION,
+        Code.FILE_SPREADSHEET,
         Code.CSV_MALFORMED,
         Code.HEADER_MISSING_ROW,
         Code.HEADER_UNKNOWN,

@@ -15,7 +15,7 @@ from watcher.core.validation import FIRST_DATA_ROW
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from watcher.core.reading import Table
+    from watcher.core.tables import Table
 
 __all__ = ["failure_list"]
 

@@ -218,6 +218,7 @@ def summary_message(
             f"{shown(f.name)}: {counted(c.total, 'row')}, {c.imported:,} imported, "
             f"{c.unchanged:,} already up to date, {c.failed:,} not imported."
         )
+        lines.extend(f"  Note: {note}" for note in f.notes)
     lines += [
         "",
         "Users already up to date were not sent again: nothing about them changed.",
@@ -254,6 +255,7 @@ class CheckAnswer:
     answer_csv: str | None = None
     attachment: str | None = None
     changes: str | None = None  # what importing it would do, in one line (changes_line)
+    notes: tuple[str, ...] = ()  # what reading it noted: the workbook's sheet, numbers as text
 
 
 def changes_line(changes: ChangeSummary) -> str:
@@ -308,6 +310,7 @@ def _check_lines(answer: CheckAnswer, attached: Collection[str]) -> list[str]:
         if answer.reasons:
             lines.append("  Most common reasons:")
             lines.extend(reason_lines(answer.reasons))
+        lines.extend(f"  Note: {note}" for note in answer.notes)
         if answer.changes is not None:
             lines.append(f"  Imported now, it {answer.changes}.")
     if answer.attachment is not None and answer.attachment in attached:

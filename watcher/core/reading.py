@@ -31,13 +31,17 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from watcher.core.codes import Code
-from watcher.core.limits import MAX_ROWS
+from watcher.core.limits import MAX_EXPANDED, MAX_ROWS
+from watcher.core.sheets import check_workbook, kind_of, read_workbook
 from watcher.core.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
+from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["Table", "Unreadable", "column", "read_table"]
+    from watcher.core.schema import Schema
+
+__all__ = ["read_table"]
 
 _SLOW_CHUNK_ROWS = 100_000
 _COUNT_CHUNK = 1024 * 1024
@@ -60,45 +64,6 @@ _INSIDE_LINE = r'^(?:[^"]|"")*$'
 # record of one field per pair of quotes, with no quote among its values.
 _SIMPLE_LINE = r'^"[^"]*"(?:,"[^"]*")*$'
 _SAVE_AS = "Save it from your spreadsheet as 'CSV UTF-8 (comma delimited)' and upload it again."
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Table:
-    """A CSV file read into strings.
-
-    ``frame`` has one String column per header cell, named ``c0``, ``c1``, ...
-    in file order, and one row per data record (blank lines included, so row
-    ``i`` is spreadsheet row ``i + 2``). ``ragged`` lists the records whose
-    field count breaks the header's: fewer fields, or values beyond the last
-    column (extra fields that are all empty are harmless and not listed).
-    ``blank`` marks the records with no value at all, which are skipped.
-    """
-
-    headers: tuple[str, ...]
-    frame: pl.DataFrame
-    encoding: str
-    ragged: pl.DataFrame
-    blank: pl.Series
-    notes: tuple[str, ...] = ()
-
-    @property
-    def width(self) -> int:
-        """How many columns the header names."""
-        return len(self.headers)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Unreadable:
-    """A file that cannot be read as CSV, with a reason a customer can act on."""
-
-    code: Code
-    message: str
-    encoding: str | None = None
-
-
-def column(index: int) -> str:
-    """The frame's name for the column at ``index``."""
-    return f"c{index}"
 
 
 # polars takes a file that starts as a compressed stream does (zlib, gzip,
@@ -151,13 +116,32 @@ def _native_lines(path: Path) -> int:
     return int(lines.select(pl.len()).collect().item())
 
 
-def read_table(source: Path | bytes, *, max_rows: int = MAX_ROWS) -> Table | Unreadable:
-    """Read ``source`` (a file path or the file's bytes) as a CSV table.
+def read_table(
+    source: Path | bytes,
+    *,
+    max_rows: int = MAX_ROWS,
+    schema: Schema | None = None,
+    max_expanded: int = MAX_EXPANDED,
+) -> Table | Unreadable:
+    """Read ``source`` (a file path or the file's bytes) as a CSV table, or a workbook's sheet.
 
     A file of more than ``max_rows`` lines after its header is refused after
     counting them: every row costs memory whatever its size, and a file of
     millions of one-byte rows would cost the service gigabytes to report on.
+    A workbook (known by its bytes) is read by :mod:`watcher.core.sheets`:
+    ``schema`` picks its sheet, and ``max_expanded`` bounds what it unpacks to.
     """
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            start = handle.read(8)
+    else:
+        start = source[:8]
+    kind = kind_of(start, source)
+    if kind is not None:
+        refused = check_workbook(source, kind, max_expanded=max_expanded)
+        if refused is not None:
+            return refused
+        return read_workbook(source, kind, schema, max_rows=max_rows)
     if _count_lines(source) > max_rows + 1:
         return Unreadable(
             code=Code.FILE_TOO_MANY_ROWS,

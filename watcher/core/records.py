@@ -139,6 +139,8 @@ class FileRecord:
     rows_blank: int
     archive_name: str | None
     received_at: float
+    # What reading it noted for the customer (a workbook's sheet, numbers in text columns).
+    notes: tuple[str, ...] = ()
 
     @property
     def identity(self) -> Identity | None:

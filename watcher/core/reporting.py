@@ -227,6 +227,8 @@ class FileSummary:
     listed: int | None = None  # failed rows in the attachment, when not all of them
     # An earlier file with the same bytes, and when it was received.
     identical_to: tuple[str, float] | None = None
+    # What reading it noted: the workbook's sheet, numbers in text columns.
+    notes: tuple[str, ...] = ()
 
 
 def needs_report(files: Sequence[FileSummary], snapshot: SnapshotReport | None = None) -> bool:
@@ -325,6 +327,7 @@ def body(
                 + (f", {c.pending:,} still waiting" if c.pending else "")
                 + "."
             )
+            lines.extend(f"  Note: {note}" for note in f.notes)
             if f.reasons:
                 lines.append("  Most common reasons:")
                 lines.extend(reason_lines(common_reasons(f.reasons)))

@@ -141,7 +141,7 @@ def test_metrics_follow_a_real_batch_and_the_page_shows_it_in_a_browser(tmp_path
     assert "jcu" in overview
     assert re.search(r"jcu\s.*\s60\s+54\s+0\s+6\s", overview, re.DOTALL), overview
     assert "users.csv" in tenant, tenant[-3000:]
-    assert re.search(r"60\s+54\s+0\s+6\s+0\s+invalid_email \u00d76", tenant), tenant
+    assert re.search(r"60\s+54\s+0\s+6\s+0\s+0\s+invalid_email \u00d76", tenant), tenant
     # The batch's row says when its file arrived and when it finished, both times.
     assert "Arrived Finished State" in re.sub(r"\s+", " ", tenant)
     assert len(re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", tenant)) >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import TYPE_CHECKING, Any
 
 from watcher.core.names import from_stored, to_stored
@@ -29,6 +30,7 @@ def file_record(row: tuple[Any, ...]) -> FileRecord:
     values["state"] = FileState(values["state"])
     if values["archive_name"] is not None:
         values["archive_name"] = from_stored(values["archive_name"])
+    values["notes"] = tuple(json.loads(values["notes"])) if values["notes"] else ()
     return FileRecord(**values)
 
 

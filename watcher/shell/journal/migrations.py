@@ -192,6 +192,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the journal of the release of 2026-12-05", lambda d: [*_tables(d), *_INDEXES]),
     Migration(2, "the check lane's answers", _checks),
     Migration(3, "full snapshots: missing users, and the fields that name a user", _snapshots),
+    Migration(
+        4,
+        "what reading a file noted (a workbook's sheet, numbers in text columns)",
+        lambda _: ["ALTER TABLE files ADD COLUMN notes TEXT"],
+    ),
 )
 
 

@@ -38,8 +38,9 @@ class Rows:
         failed_rows: Iterable[int],
         failures: Iterable[Failure],
         now: float,
+        notes: Sequence[str] = (),
     ) -> None:
-        """Store a file's validation: every row pending or failed, with reasons.
+        """Store a file's validation: every row pending or failed, with reasons, and its notes.
 
         The file becomes ``validated``. Safe to repeat: a file validated again
         (after a crash) replaces its rows. One transaction.
@@ -49,8 +50,17 @@ class Rows:
             code, message = file_error or (None, None)
             self.db.execute(
                 "UPDATE files SET state = ?, encoding = ?, rows_blank = ?, code = ?,"
-                " message = ?, attempts = 0, updated_at = ? WHERE id = ?",
-                (FileState.VALIDATED, encoding, rows_blank, code, message, now, file_id),
+                " message = ?, attempts = 0, updated_at = ?, notes = ? WHERE id = ?",
+                (
+                    FileState.VALIDATED,
+                    encoding,
+                    rows_blank,
+                    code,
+                    message,
+                    now,
+                    json.dumps(list(notes)) if notes else None,
+                    file_id,
+                ),
             )
 
     def _replace(

@@ -141,7 +141,8 @@ def _load(ctx: BatchContext, tenant: str, path: Path) -> tuple[str, _Part] | Non
         document: dict[str, Any] = json.loads(path.read_bytes())
         at = float(document.pop("at"))
         reasons = tuple((int(n), str(r)) for n, r in document.pop("reasons"))
-        answer = CheckAnswer(**document, reasons=reasons)
+        notes = tuple(str(n) for n in document.pop("notes", ()))
+        answer = CheckAnswer(**document, reasons=reasons, notes=notes)
     except FileNotFoundError:
         return None
     except (ValueError, TypeError, KeyError) as exc:

@@ -218,6 +218,7 @@ def _result_document(
         "received_at": _iso(record.received_at),
         "status": status,
         "encoding": record.encoding,
+        "notes": list(record.notes),
         "sha256": record.sha256,
         "rows": {
             "total": counts.total,

@@ -167,7 +167,7 @@ def _answer(
 ) -> None:
     started = ctx.timer()
     name = claimed.name
-    report = validate(read_upload(ctx.config, tenant, spool, name), schema.schema)
+    report = validate(read_upload(ctx.config, tenant, spool, name, schema.schema), schema.schema)
     # The same file (inode, time, bytes) checked again after a crash: the same id.
     check_id = f"{claimed.sha256[:16]}{claimed.identity.ino:x}{claimed.identity.mtime_ns:x}"
     listed = report.failures.filter(
@@ -213,6 +213,7 @@ def _answer(
             answer_csv=answer_csv if rows is not None and beside else None,
             attachment=attachment_name(name) if rows is not None else None,
             changes=None if changes is None else changes_line(changes),
+            notes=report.notes,
         ),
         rows.data if rows is not None else None,
     )

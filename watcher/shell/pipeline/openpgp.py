@@ -26,13 +26,16 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from watcher.core.codes import Code
-from watcher.core.reading import Table, Unreadable, read_table
+from watcher.core.limits import EXPANSION
+from watcher.core.reading import read_table
+from watcher.core.tables import Table, Unreadable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
     from watcher.config import Config, TenantConfig
+    from watcher.core.schema import Schema
 
 __all__ = [
     "SUFFIXES",
@@ -140,15 +143,23 @@ def kept_list(
     return None if sealed is None else (".gpg", sealed)
 
 
-def read_upload(config: Config, tenant: TenantConfig, spool: Path, name: str) -> Table | Unreadable:
+def read_upload(
+    config: Config, tenant: TenantConfig, spool: Path, name: str, schema: Schema
+) -> Table | Unreadable:
     """A claimed upload's spool copy read as a table, decrypted first if it is encrypted.
 
-    The plaintext is gone when this returns: the table is read whole.
+    The plaintext is gone when this returns: the table is read whole. A
+    workbook's sheet is the one whose header fits ``schema``.
     """
     with readable(config, tenant, spool, name) as source:
         if isinstance(source, Unreadable):
             return source
-        return read_table(source, max_rows=config.service.max_rows)
+        return read_table(
+            source,
+            max_rows=config.service.max_rows,
+            schema=schema,
+            max_expanded=EXPANSION * config.service.max_file_size,
+        )
 
 
 def _decrypt(

@@ -16,7 +16,6 @@ from watcher.core.failures import failure_list
 from watcher.core.missing import LIST_NAME, missing_csv
 from watcher.core.names import attachment_name
 from watcher.core.notices import hold_message, strays_id, strays_message, summary_message
-from watcher.core.reading import Table
 from watcher.core.reporting import (
     ENCRYPTED,
     LISTED_ROWS,
@@ -28,6 +27,7 @@ from watcher.core.reporting import (
 )
 from watcher.core.schema_parser import parse_schema
 from watcher.core.states import Safeguard
+from watcher.core.tables import Table
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
 from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to, read_upload
@@ -91,6 +91,7 @@ def write_report(
                 file_error=record.message if record.code is not None else None,
                 reasons=file.reasons,
                 archive_name=record.archive_name,
+                notes=record.notes,
                 failures_name=failures_name,
                 listed=rows_listed if rows_listed < counts.failed else None,
                 identical_to=ctx.journal.files.identical(
@@ -228,7 +229,11 @@ def _failure_csv(
 ) -> FailureList:
     if table is None:  # validated by an earlier run: read again (decrypted, if it was)
         spool = ctx.state.spool(record.tenant, record.id)
-        read = read_upload(ctx.config, ctx.config.tenant(record.tenant), spool, record.name)
+        digest = record.schema_digest
+        assert digest is not None  # noqa: S101 - a validated file has one
+        schema = parse_schema(ctx.journal.batches.schema_text(digest))
+        tenant = ctx.config.tenant(record.tenant)
+        read = read_upload(ctx.config, tenant, spool, record.name, schema)
         assert isinstance(read, Table)  # noqa: S101 - it validated with row failures
         table = read
     return failure_list(table, listed(record.id))

@@ -62,7 +62,7 @@ def validate_file(ctx: BatchContext, record: FileRecord, schema: Schema) -> Vali
     """Validate a claimed file's spool copy (decrypted, if it is encrypted) with its schema."""
     spool = ctx.state.spool(record.tenant, record.id)
     tenant = ctx.config.tenant(record.tenant)
-    return validate(read_upload(ctx.config, tenant, spool, record.name), schema)
+    return validate(read_upload(ctx.config, tenant, spool, record.name, schema), schema)
 
 
 def _validate_once_more(
@@ -145,6 +145,7 @@ def _journal_validation(
         failed_rows=failed,
         failures=failures,
         now=ctx.clock(),
+        notes=report.notes,
     )
     ctx.log.info(
         "file.validated",
