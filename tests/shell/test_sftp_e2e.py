@@ -292,6 +292,26 @@ def test_a_plain_put_is_imported_once(sshd: Sshd, watcher: Watcher, tmp_path: Pa
     assert kinds == ["sftp.upload_started", "sftp.upload_finished"]
 
 
+def test_a_workbook_put_over_sftp_is_imported_from_its_sheet(
+    sshd: Sshd, watcher: Watcher, tmp_path: Path
+) -> None:
+    """users.xlsx as Excel saves it, put with OpenSSH's sftp: its users imported, archived."""
+    import openpyxl  # noqa: PLC0415 - only this test writes a workbook
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in users_csv(6, start=300).splitlines():
+        sheet.append(row.split(","))
+    local = tmp_path / "users.xlsx"
+    book.save(local)
+    sshd.run_sftp(f"put {local} upload/users.xlsx")
+    watcher.wait(lambda: watcher.completed("users.xlsx"))
+    assert watcher.users() == dict.fromkeys(ids(6, 300), 1)
+    kept = [p for p in (sshd.upload / ".bak").iterdir() if p.name.endswith(".xlsx")]
+    assert [p.read_bytes() for p in kept] == [local.read_bytes()]
+
+
 def test_an_upload_killed_halfway_is_never_imported_until_completed(
     sshd: Sshd, watcher: Watcher, tmp_path: Path
 ) -> None:
