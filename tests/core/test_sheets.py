@@ -13,6 +13,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 import openpyxl
+from msoffcrypto.format.ooxml import OOXMLFile
 
 from tests.support import ROOT, failures
 from watcher.core.codes import Code
@@ -241,11 +242,10 @@ def test_macros_passwords_and_cut_uploads_are_refused_with_a_reason() -> None:
     macros = read(out.getvalue())
     assert isinstance(macros, Unreadable)
     assert (macros.code, "carries macros" in macros.message) == (Code.FILE_SPREADSHEET, True)
-    # Excel saves a workbook with a password as an OLE file holding the encrypted package.
-    protected = (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512 + "EncryptedPackage".encode("utf-16-le")
-    )
-    locked = read(protected)
+    # Encrypted as Excel does with a password: an OLE file holding the encrypted package.
+    protected = io.BytesIO()
+    OOXMLFile(io.BytesIO(plain)).encrypt("secret", protected)
+    locked = read(protected.getvalue())
     assert isinstance(locked, Unreadable)
     assert (locked.code, "protected with a password" in locked.message) == (
         Code.FILE_SPREADSHEET,

@@ -94,7 +94,7 @@ def check_workbook(source: Path | bytes, kind: Kind, *, max_expanded: int) -> Un
         if "EncryptedPackage".encode("utf-16-le") in data:
             return _refused(
                 "This workbook is protected with a password, so it cannot be read. Save a copy "
-                f"without the password {_SAVE_AS}."
+                f"without the password, {_SAVE_AS}."
             )
         if "_VBA_PROJECT".encode("utf-16-le") in data:
             return _macros()
@@ -116,7 +116,7 @@ def _check_zip(archive: zipfile.ZipFile, max_expanded: int) -> Unreadable | None
     if any(e.flag_bits & 0x1 for e in entries):
         return _refused(
             "This workbook's parts are encrypted, so it cannot be read. Save a copy without "
-            f"the password {_SAVE_AS}."
+            f"the password, {_SAVE_AS}."
         )
     declared = sum(e.file_size for e in entries)
     if declared > max_expanded or any(_too_inflated(e.file_size, e.compress_size) for e in entries):

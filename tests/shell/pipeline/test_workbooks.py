@@ -74,3 +74,13 @@ def test_the_check_lane_answers_a_workbook(tmp_path: Path) -> None:
     assert (answer["rows"]["total"], answer["rows"]["failed"], answer["encoding"]) == (3, 1, "xlsx")
     assert answer["notes"][0] == "Read from its sheet 'Users'."
     assert answer["changes"]["new"] == 2
+
+
+def test_a_workbook_saved_under_a_csv_name_is_imported_all_the_same(tmp_path: Path) -> None:
+    """users.csv holding an .xlsx: read by its bytes, not refused as binary."""
+    with ApiServer() as api:
+        site = Site(tmp_path, api_url=api.url)
+        site.drop_file("users.csv", workbook(("Users", ROWS[:2])))
+        done = site.process("users.csv")
+        assert done.returncode == EXIT_OK, done.stderr
+        assert [r["unique_id"] for r in api.requests] == ["S-1"]
