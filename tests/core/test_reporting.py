@@ -236,6 +236,30 @@ def test_attachments_over_the_limit_point_to_bak() -> None:
     assert f"too large to attach: it is in .bak/{archived}.failures.csv" in text
 
 
+def test_an_encrypted_uploads_list_too_large_to_mail_is_named_as_kept_or_not_kept() -> None:
+    """Kept encrypted: named with .gpg; no key to encrypt it to: said not kept in plain."""
+    archived = "users.19700101T000000Z.0123abcd.csv.gpg"
+    texts = []
+    for suffix in (".gpg", None):
+        file = dataclasses.replace(
+            summary("users.csv.gpg", failed=2), archive_name=archived, kept_suffix=suffix
+        )
+        message = report_message(
+            tenant="jcu",
+            batch_id="b1",
+            sender="admin@jcu.example",
+            recipient="r@jcu.example",
+            files=[file],
+            attachments={"failed-users.csv": b"x" * (ATTACHMENT_LIMIT + 1)},
+            now=0.0,
+        )
+        body = message.get_body(preferencelist=("plain",))
+        texts.append(body.get_content())  # type: ignore[union-attr]
+    assert f"too large to attach: it is in .bak/{archived}.failures.csv.gpg" in texts[0]
+    assert "it is not kept in your folder in plain" in texts[1]
+    assert ".failures.csv" not in texts[1]
+
+
 def test_reasons_beyond_the_five_shown_are_counted() -> None:
     """Seven kinds of failure: five listed, then 'and N more for 2 other reasons'."""
     reasons = tuple(

@@ -270,3 +270,26 @@ def test_a_failure_report_saved_as_a_workbook_comes_back_as_a_csv_would() -> Non
     report = validate(read(data), OPSCOM)
     assert report.ok
     assert report.api_rows()["first_name"].to_list() == ["=Ann"]
+
+
+def test_hidden_rows_are_read_and_a_merged_cell_holds_its_value_in_its_first_cell() -> None:
+    """As documented: a hidden user is still a user; a merged pair leaves the second cell empty."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (
+        HEADER,
+        ["S-1", "Ann", "a@jcu.example", "", 3],
+        ["S-2", "Bob", "b@jcu.example", "", 4],
+    ):
+        sheet.append(row)
+    sheet.row_dimensions[3].hidden = True
+    sheet.merge_cells("B2:C2")
+    out = io.BytesIO()
+    book.save(out)
+    table = read(out.getvalue())
+    assert isinstance(table, Table)
+    assert table.frame.select("c0", "c1", "c2").rows() == [
+        ("S-1", "Ann", ""),
+        ("S-2", "Bob", "b@jcu.example"),
+    ]

@@ -229,6 +229,9 @@ class FileSummary:
     identical_to: tuple[str, float] | None = None
     # What reading it noted: the workbook's sheet, numbers in text columns.
     notes: tuple[str, ...] = ()
+    # Where .bak keeps its list of rows not imported: encrypted (".gpg") for an
+    # encrypted upload, or nowhere when there is no key to encrypt it to.
+    kept_suffix: str | None = ""
 
 
 def needs_report(files: Sequence[FileSummary], snapshot: SnapshotReport | None = None) -> bool:
@@ -373,9 +376,15 @@ def _list_lines(f: FileSummary, attached: Sequence[str]) -> list[str]:
         if name.endswith(ENCRYPTED):
             plain = name.removesuffix(ENCRYPTED)
             lines.append(f"  It is encrypted to your key: gpg --decrypt {name} > {plain}")
+    elif name is not None and f.kept_suffix is None:
+        lines.append(
+            "  The list of rows not imported is too large to attach, and the file came "
+            "encrypted, so it is not kept in your folder in plain: fix the rows the reasons "
+            "above name, or ask us to encrypt reports to your key."
+        )
     elif name is not None:
         kept = (
-            f".bak/{shown(f.archive_name)}.failures.csv"
+            f".bak/{shown(f.archive_name)}.failures.csv{f.kept_suffix}"
             if f.archive_name is not None
             else "the .bak folder, beside the file"
         )

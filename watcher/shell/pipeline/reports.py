@@ -30,7 +30,7 @@ from watcher.core.states import Safeguard
 from watcher.core.tables import Table
 from watcher.shell.files import replace_file
 from watcher.shell.mail.mailer import queue_message
-from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to, read_upload
+from watcher.shell.pipeline.openpgp import SUFFIXES, encrypt_to, read_upload, upload_encrypted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -92,6 +92,7 @@ def write_report(
                 reasons=file.reasons,
                 archive_name=record.archive_name,
                 notes=record.notes,
+                kept_suffix=_kept_suffix(ctx, tenant, record),
                 failures_name=failures_name,
                 listed=rows_listed if rows_listed < counts.failed else None,
                 identical_to=ctx.journal.files.identical(
@@ -165,6 +166,15 @@ def _snapshot(
         listed=min(view.missing.total, LISTED_ROWS),
         list_name=name,
     )
+
+
+def _kept_suffix(ctx: BatchContext, tenant: TenantConfig, record: FileRecord) -> str | None:
+    """How .bak keeps the file's list (as :func:`.openpgp.kept_list` will): plain, .gpg, or not."""
+    if not upload_encrypted(ctx.state.spool(record.tenant, record.id), record.name):
+        return ""
+    if tenant.signed_by is None or ctx.config.service.gnupg_home is None:
+        return None
+    return ENCRYPTED
 
 
 def _attachment(
