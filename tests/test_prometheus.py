@@ -26,7 +26,7 @@ def test_the_alert_rules_load_and_their_unit_tests_pass() -> None:
         cwd=RULES, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 9 rules found" in checked.stdout
     tested = subprocess.run(
         [promtool, "test", "rules", "user-import-watcher.tests.yml"],
         cwd=RULES, capture_output=True, text=True, check=False, timeout=60,
