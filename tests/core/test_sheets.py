@@ -293,3 +293,29 @@ def test_hidden_rows_are_read_and_a_merged_cell_holds_its_value_in_its_first_cel
         ("S-1", "Ann", ""),
         ("S-2", "Bob", "b@jcu.example"),
     ]
+
+
+def test_a_sheet_whose_header_is_lower_down_keeps_the_sheets_row_numbers() -> None:
+    """Header in row 3 (two empty rows above): a bad email in row 5 is reported as row 5."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Users & staff"  # a name the workbook's XML escapes
+    for offset, row in enumerate(
+        (
+            HEADER,
+            ["S-1", "Ann", "a@jcu.example", "", 3],
+            [17, "Bob", "not-an-email", "", 4],
+        )
+    ):
+        for column, value in enumerate(row, start=1):
+            sheet.cell(row=3 + offset, column=column, value=value)
+    out = io.BytesIO()
+    book.save(out)
+    table = read(out.getvalue())
+    assert isinstance(table, Table)
+    assert table.first_row == 4
+    report = validate(table, OPSCOM)
+    assert failures(report) == [(5, "email", "invalid_email")]
+    assert "(row 5)" in report.notes[1]
+    assert report.api_rows()["row"].to_list() == [4]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from watcher.core.reporting import FailureList, failure_csv
-from watcher.core.validation import FIRST_DATA_ROW
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,5 +25,5 @@ def failure_list(table: Table, failures: Iterable[tuple[int, str | None, str, st
     for row, field, code, message in failures:
         by_row.setdefault(row, []).append((field, code, message))
     numbers = sorted(by_row)
-    values = table.frame.gather([n - FIRST_DATA_ROW for n in numbers]).rows()
+    values = table.frame.gather([n - table.first_row for n in numbers]).rows()
     return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)

@@ -24,14 +24,18 @@ them and are never evaluated. What the reader adds to fastexcel:
   gone) is noted per row: the value is kept as Excel shows it, and a field
   with a pattern or length it cannot meet fails the row as any value would.
 
-Rows are numbered from the sheet's first row holding a value, as its header
-(row 1 in every export we have seen). Hidden rows and columns are read like
-the others; a merged cell's value is in its first cell, the rest are empty.
+Rows are numbered as the sheet numbers them: calamine's range starts at the
+first row holding a value (the header), and for an ``.xlsx`` the sheet's own
+XML says which row that is (:func:`_header_row`); an ``.ods`` or ``.xls`` is
+numbered from its header as row 1. Hidden rows and columns are read like the
+others; a merged cell's value is in its first cell, the rest are empty.
 """
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import zipfile
 from typing import TYPE_CHECKING, Literal
 
@@ -193,8 +197,10 @@ def read_workbook(
     headers = tuple(v or "" for v in sheet.row(0))
     frame = sheet.slice(1).rename({c: column(i) for i, c in enumerate(sheet.columns)})
     notes = [f"Read from the sheet '{name}'." if many else f"Read from its sheet '{name}'."]
+    header_row = _header_row(data, name) if kind == "xlsx" else None
+    first_row = (header_row or 1) + 1
     if schema is not None:
-        frame, noted = _as_schema_means(frame, headers, schema, reader, index)
+        frame, noted = _as_schema_means(frame, headers, schema, (reader, index, first_row))
         notes += noted
     blank = frame.select(
         pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
@@ -206,6 +212,7 @@ def read_workbook(
         ragged=pl.DataFrame(schema={"record": pl.Int64, "fields": pl.Int64}),
         blank=blank,
         notes=tuple(notes),
+        first_row=first_row,
     )
 
 
@@ -248,8 +255,7 @@ def _as_schema_means(
     frame: pl.DataFrame,
     headers: tuple[str, ...],
     schema: Schema,
-    reader: object,
-    index: int,
+    sheet: tuple[object, int, int],
 ) -> tuple[pl.DataFrame, list[str]]:
     """Date cells in the field's format; number cells in text fields noted, row by row."""
     matched = match_headers(headers, schema)
@@ -276,13 +282,17 @@ def _as_schema_means(
         .alias(c)
         for c, pattern in dates.items()
     )
-    return frame, _number_notes(frame, texts, reader, index)
+    return frame, _number_notes(frame, texts, sheet)
 
 
 def _number_notes(
-    frame: pl.DataFrame, texts: dict[str, str], reader: object, index: int
+    frame: pl.DataFrame, texts: dict[str, str], sheet: tuple[object, int, int]
 ) -> list[str]:
-    """A note per text field holding number cells, naming its first rows."""
+    """A note per text field holding number cells, naming its first rows.
+
+    ``sheet`` is the reader, the sheet's index and the row of its first record.
+    """
+    reader, index, first_row = sheet
     suspect = [c for c in texts if frame[c].str.contains(_NUMBER).any()]
     if not suspect:
         return []
@@ -299,7 +309,7 @@ def _number_notes(
     for position, c in enumerate(suspect):
         flags = typed.to_series(position).slice(1, frame.height)
         numbers = flags.is_not_null() & ~frame[c].is_in(["true", "false"])
-        rows = (numbers.arg_true() + 2).to_list()
+        rows = (numbers.arg_true() + first_row).to_list()
         if not rows:
             continue
         shown = ", ".join(str(r) for r in rows[:_NOTED_ROWS])
@@ -311,3 +321,54 @@ def _number_notes(
             "Text and type them again."
         )
     return notes
+
+
+# The first part of a sheet's XML looked at for its header row: rows before
+# it are empty, and a sheet with this much nothing before its header is
+# numbered from its header.
+_HEAD_BYTES = 256 * 1024
+_ATTRIBUTE = r'\b{name}="([^"]*)"'
+
+
+def _header_row(data: bytes, name: str) -> int | None:
+    """The row an .xlsx sheet's header is in (its first row holding a value); None if unclear."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            part = _sheet_part(archive, name)
+            if part is None:
+                return None
+            with archive.open(part) as sheet:
+                head = sheet.read(_HEAD_BYTES)
+    except (KeyError, zipfile.BadZipFile, OSError, EOFError):
+        return None
+    for row in re.finditer(rb"<(?:\w+:)?row\b([^>]*?)(/?)>", head):
+        if row.group(2):  # <row r="1"/>: nothing in it
+            continue
+        closing = re.compile(rb"</(?:\w+:)?row>").search(head, row.end())
+        body = head[row.end() : closing.start() if closing else len(head)]
+        if re.search(rb"<(?:\w+:)?(?:v|is)\b", body):
+            number = re.search(_ATTRIBUTE.format(name="r").encode(), row.group(1))
+            return int(number.group(1)) if number else None
+    return None
+
+
+def _sheet_part(archive: zipfile.ZipFile, name: str) -> str | None:
+    """The zip entry of the sheet called ``name``, by the workbook and its relationships."""
+    workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+    relation = None
+    for attributes in re.findall(r"<(?:\w+:)?sheet\b([^>]*)>", workbook):
+        found = re.search(_ATTRIBUTE.format(name="name"), attributes)
+        if found and html.unescape(found.group(1)) == name:
+            rid = re.search(r'\b(?:\w+:)?id="([^"]*)"', attributes)
+            relation = rid.group(1) if rid else None
+            break
+    if relation is None:
+        return None
+    rels = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    for attributes in re.findall(r"<(?:\w+:)?Relationship\b([^>]*)>", rels):
+        rid = re.search(_ATTRIBUTE.format(name="Id"), attributes)
+        target = re.search(_ATTRIBUTE.format(name="Target"), attributes)
+        if rid and target and rid.group(1) == relation:
+            path = html.unescape(target.group(1))
+            return path.lstrip("/") if path.startswith("/") else f"xl/{path}"
+    return None

@@ -36,6 +36,8 @@ class Table:
     ragged: pl.DataFrame
     blank: pl.Series
     notes: tuple[str, ...] = ()
+    # The row a spreadsheet shows the first record in: the one after the header.
+    first_row: int = 2
 
     @property
     def width(self) -> int:

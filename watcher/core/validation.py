@@ -118,7 +118,7 @@ class ValidationReport:
         return (
             self.table.frame.with_row_index("record")
             .filter(rows)
-            .select((pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW).alias("row"), *exprs)
+            .select((pl.col("record").cast(pl.Int64) + self.table.first_row).alias("row"), *exprs)
         )
 
 
@@ -214,7 +214,7 @@ class _Validation:
         failed_rows = failures["row"].unique()
         valid = ~blank
         if failed_rows.len():
-            valid = valid.scatter(failed_rows - FIRST_DATA_ROW, values=False)
+            valid = valid.scatter(failed_rows - self.table.first_row, values=False)
         return self.report(failures=failures, rows_failed=failed_rows.len(), valid=valid)
 
     def unnamed_problems(self) -> list[Problem]:
@@ -342,7 +342,7 @@ class _Validation:
             self.frame.select(needed)
             .gather(rows)
             .select(
-                (rows.cast(pl.Int64) + FIRST_DATA_ROW).alias("row"),
+                (rows.cast(pl.Int64) + self.table.first_row).alias("row"),
                 *(
                     check.bad(rules.clean(pl.col(name), missing))
                     .fill_null(value=False)
@@ -381,7 +381,7 @@ def _ragged_failures(table: Table, blank: pl.Series) -> pl.DataFrame:
     counts = ragged["fields"].unique().to_list()
     fields = pl.col("fields")
     return ragged.select(
-        row=pl.col("record").cast(pl.Int64) + FIRST_DATA_ROW,
+        row=pl.col("record").cast(pl.Int64) + table.first_row,
         field=pl.lit(None, dtype=pl.Categorical),
         code=pl.when(fields < width)
         .then(pl.lit(Code.TOO_FEW_FIELDS.value))
@@ -405,7 +405,7 @@ def _repeated_key_failures(
             rules.clean(pl.col(n), validation.schema.missing_values).alias(f"k{i}")
             for i, n in enumerate(names)
         ),
-        row=rows.cast(pl.Int64) + FIRST_DATA_ROW,
+        row=rows.cast(pl.Int64) + validation.table.first_row,
     )
     groups = (
         keys.drop_nulls()

@@ -131,7 +131,8 @@ def _journal_validation(
         assert report.valid is not None  # noqa: S101 - readable tables have it
         # Generators over slices: a file of millions of failing rows must not
         # become millions of Python objects at once.
-        valid = _numbers(report.valid.arg_true() + FIRST_DATA_ROW)
+        first = report.table.first_row if report.table is not None else FIRST_DATA_ROW
+        valid = _numbers(report.valid.arg_true() + first)
         failed = _numbers(report.failures["row"].unique().sort())
         failures = (
             row for chunk in report.failures.iter_slices(_SLICE) for row in chunk.iter_rows()
@@ -164,7 +165,7 @@ def _all_rows(report: ValidationReport) -> pl.Series:
     """Every non-blank row of a readable file (all fail with its file error)."""
     if report.table is None:
         return pl.Series(dtype=pl.Int64)
-    return report.table.blank.not_().arg_true() + FIRST_DATA_ROW
+    return report.table.blank.not_().arg_true() + report.table.first_row
 
 
 def _numbers(series: pl.Series) -> Iterator[int]:
