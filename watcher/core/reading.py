@@ -32,7 +32,7 @@ import polars as pl
 
 from watcher.core.codes import Code
 from watcher.core.limits import MAX_EXPANDED, MAX_ROWS
-from watcher.core.sheets import check_workbook, kind_of, read_workbook
+from watcher.core.sheets import check_workbook, kind_of, may_be_workbook, read_workbook
 from watcher.core.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
 from watcher.core.tables import Table, Unreadable, column
 
@@ -136,12 +136,15 @@ def read_table(
             start = handle.read(8)
     else:
         start = source[:8]
-    kind = kind_of(start, source)
-    if kind is not None:
-        refused = check_workbook(source, kind, max_expanded=max_expanded)
-        if refused is not None:
-            return refused
-        return read_workbook(source, kind, schema, max_rows=max_rows)
+    if may_be_workbook(start):
+        # Read once: the checks, the sheet's choice and calamine all look at it.
+        data = _all_bytes(source)
+        kind = kind_of(data)
+        if kind is not None:
+            refused = check_workbook(data, kind, max_expanded=max_expanded)
+            if refused is not None:
+                return refused
+            return read_workbook(data, kind, schema, max_rows=max_rows)
     if _count_lines(source) > max_rows + 1:
         return Unreadable(
             code=Code.FILE_TOO_MANY_ROWS,

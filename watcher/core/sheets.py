@@ -1,6 +1,7 @@
 """Spreadsheets read as the CSV reader reads a file: a table of text, or why not.
 
-It opens the file it is handed (or takes its bytes) to read it, nothing else.
+It opens the workbook whose bytes it is handed (:mod:`watcher.core.reading`
+reads the file once) to read its parts, nothing else.
 
 An ``.xlsx``, ``.ods`` or ``.xls`` upload (known by its bytes, whatever its
 name) is read by calamine through fastexcel, polars' own ``read_excel``
@@ -46,11 +47,10 @@ from watcher.core.headers import match_headers
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from watcher.core.schema import Schema
 
-__all__ = ["Kind", "check_workbook", "kind_of", "read_workbook"]
+__all__ = ["Kind", "check_workbook", "kind_of", "may_be_workbook", "read_workbook"]
 
 Kind = Literal["xlsx", "ods", "xls"]
 
@@ -69,14 +69,19 @@ _NOTED_ROWS = 20
 _SAVE_AS = "or save it as 'CSV UTF-8 (comma delimited)' and upload that"
 
 
-def kind_of(head: bytes, source: Path | bytes) -> Kind | None:
+def may_be_workbook(head: bytes) -> bool:
+    """Whether a file's first bytes open a zip or an OLE file, as every workbook does."""
+    return head.startswith((_ZIP, _OLE))
+
+
+def kind_of(data: bytes) -> Kind | None:
     """Whether an upload is a workbook, and which kind, by its bytes; None when it is not."""
-    if head.startswith(_OLE):
+    if data.startswith(_OLE):
         return "xls"
-    if not head.startswith(_ZIP):
+    if not data.startswith(_ZIP):
         return None
     try:
-        with zipfile.ZipFile(_opened(source)) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return None
@@ -87,14 +92,9 @@ def kind_of(head: bytes, source: Path | bytes) -> Kind | None:
     return None
 
 
-def _opened(source: Path | bytes) -> Path | io.BytesIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source
-
-
-def check_workbook(source: Path | bytes, kind: Kind, *, max_expanded: int) -> Unreadable | None:
+def check_workbook(data: bytes, kind: Kind, *, max_expanded: int) -> Unreadable | None:
     """Why the workbook may not be read (protected, macros, a bomb); None when it may."""
     if kind == "xls":
-        data = source if isinstance(source, bytes) else source.read_bytes()
         if "EncryptedPackage".encode("utf-16-le") in data:
             return _refused(
                 "This workbook is protected with a password, so it cannot be read. Save a copy "
@@ -104,7 +104,7 @@ def check_workbook(source: Path | bytes, kind: Kind, *, max_expanded: int) -> Un
             return _macros()
         return None
     try:
-        with zipfile.ZipFile(_opened(source)) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return _check_zip(archive, max_expanded)
     except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as exc:
         return _refused(
@@ -165,12 +165,11 @@ def _refused(message: str) -> Unreadable:
 
 
 def read_workbook(
-    source: Path | bytes, kind: Kind, schema: Schema | None, *, max_rows: int
+    data: bytes, kind: Kind, schema: Schema | None, *, max_rows: int
 ) -> Table | Unreadable:
     """The sheet of users as a table of text (see the module docstring), or why it cannot be."""
     import fastexcel  # noqa: PLC0415 - only for workbooks
 
-    data = source if isinstance(source, bytes) else source.read_bytes()
     try:
         reader = fastexcel.read_excel(data)
         chosen = _choose(reader, schema)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.shell.pipeline.test_change_aware import result
 from tests.support import Site, users_csv
 from tests.support.apiserver import ApiServer, Reply
 from watcher.cli import EXIT_INCOMPLETE, EXIT_OK
@@ -41,14 +42,6 @@ def deactivations(api: ApiServer) -> list[dict[str, Any]]:
     """The requests that carried the deactivation's field."""
     with api.lock:
         return [r for r in api.requests if "user_status" in r]
-
-
-def result(site: Site, name: str) -> dict[str, Any]:
-    """The .result.json of the latest archive of ``name``."""
-    stem = name.rsplit(".", 1)[0]
-    path = max(site.bak.glob(f"{stem}.*.csv.result.json"), key=lambda p: p.stat().st_mtime)
-    document: dict[str, Any] = json.loads(path.read_text())
-    return document
 
 
 def watcher(site: Site, *args: str) -> subprocess.CompletedProcess[str]:

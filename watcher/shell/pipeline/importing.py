@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher.core.changes import compare, fingerprints, hold_reason, summarise, user_key
+from watcher.core.changes import compare, fingerprints, summarise, user_key
 from watcher.core.codes import Code
 from watcher.core.states import Safeguard
 from watcher.shell.journal import Confirmed
 from watcher.shell.pipeline.deactivating import deactivate
 from watcher.shell.pipeline.pushing import push, sink_for
 from watcher.shell.pipeline.reports import write_hold_notice
-from watcher.shell.pipeline.snapshots import find_missing, idents
+from watcher.shell.pipeline.snapshots import find_missing, hold_for, idents
 from watcher.shell.pipeline.validating import validate_claimed, validate_file
 
 if TYPE_CHECKING:
@@ -141,12 +141,7 @@ def _safeguard(
         missing, changes = find_missing(
             ctx, tenant, view, schema_of, reports=reports, changes=changes
         )
-    held = hold_reason(
-        changes,
-        changed_share=tenant.safeguard_changed,
-        min_known=tenant.safeguard_min_known,
-        min_rows=tenant.safeguard_min_rows,
-    )
+    held = hold_for(tenant, changes)
     if held is not None:
         return _hold(ctx, tenant, view, dataclasses.replace(changes, hold=held), missing)
     ctx.journal.batches.check(view.id, Safeguard.PASSED, changes, missing)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from watcher.core.changes import (
     compare,
     fingerprints,
-    hold_reason,
     missing_users,
     summarise,
     user_key,
     user_keys,
 )
+from watcher.shell.pipeline.snapshots import hold_for, with_missing
 
 if TYPE_CHECKING:
     from watcher.config import TenantConfig
@@ -47,16 +47,5 @@ def preview_changes(
     if tenant.snapshot == "full":
         present = user_keys(report.api_rows(failed=True), key)
         missing = missing_users(users.every(tenant.name, tenant.target), present).height
-        summary = dataclasses.replace(
-            summary,
-            snapshot=report.rows_total,
-            missing=missing,
-            deactivate=missing if tenant.missing == "deactivate" else 0,
-        )
-    held = hold_reason(
-        summary,
-        changed_share=tenant.safeguard_changed,
-        min_known=tenant.safeguard_min_known,
-        min_rows=tenant.safeguard_min_rows,
-    )
-    return dataclasses.replace(summary, hold=held)
+        summary = with_missing(tenant, summary, rows=report.rows_total, missing=missing)
+    return dataclasses.replace(summary, hold=hold_for(tenant, summary))

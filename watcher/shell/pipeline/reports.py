@@ -152,11 +152,7 @@ def _snapshot(
     data = missing_list(ctx, view)
     if data is None:
         return None
-    name: str | None = LIST_NAME
-    if tenant.encrypt_reports and tenant.signed_by is not None:
-        home = ctx.config.service.gnupg_home
-        sealed = encrypt_to(home, tenant.signed_by, data) if home is not None else None
-        name, data = (None, b"") if sealed is None else (f"{LIST_NAME}{ENCRYPTED}", sealed)
+    name, data = _sealed(ctx, tenant, LIST_NAME, data, about=LIST_NAME)
     if name is not None:
         attachments[name] = data
     return SnapshotReport(
@@ -184,14 +180,23 @@ def _attachment(
     upload = record.name
     if upload.lower().endswith(SUFFIXES):  # users.csv.pgp: failed-users.csv, not .csv.csv
         upload = upload[: upload.rindex(".")]
-    name = attachment_name(upload)
-    home = ctx.config.service.gnupg_home
+    return _sealed(ctx, tenant, attachment_name(upload), data, about=record.name)
+
+
+def _sealed(
+    ctx: BatchContext, tenant: TenantConfig, name: str, data: bytes, *, about: str
+) -> tuple[str | None, bytes]:
+    """A list as attached: plain, or encrypted to the customer's key when they asked.
+
+    Never in plain when the customer asked otherwise: unencrypted, it is not
+    attached (None), and ``report.not_encrypted`` names ``about``.
+    """
     if not tenant.encrypt_reports or tenant.signed_by is None:
         return name, data
+    home = ctx.config.service.gnupg_home
     sealed = encrypt_to(home, tenant.signed_by, data) if home is not None else None
     if sealed is None:
-        # Never in plain when the customer asked otherwise: the list stays in .bak.
-        ctx.log.error("report.not_encrypted", file=record.name, key=str(tenant.signed_by))
+        ctx.log.error("report.not_encrypted", file=about, key=str(tenant.signed_by))
         return None, b""
     return f"{name}{ENCRYPTED}", sealed
 

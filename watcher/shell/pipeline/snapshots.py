@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from watcher.core.changes import missing_users, user_key, user_keys
+from watcher.core.changes import hold_reason, missing_users, user_key, user_keys
 from watcher.shell.journal import MissingSet
 from watcher.shell.pipeline.validating import validate_file
 
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from watcher.config import TenantConfig
-    from watcher.core.changes import ChangeSummary
+    from watcher.core.changes import ChangeSummary, HoldReason
     from watcher.core.records import BatchView, FileRecord
     from watcher.core.schema import Schema
     from watcher.core.validation import ValidationReport
     from watcher.shell.pipeline.context import BatchContext
 
-__all__ = ["find_missing", "idents"]
+__all__ = ["find_missing", "hold_for", "idents", "with_missing"]
 
 
 def find_missing(
@@ -60,18 +60,30 @@ def find_missing(
         rows += report.rows_total
     known = ctx.journal.users.every(tenant.name, tenant.target)
     missing = missing_users(known, pl.concat(present))
-    deactivate = tenant.missing == "deactivate"
     found = MissingSet(
         tenant=tenant.name,
         target=tenant.target,
-        deactivate=deactivate,
+        deactivate=tenant.missing == "deactivate",
         users=missing.select("key", "ident").rows(),
     )
-    return found, dataclasses.replace(
+    return found, with_missing(tenant, changes, rows=rows, missing=missing.height)
+
+
+def with_missing(
+    tenant: TenantConfig, changes: ChangeSummary, *, rows: int, missing: int
+) -> ChangeSummary:
+    """``changes`` of a full snapshot of ``rows`` rows that leaves ``missing`` users out."""
+    deactivate = missing if tenant.missing == "deactivate" else 0
+    return dataclasses.replace(changes, snapshot=rows, missing=missing, deactivate=deactivate)
+
+
+def hold_for(tenant: TenantConfig, changes: ChangeSummary) -> HoldReason | None:
+    """Why the tenant's safeguard would hold a batch doing ``changes``; None if it would not."""
+    return hold_reason(
         changes,
-        snapshot=rows,
-        missing=missing.height,
-        deactivate=missing.height if deactivate else 0,
+        changed_share=tenant.safeguard_changed,
+        min_known=tenant.safeguard_min_known,
+        min_rows=tenant.safeguard_min_rows,
     )
 
 
