@@ -701,7 +701,10 @@ def _field_counts(
             pl.when(lines.simple).then((lengths - line_bytes + 1) // 3).otherwise(fields)
         ).to_series()
     # A simple line's values hold no quote: only the other quoted lines' records are counted.
-    quoted_records = layout.record_of_line.filter((lines.quotes > 0) & ~lines.simple).unique()
+    # Records in order (lines are), so that a filter by mask lines up with them.
+    quoted_records = layout.record_of_line.filter((lines.quotes > 0) & ~lines.simple).unique(
+        maintain_order=True
+    )
     if quoted_records.is_empty():
         return fields, set()
     quotes_in_values = pl.sum_horizontal(
@@ -713,7 +716,11 @@ def _field_counts(
         extra = frame.select(quotes_in_values).to_series()
         in_values = extra.gather(quoted_records)
     else:
-        in_values = frame.gather(quoted_records).select(quotes_in_values).to_series()
+        # A filter, not a gather: gathering from a frame read in chunks joins them all first.
+        wanted = pl.repeat(value=False, n=frame.height, eager=True, dtype=pl.Boolean).scatter(
+            quoted_records, values=True
+        )
+        in_values = frame.filter(wanted).select(quotes_in_values).to_series()
         extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
             quoted_records, in_values
         )

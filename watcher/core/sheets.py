@@ -47,7 +47,6 @@ from watcher.core.headers import match_headers
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
-
     from watcher.core.schema import Schema
 
 __all__ = ["Kind", "check_workbook", "kind_of", "may_be_workbook", "read_workbook"]

@@ -338,9 +338,11 @@ class _Validation:
             for j, check in enumerate(checks)
         ]
         needed = list(dict.fromkeys(name for name, _, checks in plan if checks))
+        # A filter, not a gather: gathering from a frame read in chunks
+        # joins every chunk first, which costs more than the checks.
         flags = (
             self.frame.select(needed)
-            .gather(rows)
+            .filter(rows_mask)
             .select(
                 (rows.cast(pl.Int64) + self.table.first_row).alias("row"),
                 *(
@@ -400,7 +402,7 @@ def _repeated_key_failures(
     rows = candidates.arg_true()
     if rows.is_empty():
         return _empty_failures()
-    keys = validation.frame.gather(rows).select(
+    keys = validation.frame.filter(candidates).select(
         *(
             rules.clean(pl.col(n), validation.schema.missing_values).alias(f"k{i}")
             for i, n in enumerate(names)
