@@ -188,6 +188,22 @@ def test_the_first_nul_is_named_among_quoted_lines(tail: bytes, line: int) -> No
     assert f"line {line} " in result.message
 
 
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        (b'"3","\x00"\n', 40002),
+        (b'"3","4"\n"5",\x00\n', 40003),
+        (b'"3","4\n\x00"\n', 40003),
+    ],
+)
+def test_a_nul_is_found_in_a_file_that_quotes_every_value(tail: bytes, line: int) -> None:
+    """Lines of the simple quoted shape are read without a closer look, unless they hold NUL."""
+    data = b'"a","b"\n' + b'"1","2"\n' * 40_000 + tail
+    result = unreadable(data)
+    assert result.code is Code.FILE_BINARY
+    assert f"line {line} " in result.message
+
+
 def test_utf16_is_transcoded() -> None:
     """Excel's 'Unicode text' in UTF-16 reads as the same table."""
     for data in (

@@ -41,8 +41,7 @@ _JSON_SLICE = 20_000  # failures written to standard output at a time
 
 def validate(args: argparse.Namespace) -> int:
     """``watcher validate``: check a file against a schema and list its failures."""
-    from watcher.cli.display import validation_summary  # noqa: PLC0415 - keeps start-up lean
-    from watcher.core.reading import read_table  # noqa: PLC0415
+    from watcher.core.reading import read_table  # noqa: PLC0415 - keeps start-up lean
     from watcher.core.schema_parser import load_schema, shipped_schema_path  # noqa: PLC0415
     from watcher.core.validation import validate  # noqa: PLC0415
 
@@ -86,6 +85,8 @@ def validate(args: argparse.Namespace) -> int:
             sys.stdout.write(("," if start else "") + part)
         sys.stdout.write("]}\n")
     else:
+        from watcher.cli.display import validation_summary  # noqa: PLC0415 - text only
+
         print(validation_summary(path.name, report))
     return EXIT_OK if report.ok else EXIT_FAILED
 

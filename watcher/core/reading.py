@@ -32,8 +32,7 @@ import polars as pl
 
 from watcher.core.codes import Code
 from watcher.core.limits import MAX_EXPANDED, MAX_ROWS
-from watcher.core.sheets import check_workbook, kind_of, may_be_workbook, read_workbook
-from watcher.core.sniffing import HEAD_SIZE, sniff, utf8_prefix_ok
+from watcher.core.sniffing import HEAD_SIZE, may_be_workbook, sniff, utf8_prefix_ok
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
@@ -61,8 +60,9 @@ _OPENING_LINE = rf'^(?:{_FIELD},)*"(?:[^"]|"")*$'
 _CLOSING_LINE = rf'^(?:[^"]|"")*"(?:,{_FIELD})*$'
 _INSIDE_LINE = r'^(?:[^"]|"")*$'
 # A line whose every field is quoted and holds no quote ("a","b,c"): a whole
-# record of one field per pair of quotes, with no quote among its values.
-_SIMPLE_LINE = r'^"[^"]*"(?:,"[^"]*")*$'
+# record of one field per pair of quotes, with no quote among its values (nor
+# a NUL byte, which the closer look reports).
+_SIMPLE_LINE = r'^"[^"\x00]*"(?:,"[^"\x00]*")*$'
 _SAVE_AS = "Save it from your spreadsheet as 'CSV UTF-8 (comma delimited)' and upload it again."
 
 
@@ -137,6 +137,13 @@ def read_table(
     else:
         start = source[:8]
     if may_be_workbook(start):
+        # Imported here: a CSV file, the usual upload, never needs it.
+        from watcher.core.sheets import (  # noqa: PLC0415
+            check_workbook,
+            kind_of,
+            read_workbook,
+        )
+
         # Read once: the checks, the sheet's choice and calamine all look at it.
         data = _all_bytes(source)
         kind = kind_of(data)
@@ -452,7 +459,9 @@ class _LineFacts:
     hold no other quote (``"a","b,c"``): their values hold no quote, their
     field count follows from their length alone, and their quote count is
     not taken (it stands at 2, even and not zero, which is all that the
-    roles of lines need of it).
+    roles of lines need of it). ``doubled`` marks the lines holding two
+    quotes side by side: once quoting is regular, only their records can
+    hold a quote in a value (written ``""``).
     """
 
     lengths: pl.Series
@@ -460,6 +469,7 @@ class _LineFacts:
     first_nul: int | None
     alone: pl.Series
     simple: pl.Series
+    doubled: pl.Series
 
 
 def _quotes_everything(head: str) -> bool:
@@ -497,12 +507,14 @@ def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
                 q=line.str.count_matches('"', literal=True),
                 nul=line.str.contains("\x00", literal=True),
                 alone=line.str.contains(_WHOLE_LINE),
+                doubled=line.str.contains('""', literal=True),
             ),
         ],
         engine="streaming",
     )
     quoted = marked.filter(pl.col("q") > 0)
     nul = marked.filter(pl.col("nul"))["at"]
+    nothing = pl.repeat(value=False, n=every.height, eager=True, dtype=pl.Boolean)
     return _LineFacts(
         lengths=every["n"],
         quotes=pl.repeat(0, n=every.height, eager=True, dtype=pl.UInt32).scatter(
@@ -510,7 +522,9 @@ def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
         ),
         first_nul=int(nul[0]) if nul.len() else None,
         alone=quoted["alone"],
-        simple=pl.repeat(value=False, n=every.height, eager=True, dtype=pl.Boolean),
+        simple=nothing,
+        # A new series: scatter changes the one it is called on.
+        doubled=nothing.clone().scatter(marked["at"], marked["doubled"]),
     )
 
 
@@ -519,41 +533,48 @@ def _quoted_facts(source: str | bytes, header_lines: int) -> _LineFacts:
 
     The first pass measures each line and matches it against the simple
     shape, which is what nearly every line of such a file is; a simple line
-    needs nothing more. Only the lines holding quotes without that shape (a
-    quote inside a value, a value spanning lines) have their quotes counted
-    and their shape matched by the second.
+    needs nothing more (the shape admits no NUL byte). Only the other lines
+    (a quote inside a value, a value spanning lines, an unquoted line, a
+    NUL byte) are looked at closely by the second.
     """
     line = pl.col("line")
     lines = pl.scan_lines(source).slice(header_lines)
-    every = lines.select(
-        n=line.str.len_bytes(),
-        quoted=line.str.contains('"', literal=True),
-        nul=line.str.contains("\x00", literal=True),
-        simple=line.str.contains(_SIMPLE_LINE),
-    ).collect(engine="streaming")
+    every = lines.select(n=line.str.len_bytes(), simple=line.str.contains(_SIMPLE_LINE)).collect(
+        engine="streaming"
+    )
     simple = every["simple"]
     quotes = simple.cast(pl.UInt32) * 2
-    unclear = (every["quoted"] & ~simple).arg_true()
-    alone = simple.filter(every["quoted"])
+    unclear = (~simple).arg_true()
+    # A simple line's values hold no quote, whatever "" it holds (empty values).
+    doubled = pl.repeat(value=False, n=every.height, eager=True, dtype=pl.Boolean)
+    holds_quotes, alone = simple, simple
+    first_nul = None
     if unclear.len():
         found = (
             lines.with_row_index("at")
             .filter(pl.col("at").is_in(unclear.implode()))
             .select(
                 q=line.str.count_matches('"', literal=True).cast(pl.UInt32),
+                nul=line.str.contains("\x00", literal=True),
                 alone=line.str.contains(_WHOLE_LINE),
+                doubled=line.str.contains('""', literal=True),
             )
             .collect(engine="streaming")
         )
+        # New series each time: scatter changes the one it is called on.
         quotes = quotes.scatter(unclear, found["q"])
-        alone = alone.scatter((~alone).arg_true(), found["alone"])
-    nul = every["nul"].arg_true()
+        holds_quotes = simple.clone().scatter(unclear, found["q"] > 0)
+        alone = simple.clone().scatter(unclear, found["alone"])
+        doubled = doubled.scatter(unclear, found["doubled"])
+        nul = unclear.filter(found["nul"])
+        first_nul = int(nul[0]) if nul.len() else None
     return _LineFacts(
         lengths=every["n"],
         quotes=quotes,
-        first_nul=int(nul[0]) if nul.len() else None,
-        alone=alone,
+        first_nul=first_nul,
+        alone=alone.filter(holds_quotes),
         simple=simple,
+        doubled=doubled,
     )
 
 
@@ -688,7 +709,9 @@ def _field_counts(
     count is ``length - value bytes - quotes in line + quotes in values + 1``.
     That holds only where every quote in a value was doubled: one written
     bare, as in 5'10", is not, so records whose values hold quotes are
-    returned to be read as text.
+    returned to be read as text. Quoting is regular by now (no quote
+    inside an unquoted value), so a value can hold a quote only on a line
+    holding a doubled one.
     """
     spanning = bool(layout.spans)
     line_bytes = value_bytes.gather(layout.record_of_line) if spanning else value_bytes
@@ -700,11 +723,8 @@ def _field_counts(
         fields = pl.select(
             pl.when(lines.simple).then((lengths - line_bytes + 1) // 3).otherwise(fields)
         ).to_series()
-    # A simple line's values hold no quote: only the other quoted lines' records are counted.
     # Records in order (lines are), so that a filter by mask lines up with them.
-    quoted_records = layout.record_of_line.filter((lines.quotes > 0) & ~lines.simple).unique(
-        maintain_order=True
-    )
+    quoted_records = layout.record_of_line.filter(lines.doubled).unique(maintain_order=True)
     if quoted_records.is_empty():
         return fields, set()
     quotes_in_values = pl.sum_horizontal(

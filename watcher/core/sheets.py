@@ -44,17 +44,16 @@ import polars as pl
 
 from watcher.core.codes import Code
 from watcher.core.headers import match_headers
+from watcher.core.sniffing import OLE, ZIP
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
     from watcher.core.schema import Schema
 
-__all__ = ["Kind", "check_workbook", "kind_of", "may_be_workbook", "read_workbook"]
+__all__ = ["Kind", "check_workbook", "kind_of", "read_workbook"]
 
 Kind = Literal["xlsx", "ods", "xls"]
 
-_ZIP = b"PK\x03\x04"
-_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Unpacked, a workbook is XML: about ten times its zipped size. More than a
 # hundred times (Apache POI's own floor for an entry's inflation ratio) is a
 # bomb, not a roster; so is more than this in all, whatever the ratio.
@@ -68,16 +67,11 @@ _NOTED_ROWS = 20
 _SAVE_AS = "or save it as 'CSV UTF-8 (comma delimited)' and upload that"
 
 
-def may_be_workbook(head: bytes) -> bool:
-    """Whether a file's first bytes open a zip or an OLE file, as every workbook does."""
-    return head.startswith((_ZIP, _OLE))
-
-
 def kind_of(data: bytes) -> Kind | None:
     """Whether an upload is a workbook, and which kind, by its bytes; None when it is not."""
-    if data.startswith(_OLE):
+    if data.startswith(OLE):
         return "xls"
-    if not data.startswith(_ZIP):
+    if not data.startswith(ZIP):
         return None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

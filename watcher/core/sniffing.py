@@ -11,13 +11,16 @@ from __future__ import annotations
 import codecs
 import dataclasses
 
-__all__ = ["HEAD_SIZE", "Sniff", "sniff", "utf8_prefix_ok"]
+__all__ = ["HEAD_SIZE", "OLE", "ZIP", "Sniff", "may_be_workbook", "sniff", "utf8_prefix_ok"]
 
 HEAD_SIZE = 64 * 1024
+# How every .xlsx and .ods file (a zip) and every .xls file (an OLE file) starts.
+ZIP = b"PK\x03\x04"
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Excel workbook (.xls)"),
+    (ZIP, "an Excel workbook (.xlsx) or another zip archive"),
+    (OLE, "an old-style Excel workbook (.xls)"),
     (b"%PDF", "a PDF document"),
     (b"\x1f\x8b", "a gzip-compressed file"),
     (b"\x89PNG", "a PNG image"),
@@ -39,6 +42,11 @@ class Sniff:
     encoding: str | None = None
     bom: bool = False
     binary: str | None = None
+
+
+def may_be_workbook(head: bytes) -> bool:
+    """Whether a file's first bytes open a zip or an OLE file, as every workbook does."""
+    return head.startswith((ZIP, OLE))
 
 
 def sniff(head: bytes) -> Sniff:
