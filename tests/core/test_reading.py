@@ -357,6 +357,38 @@ def test_a_file_with_more_rows_than_allowed_is_refused_after_counting() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("header", "row", "last"),
+    [
+        (b"a,b\n", b"1,2\n", b"3,4"),  # the plain line pass counts
+        (b'"a","b"\n', b'"1","2"\n', b'"3","4"\n'),  # the quoted line pass counts
+        (b"a,b\r\n", b'1,"x""y"\r\n', b'3,4"\r\n'),  # a stray quote: the exact path's count
+        (b"a,b\n", b"1,\xe9\n", b"3,4\n"),  # Windows-1252: counted before transcoding
+        (b"a,b\r", b"1,2\r", b"3,4\r"),  # bare CR: counted before the copy
+    ],
+)
+def test_every_path_refuses_one_row_too_many(
+    header: bytes, row: bytes, last: bytes, tmp_path: Path
+) -> None:
+    """Whichever way a file is read, max_rows rows pass and one more is refused."""
+    path = tmp_path / "users.csv"
+    for rows, expected in ((10, Table), (11, Unreadable)):
+        data = header + row * (rows - 1) + last
+        path.write_bytes(data)
+        for source in (data, path):
+            result = read_table(source, max_rows=10)
+            assert isinstance(result, expected), (rows, result)
+            if isinstance(result, Unreadable):
+                assert result.code is Code.FILE_TOO_MANY_ROWS
+
+
+def test_a_header_spanning_lines_leaves_room_for_every_row() -> None:
+    """The rows are counted, not the header's lines: max_rows rows pass under a two-line header."""
+    data = b'"first\nname",b\n' + b"1,2\n" * 10
+    assert isinstance(read_table(data, max_rows=10), Table)
+    assert isinstance(read_table(data + b"3,4\n", max_rows=10), Unreadable)
+
+
 def test_lines_are_counted_with_any_line_ending(tmp_path: Path) -> None:
     """LF, CRLF and bare CR each count a line; a last line without an ending counts too."""
     assert [_count_lines(b"a\nb\n"), _count_lines(b"a\r\nb"), _count_lines(b"a\rb\rc\r")] == [

@@ -32,7 +32,7 @@ import polars as pl
 
 from watcher.core.codes import Code
 from watcher.core.limits import MAX_EXPANDED, MAX_ROWS
-from watcher.core.sniffing import HEAD_SIZE, may_be_workbook, sniff, utf8_prefix_ok
+from watcher.core.sniffing import HEAD_SIZE, Sniff, may_be_workbook, sniff, utf8_prefix_ok
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
@@ -152,18 +152,26 @@ def read_table(
             if refused is not None:
                 return refused
             return read_workbook(data, kind, schema, max_rows=max_rows)
-    if _count_lines(source) > max_rows + 1:
-        return Unreadable(
-            code=Code.FILE_TOO_MANY_ROWS,
-            message=(
-                f"The file has more than {max_rows:,} rows, the most one file may hold; "
-                "split it into smaller files and upload them one by one."
-            ),
-        )
-    return _read(source)
+    return _read(source, max_rows)
 
 
-def _read(source: Path | bytes) -> Table | Unreadable:
+def _too_many_rows(max_rows: int) -> Unreadable:
+    return Unreadable(
+        code=Code.FILE_TOO_MANY_ROWS,
+        message=(
+            f"The file has more than {max_rows:,} rows, the most one file may hold; "
+            "split it into smaller files and upload them one by one."
+        ),
+    )
+
+
+def _read(source: Path | bytes, max_rows: int) -> Table | Unreadable:
+    """Read a CSV file, counting its lines before any copy of it is made.
+
+    A UTF-8 file is counted by the line pass of the fast path (or just
+    before the slow one); a file to be transcoded or rewritten is counted
+    first, so a file of millions of tiny rows is never copied.
+    """
     if isinstance(source, Path):
         with source.open("rb") as handle:
             head = handle.read(HEAD_SIZE + 1)
@@ -179,23 +187,14 @@ def _read(source: Path | bytes) -> Table | Unreadable:
             code=Code.FILE_BINARY,
             message=f"This is not a CSV file: it looks like {verdict.binary}. {_SAVE_AS}",
         )
+    utf8 = verdict.encoding is None and utf8_prefix_ok(head, complete=whole)
+    if (not utf8 or (b"\r" in head and b"\n" not in head)) and _count_lines(source) > max_rows + 1:
+        return _too_many_rows(max_rows)
     notes: list[str] = []
-    data: bytes | None = None
-    if verdict.encoding is not None:
-        decoded = _transcode(_all_bytes(source), verdict.encoding)
-        if decoded is None:
-            return _bad_encoding(verdict.encoding)
-        data, encoding = (
-            decoded,
-            verdict.encoding.removesuffix("-le").removesuffix("-be"),
-        )
-    elif not utf8_prefix_ok(head, complete=whole):
-        data = _transcode(_all_bytes(source), "cp1252")
-        if data is None:
-            return _bad_encoding("windows-1252")
-        encoding = "windows-1252"
-    else:
-        encoding = "utf-8-sig" if verdict.bom else "utf-8"
+    decoded = _as_utf8(source, verdict, utf8=utf8)
+    if isinstance(decoded, Unreadable):
+        return decoded
+    data, encoding = decoded
     if data is not None:
         head = data[:HEAD_SIZE]
         whole = len(data) <= HEAD_SIZE
@@ -204,7 +203,24 @@ def _read(source: Path | bytes) -> Table | Unreadable:
         head = data[:HEAD_SIZE]
         notes.append("line endings were bare CR (old Mac style) and were read as line breaks")
     body: Path | bytes = source if data is None else data
-    return _Reader(body, encoding, tuple(notes)).read(head, whole=whole)
+    return _Reader(body, encoding, tuple(notes), max_rows=max_rows).read(head, whole=whole)
+
+
+def _as_utf8(
+    source: Path | bytes, verdict: Sniff, *, utf8: bool
+) -> tuple[bytes | None, str] | Unreadable:
+    """The file's text as UTF-8 bytes (None when it is UTF-8 already) and the encoding it had."""
+    if verdict.encoding is not None:
+        data = _transcode(_all_bytes(source), verdict.encoding)
+        if data is None:
+            return _bad_encoding(verdict.encoding)
+        return data, verdict.encoding.removesuffix("-le").removesuffix("-be")
+    if not utf8:
+        data = _transcode(_all_bytes(source), "cp1252")
+        if data is None:
+            return _bad_encoding("windows-1252")
+        return data, "windows-1252"
+    return None, "utf-8-sig" if verdict.bom else "utf-8"
 
 
 def _all_bytes(source: Path | bytes) -> bytes:
@@ -233,10 +249,18 @@ def _bad_encoding(codec: str) -> Unreadable:
 class _Reader:
     """One read of one file; holds what both paths share."""
 
-    def __init__(self, body: Path | bytes, encoding: str, notes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        body: Path | bytes,
+        encoding: str,
+        notes: tuple[str, ...],
+        *,
+        max_rows: int = MAX_ROWS,
+    ) -> None:
         self.body = body
         self.encoding = encoding
         self.notes = notes
+        self.max_rows = max_rows
 
     def read(self, head: bytes, *, whole: bool) -> Table | Unreadable:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
@@ -255,7 +279,11 @@ class _Reader:
             if head.startswith(_COMPRESSED)
             else self.read_fast(headers, header_lines, quoted=_quotes_everything(text))
         )
-        return fast if fast is not None else self.read_slowly(headers)
+        if fast is not None:
+            return fast
+        if _count_lines(self.body) - header_lines > self.max_rows:
+            return _too_many_rows(self.max_rows)
+        return self.read_slowly(headers)
 
     def unreadable(self, code: Code, message: str) -> Unreadable:
         return Unreadable(code=code, message=message, encoding=self.encoding)
@@ -275,10 +303,13 @@ class _Reader:
         The line pass runs first: it memory-maps the file, and doing that while
         the parsed frame is also in memory would add the file's size to the
         peak. What it keeps is small: a length per line and the few quoted lines.
+        It also counts the lines, stopping one past the most allowed.
         """
         source = self.polars_source()
         try:
-            lines = _line_facts(source, header_lines, quoted=quoted)
+            lines = _line_facts(source, header_lines, most=self.max_rows, quoted=quoted)
+            if lines.lengths.len() > self.max_rows:
+                return _too_many_rows(self.max_rows)
             # Each value spanning lines starts and ends on a line with an odd
             # number of quotes, and is parsed as text: too many go slowly.
             if int((lines.quotes % 2 == 1).sum()) > _MOST_TEXT_LINES:
@@ -479,16 +510,20 @@ def _quotes_everything(head: str) -> bool:
     return bool(lines) and quoted * 2 > len(lines)
 
 
-def _line_facts(source: str | bytes, header_lines: int, *, quoted: bool) -> _LineFacts:
+def _line_facts(source: str | bytes, header_lines: int, *, most: int, quoted: bool) -> _LineFacts:
     """Streaming passes over the file's lines; which ones depends on how it quotes.
+
+    At most ``most + 1`` lines after the header are looked at: one more than
+    ``most`` says the file has too many.
 
     Raises:
         polars.exceptions.ComputeError: the file is not valid UTF-8.
     """
-    return _quoted_facts(source, header_lines) if quoted else _plain_facts(source, header_lines)
+    lines = pl.scan_lines(source).slice(header_lines, most + 1)
+    return _quoted_facts(lines) if quoted else _plain_facts(lines)
 
 
-def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
+def _plain_facts(lines: pl.LazyFrame) -> _LineFacts:
     """Two passes: every line measured, then the lines holding a quote or a NUL byte.
 
     The second keeps those lines (one search for both) and looks at them
@@ -496,7 +531,6 @@ def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
     in the usual file, where few lines hold quotes.
     """
     line = pl.col("line")
-    lines = pl.scan_lines(source).slice(header_lines)
     every, marked = pl.collect_all(
         [
             lines.select(n=line.str.len_bytes()),
@@ -528,7 +562,7 @@ def _plain_facts(source: str | bytes, header_lines: int) -> _LineFacts:
     )
 
 
-def _quoted_facts(source: str | bytes, header_lines: int) -> _LineFacts:
+def _quoted_facts(lines: pl.LazyFrame) -> _LineFacts:
     """For a file that quotes every value: one pass over every line, and one over a few.
 
     The first pass measures each line and matches it against the simple
@@ -538,7 +572,6 @@ def _quoted_facts(source: str | bytes, header_lines: int) -> _LineFacts:
     NUL byte) are looked at closely by the second.
     """
     line = pl.col("line")
-    lines = pl.scan_lines(source).slice(header_lines)
     every = lines.select(n=line.str.len_bytes(), simple=line.str.contains(_SIMPLE_LINE)).collect(
         engine="streaming"
     )
