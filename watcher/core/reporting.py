@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from watcher.core.codes import Code
 from watcher.core.names import shown
-from watcher.core.schema import RESERVED_COLUMNS
+from watcher.core.schema import FORMULA_START, RESERVED_COLUMNS
 from watcher.core.wording import counted
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ __all__ = [
     "CELL_LIMIT",
     "ENCRYPTED",
     "FAILURES_BYTES",
-    "FORMULA_START",
     "LISTED_ROWS",
     "MESSAGE_LIMIT",
     "MISSING_STATES",
@@ -67,7 +66,6 @@ __all__ = [
 # The suffix of a list of rows not imported encrypted to the customer's key.
 ENCRYPTED = ".gpg"
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A message's whole size, and its attachments' (base64 makes 4 bytes of 3).
 MESSAGE_LIMIT = 10_000_000
 ATTACHMENT_LIMIT = 6 * 1024 * 1024

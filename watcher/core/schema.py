@@ -16,6 +16,7 @@ from typing import Literal
 __all__ = [
     "DEFAULT_FALSE_VALUES",
     "DEFAULT_TRUE_VALUES",
+    "FORMULA_START",
     "RESERVED_COLUMNS",
     "STRING_FORMATS",
     "SUPPORTED_TYPES",
@@ -43,6 +44,10 @@ RESERVED_COLUMNS = (
     "import_error_field",
     "import_error",
 )
+# The first characters that make a spreadsheet read a cell as a formula: the
+# failure CSV puts an apostrophe before such a cell, and a file sent back with
+# our columns has it taken off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 SUPPORTED_TYPES: tuple[FieldType, ...] = (
     "string",

@@ -19,8 +19,7 @@ import polars as pl
 from watcher.core import rules
 from watcher.core.codes import Code, Problem
 from watcher.core.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
-from watcher.core.reporting import FORMULA_START
-from watcher.core.schema import Field, Schema
+from watcher.core.schema import FORMULA_START, Field, Schema
 from watcher.core.tables import Table, Unreadable, column
 
 if TYPE_CHECKING:
