@@ -418,41 +418,39 @@ def _repeated_key_failures(
     label = " + ".join(f'"{by_name[n].header}"' for n in names)
     field = ",".join(by_name[n].field or "" for n in names)
     # Each message names at most a few other rows, taken from the group's
-    # head: a row past the head names the same rows as every other row
-    # past it, so only the head's rows need messages of their own. A file
-    # where one key repeats on every row has a handful of messages, not
-    # one per row.
-    groups = groups.with_row_index("group")
-    heads = groups.select(
-        "group",
-        pl.col("row").list.head(_NAMED_ROWS + 1).alias("head"),
-        pl.col("row").list.len().alias("size"),
-    ).rows()
-    shared: list[tuple[int, str]] = []
-    own: list[tuple[int, int, str]] = []
-    for number, head, size in heads:
-        shared.append((number, _rows_phrase(head[:_NAMED_ROWS], size - 1)))
-        for at, row in enumerate(head):
-            others = [r for r in head if r != row][:_NAMED_ROWS]
-            own.append((number, at, _rows_phrase(others, size - 1)))
-    schema = {"group": pl.UInt32, "at": pl.UInt32, "phrase": pl.String}
+    # head: a row in the head names the head's other rows, a row past it
+    # the head's first rows. Built by expressions, not row by row: a file
+    # sent twice over has a group for every key.
+    at = pl.col("at")
+    head = pl.col("head")
+    others = (
+        pl.when(at <= _NAMED_ROWS)
+        .then(pl.concat_list(head.list.slice(0, at), head.list.slice(at + 1)))
+        .otherwise(head)
+        .list.head(_NAMED_ROWS)
+    )
+    total = pl.col("size") - 1
+    more = total - pl.col("others").list.len()
+    phrase = pl.concat_str(
+        pl.when(total == 1).then(pl.lit("row ")).otherwise(pl.lit("rows ")),
+        pl.col("others").list.eval(pl.element().cast(pl.String)).list.join(", "),
+        pl.when(more > 0).then(pl.lit(" and ") + more.cast(pl.String) + pl.lit(" more")),
+        ignore_nulls=True,
+    )
     return (
-        groups.select("group", "row")
-        .explode("row")
-        .with_columns(at=pl.int_range(pl.len(), dtype=pl.UInt32).over("group"))
-        .join(pl.DataFrame(own, schema=schema, orient="row"), on=["group", "at"], how="left")
-        .join(
-            pl.DataFrame(shared, schema={"group": pl.UInt32, "other": pl.String}, orient="row"),
-            on="group",
+        groups.select(
+            "row",
+            size=pl.col("row").list.len(),
+            head=pl.col("row").list.head(_NAMED_ROWS + 1),
         )
+        .with_columns(at=pl.int_ranges(pl.col("size"), dtype=pl.Int64))
+        .explode("row", "at")
+        .with_columns(others=others)
         .select(
             "row",
             field=pl.lit(field, dtype=pl.Categorical),
             code=pl.lit(code.value, dtype=pl.Categorical),
-            message=(
-                pl.lit(f"{label} repeats the value of ")
-                + pl.col("phrase").fill_null(pl.col("other"))
-            ).cast(pl.Categorical),
+            message=(pl.lit(f"{label} repeats the value of ") + phrase).cast(pl.Categorical),
         )
     )
 
@@ -481,10 +479,3 @@ def _ragged_message(count: int, width: int) -> str:
         f"This row has {values} but the header names {width} columns: the values "
         "after the last column would be lost."
     )
-
-
-def _rows_phrase(shown: list[int], total: int) -> str:
-    noun = "row" if total == 1 else "rows"
-    more = total - len(shown)
-    listed = ", ".join(str(r) for r in shown)
-    return f"{noun} {listed}" + (f" and {more} more" if more > 0 else "")
