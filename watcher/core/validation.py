@@ -411,47 +411,61 @@ def _repeated_key_failures(
     groups = (
         keys.drop_nulls()
         .group_by([f"k{i}" for i in range(len(names))])
-        .agg(pl.col("row").sort())
+        # Rows keep their order within a group (as first() relies on): ascending.
+        .agg(pl.col("row"))
         .filter(pl.col("row").list.len() > 1)
     )
     by_name = {column(c.index): c for c in validation.match.columns}
     label = " + ".join(f'"{by_name[n].header}"' for n in names)
     field = ",".join(by_name[n].field or "" for n in names)
     # Each message names at most a few other rows, taken from the group's
-    # head: a row in the head names the head's other rows, a row past it
-    # the head's first rows. Built by expressions, not row by row: a file
-    # sent twice over has a group for every key.
-    at = pl.col("at")
-    head = pl.col("head")
-    others = (
-        pl.when(at <= _NAMED_ROWS)
-        .then(pl.concat_list(head.list.slice(0, at), head.list.slice(at + 1)))
-        .otherwise(head)
-        .list.head(_NAMED_ROWS)
+    # head: a row in the head names the head's other rows, and every row
+    # past it shares one message naming the head's first rows. Built by
+    # expressions, not row by row: a file sent twice over has a group for
+    # every key, and one where every row repeats a key has a single group.
+    groups = groups.select(
+        "row", size=pl.col("row").list.len(), head=pl.col("row").list.head(_NAMED_ROWS + 1)
     )
-    total = pl.col("size") - 1
-    more = total - pl.col("others").list.len()
-    phrase = pl.concat_str(
+    at, head = pl.col("at"), pl.col("head")
+    own = (
+        groups.select("head", "size", at=pl.int_ranges(pl.col("head").list.len(), dtype=pl.Int64))
+        .explode("at")
+        .select(
+            row=head.list.get(at),
+            phrase=_rows_phrase(
+                pl.concat_list(head.list.slice(0, at), head.list.slice(at + 1)), pl.col("size")
+            ),
+        )
+    )
+    rest = (
+        groups.filter(pl.col("size") > _NAMED_ROWS + 1)
+        .select(
+            row=pl.col("row").list.slice(_NAMED_ROWS + 1),
+            phrase=_rows_phrase(head, pl.col("size")),
+        )
+        .explode("row")
+    )
+    return pl.concat([own, rest]).select(
+        "row",
+        field=pl.lit(field, dtype=pl.Categorical),
+        code=pl.lit(code.value, dtype=pl.Categorical),
+        message=(pl.lit(f"{label} repeats the value of ") + pl.col("phrase")).cast(pl.Categorical),
+    )
+
+
+def _rows_phrase(others: pl.Expr, size: pl.Expr) -> pl.Expr:
+    """The phrase naming the first few of ``others``, out of the group's ``size`` - 1.
+
+    Such as "row 7", "rows 2, 4" or "rows 3, 4, 5, 6, 7 and 3 more".
+    """
+    shown = others.list.head(_NAMED_ROWS)
+    total = size - 1
+    more = total - shown.list.len()
+    return pl.concat_str(
         pl.when(total == 1).then(pl.lit("row ")).otherwise(pl.lit("rows ")),
-        pl.col("others").list.eval(pl.element().cast(pl.String)).list.join(", "),
+        shown.list.eval(pl.element().cast(pl.String)).list.join(", "),
         pl.when(more > 0).then(pl.lit(" and ") + more.cast(pl.String) + pl.lit(" more")),
         ignore_nulls=True,
-    )
-    return (
-        groups.select(
-            "row",
-            size=pl.col("row").list.len(),
-            head=pl.col("row").list.head(_NAMED_ROWS + 1),
-        )
-        .with_columns(at=pl.int_ranges(pl.col("size"), dtype=pl.Int64))
-        .explode("row", "at")
-        .with_columns(others=others)
-        .select(
-            "row",
-            field=pl.lit(field, dtype=pl.Categorical),
-            code=pl.lit(code.value, dtype=pl.Categorical),
-            message=(pl.lit(f"{label} repeats the value of ") + phrase).cast(pl.Categorical),
-        )
     )
 
 
