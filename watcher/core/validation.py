@@ -411,7 +411,7 @@ def _repeated_key_failures(
     groups = (
         keys.drop_nulls()
         .group_by([f"k{i}" for i in range(len(names))])
-        # Rows keep their order within a group (as first() relies on): ascending.
+        # polars keeps the rows of each group in the frame's order: ascending.
         .agg(pl.col("row"))
         .filter(pl.col("row").list.len() > 1)
     )
