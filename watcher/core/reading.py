@@ -686,12 +686,18 @@ class _Layout:
     """How lines make records.
 
     ``record_of_line`` is the record of each line; ``single`` says which lines
-    are whole records (the others belong to a value spanning lines).
+    are whole records (the others belong to a value spanning lines). Both are
+    None in the usual file, where every line is the record of its number:
+    they would cost two columns the length of the file for nothing.
     """
 
-    record_of_line: pl.Series
-    single: pl.Series
+    record_of_line: pl.Series | None
+    single: pl.Series | None
     spans: list[tuple[int, int]]
+
+    def record(self, line: int) -> int:
+        """The record the given line belongs to."""
+        return line if self.record_of_line is None else int(self.record_of_line[line])
 
 
 def _layout(lines: _LineFacts, height: int) -> _Layout | None:
@@ -709,11 +715,7 @@ def _layout(lines: _LineFacts, height: int) -> _Layout | None:
         # The usual case: every record is one line.
         if total != height:
             return None
-        return _Layout(
-            record_of_line=pl.int_range(0, total, eager=True, dtype=pl.Int64),
-            single=pl.repeat(value=True, n=total, eager=True, dtype=pl.Boolean),
-            spans=[],
-        )
+        return _Layout(record_of_line=None, single=None, spans=[])
     inner = pl.select(
         pl.int_ranges(
             pl.Series([first + 1 for first, _ in spans]),
@@ -746,18 +748,29 @@ def _field_counts(
     inside an unquoted value), so a value can hold a quote only on a line
     holding a doubled one.
     """
-    spanning = bool(layout.spans)
-    line_bytes = value_bytes.gather(layout.record_of_line) if spanning else value_bytes
-    lengths = lines.lengths.cast(pl.Int64)
-    fields = lengths - line_bytes - lines.quotes.cast(pl.Int64) + 1
+    per_line = layout.record_of_line
+    line_bytes = value_bytes if per_line is None else value_bytes.gather(per_line)
+    # Int32 where every figure fits: these columns are as long as the file.
+    most = pl.select(pl.max_horizontal(lines.lengths.max(), line_bytes.max())).item()
+    kind = pl.Int32 if (most or 0) < 2**31 - 1 else pl.Int64
+    separators = lines.lengths.cast(kind) - line_bytes.cast(kind)
     if lines.simple.any():
         # Each field of a simple line is its value, two quotes and a comma
         # (one fewer comma than fields): a long row comes out long still.
         fields = pl.select(
-            pl.when(lines.simple).then((lengths - line_bytes + 1) // 3).otherwise(fields)
+            pl.when(lines.simple)
+            .then((separators + 1) // 3)
+            .otherwise(separators - lines.quotes.cast(kind) + 1)
         ).to_series()
+    else:
+        fields = separators - lines.quotes.cast(kind) + 1
+    del separators
     # Records in order (lines are), so that a filter by mask lines up with them.
-    quoted_records = layout.record_of_line.filter(lines.doubled).unique(maintain_order=True)
+    quoted_records = (
+        lines.doubled.arg_true()
+        if per_line is None
+        else per_line.filter(lines.doubled).unique(maintain_order=True)
+    )
     if quoted_records.is_empty():
         return fields, set()
     quotes_in_values = pl.sum_horizontal(
@@ -777,7 +790,7 @@ def _field_counts(
         extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
             quoted_records, in_values
         )
-    fields = fields + (extra.gather(layout.record_of_line) if spanning else extra)
+    fields = fields + (extra if per_line is None else extra.gather(per_line))
     return fields, set(quoted_records.filter(in_values > 0).to_list())
 
 
@@ -805,19 +818,28 @@ def _ragged_fast(
     if layout is None:
         return None
     fields, unjudged = _field_counts(frame, value_bytes, lines, layout)
-    counted = (
-        pl.DataFrame({"record": layout.record_of_line, "fields": fields, "single": layout.single})
-        .with_row_index("line")
-        .filter(pl.col("single"))
-    )
-    off = counted.filter(pl.col("fields") != width)
+    if layout.record_of_line is None or layout.single is None:
+        # Each line is its record: only the few lines that are off are kept.
+        wrong = fields != width
+        off = pl.DataFrame({"line": wrong.arg_true(), "fields": fields.filter(wrong)})
+        off = off.with_columns(record=pl.col("line").cast(pl.Int64))
+        unjudged_lines = sorted(unjudged)
+    else:
+        counted = (
+            pl.DataFrame(
+                {"record": layout.record_of_line, "fields": fields, "single": layout.single}
+            )
+            .with_row_index("line")
+            .filter(pl.col("single"))
+        )
+        off = counted.filter(pl.col("fields") != width)
+        unjudged_lines = counted.filter(pl.col("record").is_in(list(unjudged)))["line"].to_list()
     # Short rows judged by arithmetic stay a frame: a file can have millions.
     short = off.filter(
         (pl.col("fields") < width) & ~pl.col("record").is_in(pl.Series(list(unjudged)).implode())
     ).select("record", "fields")
     found: dict[int, int] = {}
-    to_read = off.filter(pl.col("fields") > width)["line"].to_list()
-    to_read += counted.filter(pl.col("record").is_in(list(unjudged)))["line"].to_list()
+    to_read = off.filter(pl.col("fields") > width)["line"].to_list() + unjudged_lines
     text_lines = len(to_read) + sum(last - first + 1 for first, last in layout.spans)
     if text_lines > max(_MOST_TEXT_LINES, frame.height // 20):
         # Reading that many lines one by one costs far more time and memory
@@ -832,7 +854,7 @@ def _ragged_fast(
         if cells is None:
             return None
         if len(cells) < width or any(c.strip() for c in cells[width:]):
-            found[int(layout.record_of_line[first])] = len(cells)
+            found[layout.record(first)] = len(cells)
     parsed = _ragged_frame(list(found), list(found.values()))
     return pl.concat([short.cast(parsed.schema), parsed]).sort("record")
 
