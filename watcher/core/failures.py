@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import polars as pl
-
 from watcher.core.reporting import FailureList, failure_csv
+from watcher.core.tables import marked
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,9 +26,6 @@ def failure_list(table: Table, failures: Iterable[tuple[int, str | None, str, st
     for row, field, code, message in failures:
         by_row.setdefault(row, []).append((field, code, message))
     numbers = sorted(by_row)
-    # A mask, not a gather: gathering from a frame read in chunks joins them all first.
-    wanted = pl.repeat(value=False, n=table.frame.height, eager=True, dtype=pl.Boolean).scatter(
-        [n - table.first_row for n in numbers], values=True
-    )
+    wanted = marked(table.frame.height, [n - table.first_row for n in numbers])
     values = table.frame.filter(wanted).rows()
     return failure_csv(table.headers, zip(numbers, values, strict=True), by_row)

@@ -33,7 +33,7 @@ import polars as pl
 from watcher.core.codes import Code
 from watcher.core.limits import MAX_EXPANDED, MAX_ROWS
 from watcher.core.sniffing import HEAD_SIZE, Sniff, may_be_workbook, sniff, utf8_prefix_ok
-from watcher.core.tables import Table, Unreadable, column
+from watcher.core.tables import Table, Unreadable, column, marked
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -86,7 +86,7 @@ def _count_lines(source: Path | bytes) -> int:
         return _count_in(source)
     with source.open("rb") as handle:
         head = handle.read(HEAD_SIZE)
-    if (b"\r" not in head or b"\n" in head) and not head.startswith(_COMPRESSED):
+    if not _ends_lines_with_cr(head) and not head.startswith(_COMPRESSED):
         with contextlib.suppress(pl.exceptions.PolarsError):
             return _native_lines(source)
     newlines = returns = 0
@@ -97,6 +97,11 @@ def _count_lines(source: Path | bytes) -> int:
             returns += chunk.count(b"\r")
             last = chunk[-1:]
     return max(newlines, returns) + (bool(last) and last not in (b"\n", b"\r"))
+
+
+def _ends_lines_with_cr(head: bytes) -> bool:
+    """Whether a file's head ends its lines with bare CRs (old Mac style), and never with LF."""
+    return b"\r" in head and b"\n" not in head
 
 
 def _count_in(data: bytes) -> int:
@@ -188,7 +193,7 @@ def _read(source: Path | bytes, max_rows: int) -> Table | Unreadable:
             message=f"This is not a CSV file: it looks like {verdict.binary}. {_SAVE_AS}",
         )
     utf8 = verdict.encoding is None and utf8_prefix_ok(head, complete=whole)
-    if (not utf8 or (b"\r" in head and b"\n" not in head)) and _count_lines(source) > max_rows + 1:
+    if (not utf8 or _ends_lines_with_cr(head)) and _count_lines(source) > max_rows + 1:
         return _too_many_rows(max_rows)
     notes: list[str] = []
     decoded = _as_utf8(source, verdict, utf8=utf8)
@@ -198,7 +203,7 @@ def _read(source: Path | bytes, max_rows: int) -> Table | Unreadable:
     if data is not None:
         head = data[:HEAD_SIZE]
         whole = len(data) <= HEAD_SIZE
-    if b"\r" in head and b"\n" not in head:
+    if _ends_lines_with_cr(head):
         data = (data if data is not None else _all_bytes(source)).replace(b"\r", b"\n")
         head = data[:HEAD_SIZE]
         notes.append("line endings were bare CR (old Mac style) and were read as line breaks")
@@ -750,9 +755,9 @@ def _field_counts(
     """
     per_line = layout.record_of_line
     line_bytes = value_bytes if per_line is None else value_bytes.gather(per_line)
-    # Int32 where every figure fits: these columns are as long as the file.
-    most = pl.select(pl.max_horizontal(lines.lengths.max(), line_bytes.max())).item()
-    kind = pl.Int32 if (most or 0) < 2**31 - 1 else pl.Int64
+    # Int32 where every figure fits (a record's values are no longer than its
+    # lines, which are no longer than them all): these columns are as long as the file.
+    kind = pl.Int32 if int(lines.lengths.sum()) < 2**31 else pl.Int64
     separators = lines.lengths.cast(kind) - line_bytes.cast(kind)
     if lines.simple.any():
         # Each field of a simple line is its value, two quotes and a comma
@@ -782,11 +787,8 @@ def _field_counts(
         extra = frame.select(quotes_in_values).to_series()
         in_values = extra.gather(quoted_records)
     else:
-        # A filter, not a gather: gathering from a frame read in chunks joins them all first.
-        wanted = pl.repeat(value=False, n=frame.height, eager=True, dtype=pl.Boolean).scatter(
-            quoted_records, values=True
-        )
-        in_values = frame.filter(wanted).select(quotes_in_values).to_series()
+        wanted = frame.filter(marked(frame.height, quoted_records))
+        in_values = wanted.select(quotes_in_values).to_series()
         extra = pl.repeat(0, n=frame.height, eager=True, dtype=pl.Int64).scatter(
             quoted_records, in_values
         )

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 if TYPE_CHECKING:
-    import polars as pl
+    from collections.abc import Sequence
 
     from watcher.core.codes import Code
 
-__all__ = ["Table", "Unreadable", "column"]
+__all__ = ["Table", "Unreadable", "column", "marked"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,3 +59,13 @@ class Unreadable:
 def column(index: int) -> str:
     """The frame's name for the column at ``index``."""
     return f"c{index}"
+
+
+def marked(height: int, rows: Sequence[int] | pl.Series) -> pl.Series:
+    """A mask of ``height`` rows, true at the given ones.
+
+    Filtering a frame by it, rather than gathering the rows, keeps a frame
+    read in chunks as it is: a gather joins every chunk first, which on a
+    million rows costs more than the checks that follow.
+    """
+    return pl.repeat(value=False, n=height, eager=True, dtype=pl.Boolean).scatter(rows, values=True)

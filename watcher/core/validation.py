@@ -20,7 +20,7 @@ from watcher.core import rules
 from watcher.core.codes import Code, Problem
 from watcher.core.headers import Column, HeaderMatch, match_headers, spreadsheet_letter
 from watcher.core.schema import FORMULA_START, Field, Schema
-from watcher.core.tables import Table, Unreadable, column
+from watcher.core.tables import Table, Unreadable, column, marked
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -162,9 +162,7 @@ class _Validation:
         self.table = table
         self.schema = schema
         self.frame = table.frame
-        self.ragged = pl.repeat(value=False, n=self.frame.height, eager=True, dtype=pl.Boolean)
-        if table.ragged.height:
-            self.ragged = self.ragged.scatter(table.ragged["record"], values=True)
+        self.ragged = marked(self.frame.height, table.ragged["record"])
 
     def report(
         self,
@@ -311,9 +309,10 @@ class _Validation:
         candidates = []
         for g in range(len(groups)):
             # Eager: a lazy query holding these masks took a third longer.
-            hashes_of_keys = found[f"h{g}"].filter(usable & found[f"k{g}"]).sort()
+            keyed = usable & found[f"k{g}"]
+            hashes_of_keys = found[f"h{g}"].filter(keyed).sort()
             repeated = hashes_of_keys.filter(hashes_of_keys == hashes_of_keys.shift(1)).unique()
-            candidates.append(usable & found[f"k{g}"] & found[f"h{g}"].is_in(repeated.implode()))
+            candidates.append(keyed & found[f"h{g}"].is_in(repeated.implode()))
         for found_rows in candidates:
             suspect = suspect | found_rows
         return (suspect | self.ragged) & ~blank, candidates
@@ -330,8 +329,7 @@ class _Validation:
             for j, check in enumerate(checks)
         ]
         needed = list(dict.fromkeys(name for name, _, checks in plan if checks))
-        # A filter, not a gather: gathering from a frame read in chunks
-        # joins every chunk first, which costs more than the checks.
+        # A filter by the mask, not a gather (see marked).
         flags = (
             self.frame.select(needed)
             .filter(rows_mask)
