@@ -1,4 +1,4 @@
-"""``watcher status`` for a terminal: who owns each tenant when instances share a database."""
+"""The terminal displays: ``watcher status`` (who owns each tenant, held batches, mail) and ``watcher validate``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.core.test_pages import tenant_status
-from watcher.cli.display import status_summary
+from watcher.cli.display import status_summary, validation_summary
+from watcher.core.reading import read_table
+from watcher.core.schema_parser import load_schema, shipped_schema_path
+from watcher.core.validation import validate
 
 if TYPE_CHECKING:
     from watcher.core.documents import Status
@@ -122,3 +125,16 @@ def test_a_running_import_says_how_fast_the_api_answers() -> None:
         "  a batch is running: 22 answers a second from the API, 3 in flight "
         "(the API's limit as learnt: 3.5)"
     ) in text
+
+
+def test_a_file_refused_whole_says_its_rows_were_not_checked() -> None:
+    """An unreadable file, and a readable one whose header fails, each in words."""
+    schema = load_schema(shipped_schema_path())
+    unreadable = validate(read_table(b"unique_id\n1\n2\n", max_rows=1, schema=schema), schema)
+    assert validation_summary("u.csv", unreadable).splitlines()[0] == (
+        "u.csv: cannot be imported, its rows were not checked"
+    )
+    headless = validate(read_table(b"nope\n1\n2\n", schema=schema), schema)
+    assert validation_summary("h.csv", headless).splitlines()[0] == (
+        "h.csv: cannot be imported, its 2 rows were not checked (utf-8)"
+    )

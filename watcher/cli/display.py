@@ -27,8 +27,8 @@ def validation_summary(name: str, report: ValidationReport) -> str:
     encoding = f" ({report.encoding})" if report.encoding else ""
     lines: list[str] = []
     if report.file_errors:
-        counted = f"{report.rows_total:,} rows" if report.table is not None else "no rows"
-        lines.append(f"{name}: cannot be imported, {counted} not checked{encoding}")
+        counted = f"its {report.rows_total:,} rows" if report.table is not None else "its rows"
+        lines.append(f"{name}: cannot be imported, {counted} were not checked{encoding}")
         lines.extend(f"  {p.code}: {p.message}" for p in report.file_errors)
         return "\n".join(lines)
     lines.append(
