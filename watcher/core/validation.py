@@ -329,16 +329,16 @@ class _Validation:
             for j, check in enumerate(checks)
         ]
         needed = list(dict.fromkeys(name for name, _, checks in plan if checks))
-        # A filter by the mask, not a gather (see marked).
+        # A filter by the mask, not a gather (see marked). Each column is
+        # cleaned once, not once per check: the cleaning costs more than most checks.
         flags = (
             self.frame.select(needed)
             .filter(rows_mask)
+            .select(rules.clean(pl.col(name), missing).alias(name) for name in needed)
             .select(
                 (rows.cast(pl.Int64) + self.table.first_row).alias("row"),
                 *(
-                    check.bad(rules.clean(pl.col(name), missing))
-                    .fill_null(value=False)
-                    .alias(f"{i}.{j}")
+                    check.bad(pl.col(name)).fill_null(value=False).alias(f"{i}.{j}")
                     for i, (name, _, checks) in enumerate(plan)
                     for j, check in enumerate(checks)
                 ),
