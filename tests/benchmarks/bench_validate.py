@@ -16,6 +16,9 @@ processes and interleaved so machine noise hits both alike:
 
 - the baseline: ``polars.read_csv(path, infer_schema=False)``
 - ``watcher validate --json path`` (with ``--max-rows`` above a million rows)
+- the same rules after the bare read, with no field count
+  (``tests/benchmarks/rules_only.py``): what the exact count of every row's
+  fields costs is the difference to validation
 - when installed, pandera-polars with the equivalent checks and duckdb's
   all-varchar read into a table (``tests/benchmarks/peers.py``)
 
@@ -135,6 +138,7 @@ def commands_for(path: Path, rows: int) -> dict[str, list[str]]:
             str(path),
         ],
         "validate": [sys.executable, "-m", "watcher", "validate", "--json", str(path)],
+        "rules": [sys.executable, str(ROOT / "tests" / "benchmarks" / "rules_only.py"), str(path)],
     }
     if rows > 1_000_000:
         commands["validate"][4:4] = ["--max-rows", str(rows)]
@@ -156,6 +160,8 @@ def report(medians: dict[str, tuple[float, float]]) -> None:
         target = f" (target {TARGET_TIME}x, {TARGET_MEMORY}x)" if name == "validate" else ""
         print(f"  {name:9s} {seconds / base_time:5.2f}x time, "
               f"{memory / base_memory:.2f}x memory of the read{target}")  # fmt: skip
+    field_count = medians["validate"][0] - medians["rules"][0]
+    print(f"  the field count costs {field_count:.2f} s, {field_count / base_time:.2f}x the read")
     if "pandera" in medians:
         ratio = medians["validate"][0] / medians["pandera"][0]
         print(f"  validate takes {ratio:.2f}x pandera-polars' time (target below 1)")
