@@ -4,7 +4,7 @@
 
 Reads the file with a bare ``polars.read_csv`` (short rows padded, extra
 fields dropped) and runs the shipped schema's rules over it as ``watcher
-validate --json`` does, writing the failures the same way, but never counts a
+validate --json`` does, writing the failures with its ``write_json``, but never counts a
 record's fields: short and long rows go unreported. The gap between this and
 ``watcher validate`` is the price of the exact field count; the gap between
 this and the bare read is the price of the rules.
@@ -16,11 +16,10 @@ import sys
 
 import polars as pl
 
+from watcher.cli.commands import write_json
 from watcher.core.schema_parser import load_schema, shipped_schema_path
 from watcher.core.tables import Table, column
 from watcher.core.validation import validate
-
-_JSON_SLICE = 20_000
 
 
 def main(path: str) -> int:
@@ -33,12 +32,7 @@ def main(path: str) -> int:
     no_ragged = pl.DataFrame(schema={"record": pl.UInt32, "fields": pl.UInt32})
     table = Table(headers=headers, frame=frame, encoding="utf-8", ragged=no_ragged, blank=blank)
     report = validate(table, schema)
-    failures = report.failures
-    sys.stdout.write(f'{{"rows_failed": {report.rows_failed}, "failures": [')
-    for start in range(0, failures.height, _JSON_SLICE):
-        part = failures.slice(start, _JSON_SLICE).write_json()[1:-1]
-        sys.stdout.write(("," if start else "") + part)
-    sys.stdout.write("]}\n")
+    write_json({"rows_failed": report.rows_failed}, report.failures)
     return 1 if report.rows_failed else 0
 
 

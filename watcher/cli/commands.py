@@ -14,6 +14,9 @@ from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
+
+    import polars as pl
 
     from watcher.config import Config, TenantConfig
 
@@ -30,6 +33,7 @@ __all__ = [
     "run",
     "status",
     "validate",
+    "write_json",
 ]
 
 EXIT_OK = 0
@@ -74,21 +78,27 @@ def validate(args: argparse.Namespace) -> int:
             ],
             "notes": list(report.notes),
         }
-        # polars writes the (possibly very long) failure list seven times
-        # faster than json.dumps over dicts; it goes in as the last member, a
-        # slice at a time, so a million failures never sit in memory as text.
-        head = json.dumps(document, ensure_ascii=False)
-        sys.stdout.write(f'{head[:-1]}, "failures": [')
-        failures = report.failures
-        for start in range(0, failures.height, _JSON_SLICE):
-            part = failures.slice(start, _JSON_SLICE).write_json()[1:-1]
-            sys.stdout.write(("," if start else "") + part)
-        sys.stdout.write("]}\n")
+        write_json(document, report.failures)
     else:
         from watcher.cli.display import validation_summary  # noqa: PLC0415 - text only
 
         print(validation_summary(path.name, report))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def write_json(document: Mapping[str, object], failures: pl.DataFrame) -> None:
+    """Write ``document`` to standard output with ``failures`` as its last member.
+
+    polars writes the (possibly very long) failure list seven times faster
+    than json.dumps over dicts; it goes in a slice at a time, so a million
+    failures never sit in memory as text.
+    """
+    head = json.dumps(document, ensure_ascii=False)
+    sys.stdout.write(f'{head[:-1]}, "failures": [')
+    for start in range(0, failures.height, _JSON_SLICE):
+        part = failures.slice(start, _JSON_SLICE).write_json()[1:-1]
+        sys.stdout.write(("," if start else "") + part)
+    sys.stdout.write("]}\n")
 
 
 def check_schema(args: argparse.Namespace) -> int:
